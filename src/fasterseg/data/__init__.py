@@ -1,0 +1,1 @@
+"""Datasets, label tables and paired transforms."""
