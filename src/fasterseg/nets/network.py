@@ -140,6 +140,7 @@ class FasterSegNet(nn.Module):
         super().__init__()
         g = genotype
         self.genotype = g
+        self.meta = None  # ModelMeta when loaded from a model file
         nf = g.num_filters
         sw, hw = g.stem_width, g.head_width
         self.stem = nn.Sequential(

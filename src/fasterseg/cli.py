@@ -1,0 +1,54 @@
+"""The ``fasterseg`` command: parse arguments, call one library function, print."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from fasterseg import __version__
+from fasterseg.errors import FasterSegError
+
+# Subcommand modules under fasterseg.commands, in the order --help lists them.
+COMMAND_MODULES = (
+    "info",
+    "import_official",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad usage: one line naming the problem, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fasterseg", description="FasterSeg: search, train, evaluate and deploy real-time segmentation networks.")
+    parser.add_argument("--version", action="version", version=f"fasterseg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(f"fasterseg.commands.{module_name}")
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except FasterSegError as exc:
+        print(f"fasterseg {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""``fasterseg info``: parameters, MACs, structure table and diagram of a model or genotype."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fasterseg.commands.common import parse_size
+
+NAME = "info"
+HELP = "describe a model file or genotype: parameters, MACs, structure, diagram"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", metavar="MODEL_OR_GENOTYPE", help="a .safetensors model file or a genotype .json")
+    p.add_argument("--size", type=parse_size, default=None,
+                   help="input HEIGHTxWIDTH for the MAC count (default: the model's training size, else 1024x2048)")
+    p.add_argument("--plot", metavar="OUT.png", default=None, help="also draw the architecture diagram")
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON instead of text")
+
+
+def load_genotype_or_model(source: str):
+    """(genotype, meta or None) from a model file or a genotype JSON, by content, not name."""
+    from fasterseg.genotype import Genotype
+    from fasterseg.modelfile import read_model_file
+
+    path = Path(source)
+    if path.suffix == ".json":
+        return Genotype.load(path), None
+    _, meta = read_model_file(path)
+    return meta.genotype, meta
+
+
+def run(args: argparse.Namespace) -> int:
+    from fasterseg.nets.summary import network_stats, plot_architecture, structure_table
+
+    genotype, meta = load_genotype_or_model(args.source)
+    size = args.size or (meta.train_size if meta and meta.train_size else (1024, 2048))
+    stats = network_stats(genotype, tuple(size))
+    if args.json:
+        print(json.dumps({
+            "source": args.source,
+            "params": stats.params,
+            "params_with_aux_heads": stats.params_with_aux,
+            "macs": stats.macs,
+            "size": list(stats.size),
+            "genotype": genotype.to_dict(),
+        }, indent=2))
+    else:
+        ends = ", ".join(f"1/{2 ** (e + 3)}" for e in genotype.ends)
+        print(f"{args.source}")
+        print(f"  branches            {ends}")
+        print(f"  classes             {genotype.num_classes}")
+        print(f"  parameters          {stats.params:,} (inference)  {stats.params_with_aux:,} (with auxiliary heads)")
+        print(f"  MACs at {stats.size[0]}x{stats.size[1]}  {stats.macs / 1e9:.2f} G ({stats.macs:,})")
+        if meta is not None:
+            print(f"  training size       {meta.train_size[0]}x{meta.train_size[1]}" if meta.train_size else "  training size       unknown")
+        print()
+        print(structure_table(genotype))
+    if args.plot:
+        out = plot_architecture(genotype, args.plot)
+        print(f"wrote {out}")
+    return 0

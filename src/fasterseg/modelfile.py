@@ -1,0 +1,146 @@
+"""Our model file: safetensors weights with the genotype and metadata in the header.
+
+Everything needed to rebuild and use the network travels in the file (genotype, class names,
+normalisation, training resolution), so ``load_model(path)`` needs no side knowledge, and
+nothing in it is a pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from fasterseg.errors import FasterSegError, ModelFileError
+from fasterseg.genotype import Genotype
+from fasterseg.nets.network import FasterSegNet
+from fasterseg.utils.io import atomic_path
+
+FORMAT_NAME = "fasterseg-model"
+FORMAT_VERSION = 1
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class ModelMeta:
+    """What a model needs besides its weights. ``train_size`` is (height, width)."""
+
+    genotype: Genotype
+    class_names: tuple[str, ...]
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    train_size: tuple[int, int] | None = None
+    aux_heads: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.class_names) != self.genotype.num_classes:
+            raise ModelFileError(
+                f"class_names has {len(self.class_names)} names but the genotype has {self.genotype.num_classes} classes"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ModelFileError("mean and std need one value per RGB channel")
+
+    def to_header(self) -> dict[str, str]:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": str(FORMAT_VERSION),
+            "genotype": json.dumps(self.genotype.to_dict()),
+            "class_names": json.dumps(list(self.class_names)),
+            "mean": json.dumps(list(self.mean)),
+            "std": json.dumps(list(self.std)),
+            "train_size": json.dumps(list(self.train_size) if self.train_size else None),
+            "aux_heads": json.dumps(self.aux_heads),
+            "extra": json.dumps(self.extra),
+        }
+
+    @classmethod
+    def from_header(cls, header: dict[str, str] | None, source: str) -> "ModelMeta":
+        if not header or header.get("format") != FORMAT_NAME:
+            raise ModelFileError(f"{source}: not a fasterseg model file (no '{FORMAT_NAME}' header)")
+        version = header.get("format_version")
+        if version != str(FORMAT_VERSION):
+            raise ModelFileError(f"{source}: model format version {version} is not supported (expected {FORMAT_VERSION})")
+
+        def field_json(key: str, required: bool = True) -> Any:
+            if key not in header:
+                if required:
+                    raise ModelFileError(f"{source}: header lacks '{key}'")
+                return None
+            try:
+                return json.loads(header[key])
+            except json.JSONDecodeError as exc:
+                raise ModelFileError(f"{source}: header field '{key}' is not valid JSON ({exc})") from None
+
+        try:
+            genotype = Genotype.from_dict(field_json("genotype"), source=f"{source}: genotype")
+        except FasterSegError as exc:
+            raise ModelFileError(str(exc)) from None
+        train_size = field_json("train_size", required=False)
+        return cls(
+            genotype=genotype,
+            class_names=tuple(field_json("class_names")),
+            mean=tuple(field_json("mean")),
+            std=tuple(field_json("std")),
+            train_size=tuple(train_size) if train_size else None,
+            aux_heads=bool(field_json("aux_heads", required=False)),
+            extra=field_json("extra", required=False) or {},
+        )
+
+
+def save_model(path: str | Path, model: FasterSegNet, meta: ModelMeta) -> Path:
+    """Write ``model``'s weights and ``meta`` atomically (temporary name, then rename)."""
+    path = Path(path)
+    meta.aux_heads = model.aux_heads
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta.to_header())
+    return path
+
+
+def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata()
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: not a safetensors file ({exc})") from None
+    return state, ModelMeta.from_header(header, str(path))
+
+
+def build_from_state(state: dict[str, torch.Tensor], meta: ModelMeta, source: str) -> FasterSegNet:
+    model = FasterSegNet(meta.genotype, aux_heads=meta.aux_heads)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        detail = []
+        if missing:
+            detail.append(f"missing {missing[:8]}")
+        if unexpected:
+            detail.append(f"unexpected {unexpected[:8]}")
+        if wrong:
+            detail.append("mis-shaped " + ", ".join(f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in wrong[:8]))
+        raise ModelFileError(f"{source}: weights do not match the genotype: " + "; ".join(detail))
+    model.load_state_dict(state)
+    model.meta = meta
+    return model
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> FasterSegNet:
+    """A ready network in eval mode; its :class:`ModelMeta` is at ``model.meta``."""
+    state, meta = read_model_file(path)
+    model = build_from_state(state, meta, str(path))
+    return model.to(device).eval()
