@@ -1,0 +1,35 @@
+"""One spec string selects a dataset everywhere: ``kind:path`` (e.g. ``camvid:../shared/data/camvid``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from fasterseg.data.base import DatasetError, PairTransform
+
+# kind -> builder(root, split, transform). Each dataset module registers itself here.
+def _camvid(root: Path, split: str, transform: PairTransform | None):
+    from fasterseg.data.camvid import camvid
+
+    return camvid(root, split, transform)
+
+
+BUILDERS: dict[str, Callable] = {
+    "camvid": _camvid,
+}
+
+
+def parse_spec(spec: str) -> tuple[str, Path]:
+    kind, sep, path = spec.partition(":")
+    if not sep or not path:
+        raise DatasetError(f"dataset spec {spec!r} must look like KIND:PATH with KIND one of {sorted(BUILDERS)}")
+    if kind not in BUILDERS:
+        raise DatasetError(f"dataset spec {spec!r}: unknown kind '{kind}'; known: {sorted(BUILDERS)}")
+    return kind, Path(path)
+
+
+def build_dataset(spec: str, split: str, transform: PairTransform | None = None):
+    kind, root = parse_spec(spec)
+    if not root.exists():
+        raise DatasetError(f"dataset spec {spec!r}: {root} does not exist")
+    return BUILDERS[kind](root, split, transform)

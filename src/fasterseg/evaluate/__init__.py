@@ -1,0 +1,1 @@
+"""Scoring: the confusion matrix every metric derives from, and the Cityscapes report."""
