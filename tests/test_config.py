@@ -46,3 +46,7 @@ def test_unknown_key_in_file_names_file_and_key(tmp_path):
     path.write_text("optim:\n  lrate: 1\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml.*optim\.lrate"):
         load_config(Cfg, path)
+
+
+def test_scientific_notation_without_a_dot_is_a_number():
+    assert load_config(Cfg, None, ["optim.lr=1e-3"]).optim.lr == 1e-3

@@ -1,0 +1,1 @@
+"""Training derived networks from scratch, with distillation from a frozen teacher."""

@@ -1,0 +1,382 @@
+"""The training loop: read top to bottom — data, model, optimiser, epochs, validation, checkpoints.
+
+Reproducibility: the data order of an epoch and every sample's augmentation are functions of
+(seed, epoch, position), never of worker scheduling or process count, and a checkpoint after
+each epoch holds model, optimiser, scaler, best score and RNG state, so ``--resume`` continues
+exactly and a run on N processes sees the same global batches as a run on one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from fasterseg.config import save_config, to_dict
+from fasterseg.data.base import DatasetInfo
+from fasterseg.data.registry import build_dataset
+from fasterseg.data.transforms import EvalTransform, TrainTransform
+from fasterseg.errors import FasterSegError
+from fasterseg.evaluate.confusion import ConfusionMatrix
+from fasterseg.genotype import Genotype
+from fasterseg.modelfile import ModelMeta, save_model
+from fasterseg.nets.network import FasterSegNet, init_weights
+from fasterseg.train.config import TrainConfig
+from fasterseg.train.distributed import DistInfo, barrier, cleanup, init_distributed
+from fasterseg.train.losses import OhemCrossEntropy, distillation_kl, segmentation_loss
+from fasterseg.utils.env import environment
+from fasterseg.utils.io import atomic_path, atomic_write_text
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class TrainingError(FasterSegError, RuntimeError):
+    """Training cannot go on (e.g. the loss became non-finite); the last good checkpoint is kept."""
+
+
+# ----------------------------------------------------------------------------- data order
+def epoch_order(num_samples: int, seed: int, epoch: int, total: int) -> list[int]:
+    """``total`` sample indices for one epoch: concatenated seeded permutations."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order: list[int] = []
+    while len(order) < total:
+        order.extend(torch.randperm(num_samples, generator=g).tolist())
+    return order[:total]
+
+
+class ShardedEpochSampler(Sampler):
+    """Yields (position, index) for this process's share of each global batch."""
+
+    def __init__(self, num_samples: int, seed: int, iters: int, batch_size: int, dist_info: DistInfo):
+        self.num_samples, self.seed, self.iters, self.batch_size, self.dist = num_samples, seed, iters, batch_size, dist_info
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.iters * self.batch_size
+
+    def __iter__(self):
+        global_batch = self.batch_size * self.dist.world_size
+        order = epoch_order(self.num_samples, self.seed, self.epoch, self.iters * global_batch)
+        for it in range(self.iters):
+            start = it * global_batch + self.dist.rank * self.batch_size
+            for pos in range(start, start + self.batch_size):
+                yield (self.epoch, pos, order[pos])
+
+
+class AugmentedDataset(Dataset):
+    """Applies the training transform with a generator seeded by (seed, epoch, position)."""
+
+    def __init__(self, base, transform: TrainTransform, seed: int):
+        self.base, self.transform, self.seed = base, transform, seed
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key):
+        epoch, pos, index = key
+        g = torch.Generator().manual_seed(hash((self.seed, epoch, pos)) & 0x7FFF_FFFF_FFFF_FFFF)
+        image, label = self.base[index]
+        return self.transform(image, label, g)
+
+
+# ----------------------------------------------------------------------------- helpers
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("device 'cuda' requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def learning_rate(cfg: TrainConfig, epoch: int, it: int, iters: int) -> float:
+    o = cfg.optim
+    if o.schedule == "poly":
+        progress = (epoch * iters + it) / max(1, cfg.epochs * iters)
+        return o.lr * (1 - progress) ** o.power
+    return o.lr * o.gamma ** epoch
+
+
+def load_genotype(path: str) -> Genotype:
+    if not path:
+        raise TrainingError("no genotype given (--genotype G.json or genotype=... in the config)")
+    if path.endswith(".json"):
+        return Genotype.load(path)
+    from fasterseg.modelfile import read_model_file
+
+    return read_model_file(path)[1].genotype
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, dataset, info: DatasetInfo, device: torch.device, dist_info: DistInfo,
+                   max_images: int = 0, transform: EvalTransform | None = None, show_progress: bool = True) -> dict:
+    """Whole-image evaluation: mIoU, per-class IoU, pixel and mean accuracy (all processes agree)."""
+    was_training = model.training
+    model.eval()
+    transform = transform or EvalTransform()
+    cm = ConfusionMatrix(info.num_classes, info.ignore_index, device=device)
+    count = len(dataset) if not max_images else min(max_images, len(dataset))
+    indices = range(dist_info.rank, count, dist_info.world_size)
+    for i in tqdm(indices, desc="validate", leave=False, disable=not (show_progress and dist_info.is_main)):
+        image, label = dataset[i]
+        img, lab = transform(image, label)
+        logits = model(img[None].to(device))
+        if logits.shape[-2:] != lab.shape:
+            logits = nn.functional.interpolate(logits, size=lab.shape, mode="bilinear", align_corners=False)
+        cm.update(logits.argmax(1)[0], lab.to(device))
+    cm.all_reduce()
+    if was_training:
+        model.train()
+    iou = cm.iou()
+    return {
+        "mIoU": cm.miou(),
+        "pixel_accuracy": cm.pixel_accuracy(),
+        "mean_accuracy": float(torch.nanmean(cm.class_accuracy())),
+        "IoU": {name: (None if math.isnan(v) else v) for name, v in zip(info.class_names, iou.tolist())},
+    }
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model_path: Path
+    best_miou: float | None
+    history: list[dict]
+
+
+# ----------------------------------------------------------------------------- the loop
+def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> TrainResult:
+    run_dir = Path(cfg.out_dir) / cfg.name
+    device = resolve_device(cfg.device)
+    dist_info = init_distributed(device.type)
+    if device.type == "cuda" and dist_info.enabled:
+        device = torch.device("cuda", dist_info.local_rank)
+    try:
+        return _train(cfg, run_dir, device, dist_info, resume, show_progress)
+    finally:
+        cleanup(dist_info)
+
+
+def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: DistInfo, resume: bool,
+           show_progress: bool) -> TrainResult:
+    torch.manual_seed(cfg.seed)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    checkpoint_path = run_dir / CHECKPOINT
+    if resume and not checkpoint_path.is_file():
+        raise TrainingError(f"{run_dir}: nothing to resume (no {CHECKPOINT})")
+    if not resume and checkpoint_path.exists():
+        raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or choose another name")
+
+    # Data.
+    d = cfg.data
+    train_base = build_dataset(d.spec, d.train_split)
+    val_set = build_dataset(d.spec, d.val_split) if cfg.val_every >= 0 else None
+    info: DatasetInfo = train_base.info
+    transform = TrainTransform(crop_size=tuple(d.crop_size), scales=tuple(d.scales), flip=d.flip,
+                               base_scale=d.base_scale, ignore_index=info.ignore_index)
+    iters = cfg.iters_per_epoch or max(1, len(train_base) // (cfg.batch_size * dist_info.world_size))
+    sampler = ShardedEpochSampler(len(train_base), cfg.seed, iters, cfg.batch_size, dist_info)
+    loader = DataLoader(AugmentedDataset(train_base, transform, cfg.seed), batch_size=cfg.batch_size, sampler=sampler,
+                        num_workers=d.workers, pin_memory=device.type == "cuda", drop_last=True,
+                        persistent_workers=False)
+
+    # Model.
+    genotype = load_genotype(cfg.genotype)
+    if genotype.num_classes != info.num_classes:
+        genotype = replace(genotype, num_classes=info.num_classes)
+    model = FasterSegNet(genotype, aux_heads=True)
+    init_weights(model)
+    model.to(device)
+    if cfg.channels_last and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    teacher = None
+    if cfg.teacher:
+        from fasterseg.modelfile import load_model
+
+        teacher = load_model(cfg.teacher, device=device)
+        if teacher.genotype.num_classes != info.num_classes:
+            raise TrainingError(f"{cfg.teacher}: teacher predicts {teacher.genotype.num_classes} classes, the data has {info.num_classes}")
+        teacher.requires_grad_(False)
+    net: nn.Module = model
+    if dist_info.enabled:
+        if cfg.sync_bn and device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                                weight_decay=cfg.optim.weight_decay)
+    use_amp = device.type == "cuda" and cfg.precision != "fp32"
+    amp_dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and cfg.precision == "fp16")
+    criterion = OhemCrossEntropy(cfg.loss.ohem_thresh, min_kept_ratio=cfg.loss.ohem_min_kept_ratio,
+                                 ignore_index=info.ignore_index)
+
+    start_epoch, best_miou, history = 0, None, []
+    if resume:
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng_cpu"].cpu())
+        start_epoch, best_miou, history = state["epoch"] + 1, state["best_miou"], json.loads(state["history"])
+    elif dist_info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+        genotype.save(run_dir / "genotype.json")
+        atomic_write_text(run_dir / "environment.json", json.dumps(environment(), indent=2) + "\n")
+    barrier(dist_info)
+
+    meta = ModelMeta(genotype=genotype, class_names=info.class_names, train_size=tuple(d.crop_size),
+                     extra={"dataset": info.name, "data": d.spec, "palette": [list(c) for c in info.palette]})
+    logger = _Logger(run_dir, enabled=dist_info.is_main)
+    val_transform = EvalTransform(scale=d.val_scale)
+
+    for epoch in range(start_epoch, cfg.epochs):
+        sampler.set_epoch(epoch)
+        net.train()
+        if cfg.freeze_bn:
+            for m in model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        bar = tqdm(loader, total=iters, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=not (show_progress and dist_info.is_main), dynamic_ncols=True)
+        t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+        for it, (img, lab) in enumerate(bar):
+            lr = learning_rate(cfg, epoch, it, iters)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            img = img.to(device, non_blocking=True)
+            lab = lab.to(device, non_blocking=True)
+            if cfg.channels_last and device.type == "cuda":
+                img = img.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=amp_dtype) if use_amp else nullcontext():
+                outputs = net(img)
+                loss = segmentation_loss(outputs, lab, criterion, cfg.loss.aux_weight)
+                if teacher is not None:
+                    with torch.no_grad():
+                        target_logits = teacher(img)
+                    loss = loss + cfg.loss.distill_weight * distillation_kl(outputs[0], target_logits)
+            loss_value = loss.detach().float()
+            if dist_info.enabled:
+                torch.distributed.all_reduce(loss_value)
+                loss_value /= dist_info.world_size
+            if not torch.isfinite(loss_value):
+                last = f"the last good checkpoint is {checkpoint_path}" if checkpoint_path.exists() else "no checkpoint was written yet"
+                raise TrainingError(f"loss became {loss_value.item()} at epoch {epoch + 1}, iteration {it + 1}; "
+                                    f"stopping ({last}). Try a lower optim.lr or precision=fp32.")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.optim.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            seen += img.shape[0] * dist_info.world_size
+            loss_sum += loss_value.item()
+            rate = seen / max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix(loss=f"{loss_value.item():.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}")
+            if (it + 1) % cfg.log_every == 0 or it + 1 == iters:
+                logger.train_row(epoch + 1, it + 1, loss_value.item(), lr, rate)
+        bar.close()
+        record = {"epoch": epoch + 1, "loss": loss_sum / iters, "lr": learning_rate(cfg, epoch, 0, iters),
+                  "seconds": time.perf_counter() - t0}
+        validate_now = val_set is not None and ((cfg.val_every and (epoch + 1) % cfg.val_every == 0) or epoch + 1 == cfg.epochs)
+        improved = False
+        if validate_now:
+            scores = evaluate_model(model, val_set, info, device, dist_info, cfg.val_batches, val_transform, show_progress)
+            record["val_mIoU"] = scores["mIoU"]
+            record["val_pixel_accuracy"] = scores["pixel_accuracy"]
+            improved = best_miou is None or scores["mIoU"] > best_miou
+            if improved:
+                best_miou = scores["mIoU"]
+        history.append(record)
+        if dist_info.is_main:
+            logger.epoch_row(record)
+            meta.extra["metrics"] = record
+            save_model(run_dir / "last.safetensors", model, meta)
+            if improved:
+                meta.extra["metrics"] = record
+                save_model(run_dir / "best.safetensors", model, meta)
+            state = {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                "epoch": epoch, "best_miou": best_miou, "history": json.dumps(history), "rng_cpu": torch.get_rng_state(),
+            }
+            with atomic_path(checkpoint_path) as tmp:
+                torch.save(state, tmp)
+            msg = f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f}"
+            if "val_mIoU" in record:
+                msg += f", val mIoU {100 * record['val_mIoU']:.2f}" + (" (best)" if improved else "")
+            if show_progress:
+                tqdm.write(msg)
+        barrier(dist_info)
+
+    final = run_dir / ("best.safetensors" if best_miou is not None else "last.safetensors")
+    if dist_info.is_main:
+        summary = {"best_val_mIoU": best_miou, "epochs": cfg.epochs, "history": history, "model": str(final),
+                   "config": to_dict(cfg)}
+        atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    logger.close()
+    return TrainResult(run_dir=run_dir, model_path=final, best_miou=best_miou, history=history)
+
+
+class _Logger:
+    """CSV always; TensorBoard too when the tensorboard package is installed."""
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.tb = None
+        if not enabled:
+            return
+        self.train_csv = run_dir / "train_log.csv"
+        self.epoch_csv = run_dir / "epochs.csv"
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+        except Exception:  # tensorboard is optional
+            self.tb = None
+
+    def _append(self, path: Path, row: dict) -> None:
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def train_row(self, epoch: int, it: int, loss: float, lr: float, rate: float) -> None:
+        if not self.enabled:
+            return
+        self._append(self.train_csv, {"epoch": epoch, "iter": it, "loss": loss, "lr": lr, "images_per_s": rate})
+        if self.tb:
+            self.tb.add_scalar("train/loss", loss, (epoch - 1) * 100000 + it)
+
+    def epoch_row(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        row = {k: record.get(k, "") for k in ("epoch", "loss", "lr", "seconds", "val_mIoU", "val_pixel_accuracy")}
+        self._append(self.epoch_csv, row)
+        if self.tb:
+            for k, v in row.items():
+                if k != "epoch" and v != "":
+                    self.tb.add_scalar(f"epoch/{k}", v, record["epoch"])
+
+    def close(self) -> None:
+        if self.tb:
+            self.tb.close()

@@ -1,0 +1,122 @@
+"""Real (tiny) training runs on real PNG files: learning, resume, distillation, DDP, NaN stop."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+
+import fasterseg
+from fasterseg.config import load_config
+from fasterseg.data.registry import build_dataset
+from fasterseg.modelfile import ModelMeta, save_model
+from fasterseg.nets.network import FasterSegNet, init_weights
+from fasterseg.train.config import TrainConfig
+from fasterseg.train.distributed import DistInfo
+from fasterseg.train.trainer import CHECKPOINT, TrainingError, evaluate_model, train
+
+from tests.helpers import tiny_genotype, write_toy_camvid
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy_camvid")
+    spec = write_toy_camvid(root)
+    geno = root / "tiny.json"
+    tiny_genotype().save(geno)
+    return spec, str(geno)
+
+
+def _cfg(toy, out, name, **extra) -> TrainConfig:
+    spec, geno = toy
+    overrides = [f"genotype={geno}", f"data.spec={spec}", f"out_dir={out}", f"name={name}", "epochs=2",
+                 "iters_per_epoch=6", "batch_size=4", "data.crop_size=[64, 64]", "data.workers=0", "val_every=1",
+                 "optim.lr=0.05", "log_every=2"]
+    overrides += [f"{k.replace('__', '.')}={v}" for k, v in extra.items()]
+    return load_config(TrainConfig, None, overrides)
+
+
+def test_training_lowers_the_loss_and_beats_the_untrained_model(toy, tmp_path):
+    cfg = _cfg(toy, tmp_path, "learn", epochs=4)
+    result = train(cfg, show_progress=False)
+    losses = [h["loss"] for h in result.history]
+    assert losses[-1] < losses[0]
+    val = build_dataset(toy[0], "val")
+    torch.manual_seed(0)
+    untrained = FasterSegNet(tiny_genotype())
+    init_weights(untrained)
+    before = evaluate_model(untrained, val, val.info, torch.device("cpu"), DistInfo(), show_progress=False)["mIoU"]
+    model = fasterseg.load_model(result.model_path)
+    after = evaluate_model(model, val, val.info, torch.device("cpu"), DistInfo(), show_progress=False)["mIoU"]
+    assert after > before + 0.1
+    assert abs(after - result.best_miou) < 1e-9
+    # The run directory documents itself.
+    for name in ("config.yaml", "genotype.json", "environment.json", "metrics.json", "epochs.csv", "train_log.csv",
+                 "best.safetensors", "last.safetensors", CHECKPOINT):
+        assert (result.run_dir / name).is_file(), name
+    assert model.meta.class_names == val.info.class_names
+
+
+def test_resume_continues_exactly(toy, tmp_path):
+    full = train(_cfg(toy, tmp_path, "full"), show_progress=False)
+    first = train(_cfg(toy, tmp_path, "split", epochs=1), show_progress=False)
+    assert len(first.history) == 1
+    resumed = train(_cfg(toy, tmp_path, "split", epochs=2), resume=True, show_progress=False)
+    a = torch.load(full.run_dir / CHECKPOINT, weights_only=True)["model"]
+    b = torch.load(resumed.run_dir / CHECKPOINT, weights_only=True)["model"]
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
+
+
+def test_a_second_run_into_the_same_directory_is_refused(toy, tmp_path):
+    train(_cfg(toy, tmp_path, "once", epochs=1), show_progress=False)
+    with pytest.raises(TrainingError, match="--resume"):
+        train(_cfg(toy, tmp_path, "once", epochs=1), show_progress=False)
+
+
+def test_non_finite_loss_stops_with_the_last_checkpoint_intact(toy, tmp_path):
+    train(_cfg(toy, tmp_path, "nan", epochs=1), show_progress=False)
+    before = (tmp_path / "nan" / CHECKPOINT).read_bytes()
+    with pytest.raises(TrainingError, match="loss became"):
+        train(_cfg(toy, tmp_path, "nan", epochs=3, optim__lr="1.0e+30"), resume=True, show_progress=False)
+    assert (tmp_path / "nan" / CHECKPOINT).read_bytes() == before
+
+
+def test_distillation_from_a_teacher_runs_and_is_recorded(toy, tmp_path):
+    torch.manual_seed(1)
+    teacher = FasterSegNet(tiny_genotype())
+    init_weights(teacher)
+    path = save_model(tmp_path / "teacher.safetensors", teacher,
+                      ModelMeta(genotype=tiny_genotype(), class_names=build_dataset(toy[0], "val").info.class_names))
+    result = train(_cfg(toy, tmp_path, "student", epochs=1, teacher=str(path)), show_progress=False)
+    assert result.history[0]["loss"] > 0
+    assert "teacher: " in (result.run_dir / "config.yaml").read_text()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, cfg: TrainConfig) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    train(cfg, show_progress=False)
+
+
+def test_two_processes_match_one_on_the_same_global_batch(toy, tmp_path):
+    # BN statistics are frozen (SyncBatchNorm needs GPUs) and OHEM keeps every pixel, so the
+    # only differences left are sharding and gradient averaging, which must be exact.
+    common = dict(freeze_bn="true", loss__ohem_thresh=1.0, data__scales="[1.0]", val_every=0, epochs=1)
+    single = train(_cfg(toy, tmp_path, "one", batch_size=4, **common), show_progress=False)
+    cfg2 = _cfg(toy, tmp_path, "two", batch_size=2, **common)
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg2), nprocs=2, join=True)
+    a = torch.load(single.run_dir / CHECKPOINT, weights_only=True)["model"]
+    b = torch.load(tmp_path / "two" / CHECKPOINT, weights_only=True)["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
