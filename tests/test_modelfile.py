@@ -62,3 +62,15 @@ def test_class_names_must_match_the_genotype():
     model, meta = _model_and_meta()
     with pytest.raises(ModelFileError, match="class_names"):
         ModelMeta(genotype=meta.genotype, class_names=("a", "b"))
+
+
+def test_half_precision_file_without_aux_heads_is_smaller_and_close(tmp_path):
+    model, meta = _model_and_meta()
+    full = save_model(tmp_path / "full.safetensors", model, meta)
+    small = save_model(tmp_path / "small.safetensors", model, meta, half=True, include_aux=False)
+    assert small.stat().st_size < 0.6 * full.stat().st_size
+    loaded = fasterseg.load_model(small)
+    assert not loaded.aux_heads and loaded.meta.aux_heads is False
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model.eval()(x), rtol=1e-2, atol=1e-2)

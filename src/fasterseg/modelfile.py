@@ -94,11 +94,21 @@ class ModelMeta:
         )
 
 
-def save_model(path: str | Path, model: FasterSegNet, meta: ModelMeta) -> Path:
-    """Write ``model``'s weights and ``meta`` atomically (temporary name, then rename)."""
+def save_model(path: str | Path, model: FasterSegNet, meta: ModelMeta, half: bool = False,
+               include_aux: bool = True) -> Path:
+    """Write ``model``'s weights and ``meta`` atomically (temporary name, then rename).
+
+    ``half`` stores floating tensors as fp16 (half the size; loading casts back to fp32);
+    ``include_aux=False`` leaves out the training-only auxiliary heads (for shipping).
+    """
     path = Path(path)
-    meta.aux_heads = model.aux_heads
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    aux = model.aux_heads and include_aux
+    if not aux:
+        state = {k: v for k, v in state.items() if not k.startswith(("heads16.", "heads32."))}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    meta = ModelMeta(**{**meta.__dict__, "aux_heads": aux})
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta.to_header())
     return path
