@@ -20,6 +20,11 @@ def _timing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=15, help="timed runs; the median is kept (default 15)")
 
 
+def _clock_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                   help="CPU backends: wall-clock time, or the process's CPU time (robust on a shared, busy machine)")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="lut_command", metavar="ACTION", parser_class=type(p))
     sub.required = True
@@ -38,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--out", required=True, metavar="TABLE.json", help="table to write; an existing one of the same setting is resumed")
     b.add_argument("--no-progress", action="store_true")
     _timing_args(b)
+    _clock_arg(b)
 
     s = sub.add_parser("show", help="describe a table; with --genotype, predict a network's latency")
     s.add_argument("table", metavar="TABLE", help="a table file or a profile name (official-1080ti-trt5)")
@@ -88,7 +94,7 @@ def _build(args: argparse.Namespace) -> int:
             raise LatencyTableError(f"--only: unknown op type(s) {bad}; known: {list(OP_TYPES)}")
         specs = [s for s in specs if s.op in wanted]
     backend = make_backend(args.backend, args.device, args.precision, args.memory_format, args.threads,
-                           TimingSettings(args.warmup, args.repeats))
+                           TimingSettings(args.warmup, args.repeats, clock=args.clock))
     print(f"lut build: {len(specs)} op instances at {args.size[0]}x{args.size[1]} on {backend.device_name()} "
           f"({args.backend}, {args.precision}, {args.memory_format}); {describe_environment()}", file=sys.stderr)
     table = build_table(specs, backend, args.size, args.out, progress=not args.no_progress)
@@ -119,7 +125,7 @@ def _show(args: argparse.Namespace) -> int:
     m = table.meta
     print(f"{args.table}")
     print(f"  device        {m.device}")
-    print(f"  backend       {m.backend} ({m.precision}, {m.memory_format}, batch {m.batch}, threads {m.threads})")
+    print(f"  backend       {m.backend} ({m.precision}, {m.memory_format}, batch {m.batch}, threads {m.threads}, clock {m.clock})")
     print(f"  input size    {m.size[0]}x{m.size[1]}")
     print(f"  versions      {', '.join(f'{k} {v}' for k, v in m.versions.items()) or '-'}")
     print(f"  date          {m.date or '-'}")

@@ -94,6 +94,7 @@ class TableMeta:
     size: tuple[int, int] = (1024, 2048)
     batch: int = 1
     threads: int | None = None
+    clock: str = "wall"
     versions: dict[str, str] = field(default_factory=dict)
     date: str = ""
     source: str = ""
@@ -101,7 +102,7 @@ class TableMeta:
 
     def setting(self) -> tuple:
         """What must agree for two tables to be merged: the same device, backend and precision."""
-        return (self.device, self.backend, self.precision, self.memory_format, tuple(self.size), self.batch)
+        return (self.device, self.backend, self.precision, self.memory_format, tuple(self.size), self.batch, self.clock)
 
 
 def now_iso() -> str:
@@ -157,7 +158,7 @@ class LatencyTable:
         if not force and self.meta.setting() != other.meta.setting():
             raise LatencyTableError(
                 f"cannot merge tables of different settings: {self.meta.setting()} vs {other.meta.setting()} "
-                "(device, backend, precision, memory format, size, batch)"
+                "(device, backend, precision, memory format, size, batch, clock)"
             )
         merged = LatencyTable(TableMeta(**asdict(self.meta)), self.entries)
         merged.entries.update(other.entries)

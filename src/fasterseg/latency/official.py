@@ -89,7 +89,7 @@ def import_official(path: str | Path) -> LatencyTable:
     if not isinstance(entries, dict) or not entries:
         raise LatencyTableError(f"{path}: expected an object with a non-empty 'entries' object")
     meta = TableMeta(device="cuda: NVIDIA GeForce GTX 1080 Ti", backend="tensorrt", precision="fp32",
-                     memory_format="contiguous", size=OFFICIAL_SIZE, batch=1, threads=None,
+                     memory_format="contiguous", size=OFFICIAL_SIZE, batch=1, threads=None, clock="wall",
                      versions={"tensorrt": "5.1.5"}, date="",
                      source=f"official FasterSeg latency_lookup_table.npy ({data.get('source', path.name)})",
                      notes="arm/head entries exclude the bilinear resizes; stride-1 skip entries are the identity")
@@ -118,3 +118,19 @@ def load_table(name_or_path: str | Path) -> LatencyTable:
     if str(name_or_path) in PROFILES:
         return load_profile(str(name_or_path))
     return LatencyTable.load(name_or_path)
+
+
+def official_search_latency(genotype, table: LatencyTable, size: tuple[int, int] = OFFICIAL_SIZE) -> float:
+    """The latency the official code reports for a derived network (its ``forward_latency``).
+
+    It is :func:`fasterseg.latency.model.network_latency` with one quirk of the official code
+    reproduced: its ``BasicResidual_downup_2x`` looks itself up under the ``BasicResidual2x``
+    name, so every ``conv_2x_downup`` is charged as a ``conv_2x`` of the same shape. With it the
+    official table gives back the ``latency02``/``latency12`` stored in the released arch files.
+    """
+    from dataclasses import replace
+
+    from fasterseg.latency.specs import network_specs
+
+    specs = [replace(s, op="conv_2x") if s.op == "conv_2x_downup" else s for s in network_specs(genotype, size)]
+    return sum(table.lookup(specs))
