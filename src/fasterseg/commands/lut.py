@@ -64,6 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--size", type=parse_size, default=None, help="input size (default: the table's)")
     v.add_argument("--out-dir", default="lut_validate", metavar="DIR", help="where the scatter PNG and results JSON go")
     v.add_argument("--measure-missing", action="store_true", help="measure entries the table lacks instead of failing")
+    v.add_argument("--space", default="default", metavar="default|FILE", help="search space to sample networks from")
+    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a space setting")
     v.add_argument("--no-progress", action="store_true")
     _timing_args(v)
 
@@ -167,7 +169,7 @@ def _validate(args: argparse.Namespace) -> int:
     if args.threads is not None and table.meta.threads is not None and args.threads != table.meta.threads:
         print(f"note: measuring with the table's {table.meta.threads} thread(s), not --threads {args.threads}", file=sys.stderr)
     report = validate_table(table, backend, samples=args.samples, seed=args.seed, size=args.size,
-                            out_dir=Path(args.out_dir), measure_missing=args.measure_missing,
+                            out_dir=Path(args.out_dir), space=_load_space(args), measure_missing=args.measure_missing,
                             progress=not args.no_progress)
     print(report.summary())
     return 0

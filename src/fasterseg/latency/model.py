@@ -166,6 +166,8 @@ class SupernetLatencyLUT:
                         needed[("cell", s, 1, k, a, b)] = OpSpec(op, h, w, nf(stride_px, widths[a]), nf(stride_px, widths[b]), 1)
                     if s < 2:
                         for b in choice_idx:
+                            if op == "skip" and nf(stride_px * 2, widths[b]) % 2:
+                                continue  # cannot exist; its weight in the expectation must be 0
                             needed[("cell", s, 2, k, a, b)] = OpSpec(op, h, w, nf(stride_px, widths[a]), nf(stride_px * 2, widths[b]), 2)
         self.stem_specs = stem_specs(spec.base_channels, spec.stem_width, spec.size)
         for i, sp in enumerate(self.stem_specs):

@@ -164,6 +164,8 @@ def space_specs(space: LatencySpace, size: tuple[int, int]) -> list[OpSpec]:
             specs.add(OpSpec(op, h, w, nf(stride, wi), nf(stride, wo), 1))
         if s < 2:
             for op, wi, wo in product(OP_NAMES, in_widths, widths):
+                if op == "skip" and nf(stride * 2, wo) % 2:
+                    continue  # the factorized reduction needs an even width; no network has it
                 specs.add(OpSpec(op, h, w, nf(stride, wi), nf(stride * 2, wo), 2))
     for hw in heads:
         c8_in = sorted({nf(8, v) for v in set(widths) | set(stems)})

@@ -25,7 +25,7 @@ from fasterseg.utils.io import atomic_path, atomic_write_text
 
 
 def _random_branch(rng: random.Random, end: int, n_cells: int, widths: list[float], stem_w: float, head_w: float,
-                   prefix: Branch | None = None, keep: int = 0) -> Branch:
+                   prefix: Branch | None = None, keep: int = 0, base_channels: int = 12) -> Branch:
     """A valid branch: path from 1/8 to ``end``; a stride-1 skip only between equal widths."""
     while True:
         if prefix is not None and keep:
@@ -49,6 +49,8 @@ def _random_branch(rng: random.Random, end: int, n_cells: int, widths: list[floa
             down = (not last) and path[l + 1] > path[l]
             op = rng.choice(OP_NAMES)
             w_out = head_w if last else rng.choice(widths)
+            if op == "skip" and down and int(round(2 ** (path[l] + 4) * base_channels * w_out)) % 2:
+                op = rng.choice(OP_NAMES[1:])  # the factorized reduction needs an even width
             if op == "skip" and not down:
                 if last and w_in != head_w:
                     op = rng.choice(OP_NAMES[1:])
@@ -66,15 +68,17 @@ def sample_genotypes(space: LatencySpace, count: int, seed: int = 0, min_cells: 
     out = []
     for _ in range(count):
         stem_w, head_w = rng.choice(space.stem_head_widths)
-        n_cells = rng.randint(min_cells, space.layers)
+        n_cells = rng.randint(min(min_cells, space.layers), space.layers)
         ends = rng.choice([(2,), (1,), (0,), (2, 1), (2, 0), (2, 1, 0)])
         branches: list[Branch] = []
         for e in ends:
             if branches:
                 keep = rng.randint(0, n_cells // 2)
-                branches.append(_random_branch(rng, e, n_cells, space.width_choices, stem_w, head_w, branches[0], keep))
+                branches.append(_random_branch(rng, e, n_cells, space.width_choices, stem_w, head_w, branches[0], keep,
+                                               space.base_channels))
             else:
-                branches.append(_random_branch(rng, e, n_cells, space.width_choices, stem_w, head_w))
+                branches.append(_random_branch(rng, e, n_cells, space.width_choices, stem_w, head_w,
+                                               base_channels=space.base_channels))
         out.append(Genotype(branches=tuple(branches), num_classes=space.num_classes, base_channels=space.base_channels,
                             stem_width=stem_w, head_width=head_w))
     return out
