@@ -85,3 +85,18 @@ def test_measured_modules_compute_what_the_network_computes():
     assert arm(torch.randn(1, 12, 4, 8)).shape == (1, 6, 8, 16)
     proj = build_module(OpSpec("skip", 8, 8, 4, 6, 1))  # the supernet's 1x1 projection
     assert proj(torch.randn(1, 4, 8, 8)).shape == (1, 6, 8, 8)
+
+
+@pytest.mark.slow
+def test_cpu_table_predicts_whole_networks(tmp_path):
+    """A real accuracy check (slow): a CPU table at 256x512 ranks random networks correctly."""
+    from fasterseg.latency.measure import make_backend
+    from fasterseg.latency.validate import validate_table
+
+    table_path = tmp_path / "cpu.json"
+    assert main(["lut", "build", "--size", "256x512", "--clock", "cpu", "--out", str(table_path), "--no-progress"]) == 0
+    table = LatencyTable.load(table_path)
+    backend = make_backend(settings=TimingSettings(warmup=2, repeats=7, clock="cpu"))
+    report = validate_table(table, backend, samples=10, seed=1, out_dir=tmp_path / "val", progress=False)
+    assert report.spearman >= 0.8
+    assert report.mape_calibrated <= 20.0

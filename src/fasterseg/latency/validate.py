@@ -127,6 +127,7 @@ class ValidationReport:
     device: str
     backend: str
     precision: str
+    clock: str
     size: tuple[int, int]
     samples: int
     spearman: float
@@ -142,7 +143,7 @@ class ValidationReport:
         a, b = self.calibration
         return "\n".join([
             f"lut validate: {self.samples} random networks at {self.size[0]}x{self.size[1]} on {self.device} "
-            f"({self.backend}, {self.precision})",
+            f"({self.backend}, {self.precision}, {self.clock} clock)",
             f"  Spearman rank correlation   {self.spearman:.3f}",
             f"  MAPE, raw prediction        {self.mape_raw:.1f} %",
             f"  MAPE, calibrated            {self.mape_calibrated:.1f} %  (measured = {a:.3f} * predicted + {b:.2f} ms)",
@@ -180,7 +181,8 @@ def validate_table(table: LatencyTable, backend, samples: int = 20, seed: int = 
     out_dir = Path(out_dir)
     plot = out_dir / "scatter.png"
     report = ValidationReport(
-        device=table.meta.device, backend=table.meta.backend, precision=table.meta.precision, size=size,
+        device=table.meta.device, backend=table.meta.backend, precision=table.meta.precision,
+        clock=table.meta.clock, size=size,
         samples=samples, spearman=spearman(predicted, measured), mape_raw=mape(predicted, measured),
         mape_calibrated=mape(calibrated, measured), mape_calibrated_loo=loo_calibrated_mape(predicted, measured),
         calibration=(a, b), predicted_ms=predicted, measured_ms=measured, plot=str(plot),
@@ -209,7 +211,7 @@ def _scatter(r: ValidationReport, path: Path) -> None:
     ax.set_ylim(lo, hi)
     ax.set_xlabel("predicted from table (ms)")
     ax.set_ylabel("measured whole network (ms)")
-    ax.set_title(f"{r.backend} {r.precision}, {r.size[0]}x{r.size[1]}\nSpearman {r.spearman:.3f}, "
+    ax.set_title(f"{r.backend} {r.precision}, {r.size[0]}x{r.size[1]}, {r.clock} clock\nSpearman {r.spearman:.3f}, "
                  f"MAPE {r.mape_raw:.1f}% raw, {r.mape_calibrated:.1f}% calibrated", fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3)
