@@ -190,3 +190,25 @@ def test_supernet_latency_on_the_official_table_at_full_size(official_table):
     lat.backward()
     assert 3.0 < lat.item() < 30.0
     assert alphas[0].grad.abs().sum() > 0
+
+
+def test_decoupled_latency_sends_each_term_to_its_own_parameters():
+    from fasterseg.latency.model import decoupled_latency, fixed_ratios
+
+    spec = SupernetSpec(stem_width=1.0, head_width=1.0, **SMALL)
+    lut = SupernetLatencyLUT(_random_table(spec), spec)
+    alphas, betas, ratios = _random_params(spec.layers, len(spec.width_choices), seed=5, requires_grad=True)
+    # only the alpha term: betas get no gradient from it
+    decoupled_latency(lut, alphas, betas, ratios, weights=(1.0, 0.0, 0.0)).backward()
+    assert alphas[1].grad.abs().sum() > 0
+    assert betas[1].grad is None or betas[1].grad.abs().sum() == 0
+    assert ratios[0].grad is None or ratios[0].grad.abs().sum() == 0
+    # the full term is the weighted sum of the three separately computed terms
+    with torch.no_grad():
+        zeros_a = [torch.zeros_like(a) for a in alphas]
+        zeros_b = [None] + [torch.zeros_like(b) for b in betas[1:]]
+        widest = fixed_ratios(spec, dtype=torch.float64)
+        expected = (supernet_latency(lut, alphas, zeros_b, widest) / 500
+                    + supernet_latency(lut, zeros_a, betas, widest) * 497 / 500
+                    + supernet_latency(lut, zeros_a, zeros_b, ratios) * 2 / 500)
+        assert decoupled_latency(lut, alphas, betas, ratios).item() == pytest.approx(expected.item())

@@ -30,7 +30,8 @@ parameters are in the official format (``search/model_search.py``):
   layer's outputs the head width.
 
 To reproduce the paper's decoupled terms pass uniform logits (zeros) for the parameters that
-are not being regularised and one-hot max-width rows for ``ratios``.
+are not being regularised and one-hot max-width rows for ``ratios`` (:func:`fixed_ratios`);
+:func:`decoupled_latency` does exactly that with the paper's weights (1/500, 497/500, 2/500).
 
 What it computes: each cell's op latency is the expectation over ``softmax(alpha)`` and over the
 input and output width distributions (``sum_k a_k * p_in^T Lat_k p_out``; with one-hot samples
@@ -187,14 +188,12 @@ class SupernetLatencyLUT:
             needed[("head", nb)] = head
         fill_missing(table, list(needed.values()), backend)
         ms = {k: table.get(v) for k, v in needed.items()}
-        self.cells = {}
-        for s in range(3):
-            for stride in ((1, 2) if s < 2 else (1,)):
-                t = torch.zeros(len(OP_NAMES), n, n, dtype=torch.float64)
-                for (kind, s2, st, k, a, b), _ in ((key, None) for key in needed if key[0] == "cell"):
-                    if s2 == s and st == stride:
-                        t[k, a, b] = ms[(kind, s2, st, k, a, b)]
-                self.cells[(s, stride)] = t
+        self.cells = {(s, st): torch.zeros(len(OP_NAMES), n, n, dtype=torch.float64)
+                      for s in range(3) for st in ((1, 2) if s < 2 else (1,))}
+        for key, value in ms.items():
+            if key[0] == "cell":
+                _, s, st, k, a, b = key
+                self.cells[(s, st)][k, a, b] = value
         self.stem_ms = sum(ms[("stem", i)] for i in range(3))
         self.refine16 = torch.zeros(n, dtype=torch.float64)
         self.refine8 = torch.zeros(n, dtype=torch.float64)
@@ -298,6 +297,49 @@ def supernet_latency(lut: SupernetLatencyLUT, alphas: Sequence[torch.Tensor], be
             elif e == 1:
                 total = total + lut.arm16_ms
         total = total + lut.ffm_head_ms[len(ends)]
+    return total
+
+
+def fixed_ratios(spec: SupernetSpec, width: float | None = None, dtype=torch.float32) -> list[torch.Tensor]:
+    """``ratios`` in which every cell output has one fixed width (default: the largest choice),
+    e.g. the "width max" of the decoupled latency terms or a network without width search."""
+    choices = list(spec.width_choices)
+    width = max(choices) if width is None else width
+    idx = next((i for i, w in enumerate(choices) if _same(w, width)), None)
+    if idx is None:
+        raise ValueError(f"width {width} is not one of the width choices {choices}")
+    out = []
+    for rows in (spec.layers - 1, spec.layers - 1, spec.layers - 2):
+        r = torch.zeros(rows, len(choices), dtype=dtype)
+        r[:, idx] = 1.0
+        out.append(r)
+    return out
+
+
+# The paper's split of the latency loss over alphas, betas and widths (r_a, r_b, r_g).
+DECOUPLED_WEIGHTS = (1 / 500, 497 / 500, 2 / 500)
+DECOUPLED_WEIGHTS_NO_WIDTH = (1 / 500, 499 / 500)
+
+
+def decoupled_latency(lut: SupernetLatencyLUT, alphas, betas, ratios=None, weights: Sequence[float] | None = None,
+                      **kwargs) -> torch.Tensor:
+    """The paper's decoupled latency term: ``r_a * Lat(alpha; beta uniform, width max) +
+    r_b * Lat(beta; alpha uniform, width max) + r_g * Lat(width; alpha, beta uniform)``.
+
+    ``ratios``: the sampled widths, or None without width search (then only the first two terms,
+    weighted 1/500 and 499/500 by default). Extra keyword arguments go to :func:`supernet_latency`.
+    """
+    spec = lut.spec
+    ref = alphas[0]
+    widest = [r.to(device=ref.device) for r in fixed_ratios(spec, dtype=ref.dtype)]
+    flat_alphas = [torch.zeros_like(a) for a in alphas]
+    flat_betas = [None if b is None else torch.zeros_like(b) for b in betas]
+    if weights is None:
+        weights = DECOUPLED_WEIGHTS if ratios is not None else DECOUPLED_WEIGHTS_NO_WIDTH
+    total = weights[0] * supernet_latency(lut, alphas, flat_betas, widest, **kwargs)
+    total = total + weights[1] * supernet_latency(lut, flat_alphas, betas, widest, **kwargs)
+    if ratios is not None:
+        total = total + weights[2] * supernet_latency(lut, flat_alphas, flat_betas, ratios, **kwargs)
     return total
 
 
