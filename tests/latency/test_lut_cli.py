@@ -73,6 +73,9 @@ def test_onnxruntime_and_torch_time_the_same_op():
     ort_ms = OnnxRuntimeBackend(settings=settings).time_spec(spec)
     torch_ms = TorchBackend(settings=settings).time_spec(spec)
     assert ort_ms > 0 and torch_ms > 0
+    cl = TorchBackend(settings=settings, memory_format="channels_last")
+    assert cl.time_spec(spec) > 0
+    assert cl.meta((64, 128)).memory_format == "channels_last"
 
 
 def test_measured_modules_compute_what_the_network_computes():
