@@ -128,12 +128,15 @@ def _onehot_from_paths(spec: SupernetSpec, rng: random.Random):
     return (alphas, betas, ratios), branch
 
 
-def _valid(g_branches) -> bool:
+def _valid(g_branches, spec: SupernetSpec) -> bool:
     """Our network needs stride-1 skips between equal widths."""
     for b in g_branches:
         for l, o in enumerate(b.ops):
             if o == "skip" and b.downs[l] == 0:
-                return False
+                w_in = spec.stem_width if l == 0 else b.widths[l - 1]
+                w_out = spec.head_width if l == len(b.ops) - 1 else b.widths[l]
+                if w_in != w_out:
+                    return False
     return True
 
 
@@ -143,11 +146,11 @@ def test_one_hot_supernet_latency_equals_the_derived_network(ends):
     table = _random_table(spec, seed=1)
     lut = SupernetLatencyLUT(table, spec)
     rng = random.Random(sum(ends))
-    checked = 0
+    checked = stride1_skips = 0
     for _ in range(200):
         params, branch = _onehot_from_paths(spec, rng)
         branches = tuple(branch(e) for e in ends)
-        if not _valid(branches):
+        if not _valid(branches, spec):
             continue
         g = Genotype(branches=branches, base_channels=spec.base_channels, num_classes=spec.num_classes,
                      stem_width=spec.stem_width, head_width=spec.head_width)
@@ -155,9 +158,11 @@ def test_one_hot_supernet_latency_equals_the_derived_network(ends):
         got = supernet_latency(lut, *params, ends=ends).item()
         assert got == pytest.approx(expected, rel=1e-9), g.to_json()
         checked += 1
-        if checked == 5:
+        stride1_skips += sum(1 for b in branches for l, o in enumerate(b.ops) if o == "skip" and b.downs[l] == 0)
+        if checked == 8:
             break
-    assert checked == 5
+    assert checked == 8
+    assert stride1_skips > 0  # identity skips are covered too
 
 
 def test_sum_mode_adds_the_ends_separately():
