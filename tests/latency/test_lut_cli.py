@@ -29,6 +29,13 @@ def test_build_is_resumable_and_refuses_a_different_setting(tmp_path, capsys):
     assert all(full.entries[k] == v for k, v in partial.entries.items())
     assert full.meta.backend == "torch" and full.meta.threads == 1 and full.meta.size == (64, 128)
     assert full.meta.versions["torch"]
+    # two partial builds merge into the same table
+    other = tmp_path / "convs.json"
+    assert main(["lut", "build", "--only", "conv", "--out", str(other), *TINY]) == 0
+    skips = partial.save(tmp_path / "skips.json")
+    merged = tmp_path / "merged.json"
+    assert main(["lut", "merge", str(skips), str(other), "--out", str(merged)]) == 0
+    assert set(LatencyTable.load(merged).entries) == set(partial.entries) | set(LatencyTable.load(other).entries)
     rc = main(["lut", "build", "--precision", "bf16", "--out", str(out), *TINY])
     assert rc == 1
     assert "exists with setting" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from pathlib import Path
 from fasterseg.commands.common import parse_size
 
 NAME = "lut"
-HELP = "latency lookup tables: build (measure), show, import-official, validate"
+HELP = "latency lookup tables: build (measure), show, import-official, merge, validate"
 
 
 def _timing_args(p: argparse.ArgumentParser) -> None:
@@ -57,6 +57,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the official table as JSON (default: the copy shipped as profile official-1080ti-trt5)")
     i.add_argument("--out", required=True, metavar="TABLE.json")
 
+    m = sub.add_parser("merge", help="merge tables of one setting (later files win where keys repeat)")
+    m.add_argument("tables", nargs="+", metavar="TABLE")
+    m.add_argument("--out", required=True, metavar="TABLE.json")
+    m.add_argument("--force", action="store_true", help="merge even when device/backend/precision/size differ")
+
     v = sub.add_parser("validate", help="predict vs measure random derived networks: Spearman, MAPE, scatter plot")
     v.add_argument("--lut", required=True, metavar="TABLE", help="table built on this machine (its setting is used to measure)")
     v.add_argument("--samples", type=int, default=20)
@@ -79,7 +84,19 @@ def _load_space(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"build": _build, "show": _show, "import-official": _import, "validate": _validate}[args.lut_command](args)
+    actions = {"build": _build, "show": _show, "import-official": _import, "merge": _merge, "validate": _validate}
+    return actions[args.lut_command](args)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from fasterseg.latency.official import load_table
+
+    merged = load_table(args.tables[0])
+    for name in args.tables[1:]:
+        merged = merged.merge(load_table(name), force=args.force)
+    merged.save(args.out)
+    print(f"wrote {args.out}: {len(merged)} entries from {len(args.tables)} table(s)")
+    return 0
 
 
 def _build(args: argparse.Namespace) -> int:
