@@ -35,13 +35,16 @@ are not being regularised and one-hot max-width rows for ``ratios`` (:func:`fixe
 
 What it computes: each cell's op latency is the expectation over ``softmax(alpha)`` and over the
 input and output width distributions (``sum_k a_k * p_in^T Lat_k p_out``; with one-hot samples
-this is the official ``latency(argmax) * score_in * score_out``). The betas define, for each end
+this is the official ``latency(argmax) * score_in * score_out`` in value; the gradient then
+reaches every entry of a sample, ``Lat[a, b_out]``, where the official one reaches the argmax
+entry only). The betas define, for each end
 scale ``e``, a distribution over down-sampling paths (traced back from the last layer);
 ``q_e(op)`` is the probability that the path to ``e`` runs through an op. ``combine="union"``
 charges each op with the probability that any counted branch uses it (``1 - prod_e(1 - q_e)``:
 shared cells count once, exact when the parameters are one-hot), plus the stem once and the
 branches' fusion pieces, the fusion conv and the head. With one-hot parameters this equals
-:func:`network_latency` of the network they describe. ``combine="sum"`` instead adds the ends'
+:func:`network_latency` of the network they describe (all L cells of each branch: the
+derivation's later pruning of skips is not something the supernet can charge). ``combine="sum"`` instead adds the ends'
 latencies separately, each with its own stem, as the official search does.
 
 Differences from the official ``Network_Multi_Path.forward_latency`` (which we read to define
