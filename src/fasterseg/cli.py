@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "info",
     "import_official",
     "train",
+    "lut",
 )
 
 

@@ -1,0 +1,112 @@
+"""`fasterseg lut` end to end on tiny sizes: build (resumable), show, import-official, validate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fasterseg.cli import main
+from fasterseg.latency.lut import LatencyTable, OpSpec
+from fasterseg.latency.measure import OnnxRuntimeBackend, TimingSettings, TorchBackend, build_module
+from fasterseg.latency.specs import LatencySpace, space_specs
+
+TINY = ["--size", "64x128", "--set", "layers=5", "--set", "base_channels=3", "--set", "num_classes=3",
+        "--warmup", "1", "--repeats", "2", "--no-progress"]
+
+
+def test_build_is_resumable_and_refuses_a_different_setting(tmp_path, capsys):
+    out = tmp_path / "cpu.json"
+    # an "interrupted" build: only the skips got measured
+    assert main(["lut", "build", "--only", "skip", "--out", str(out), *TINY]) == 0
+    partial = LatencyTable.load(out)
+    assert {k.split("_H")[0] for k in partial.entries} == {"skip"}
+    # the same command without --only resumes: the skips are kept, not measured again
+    assert main(["lut", "build", "--out", str(out), *TINY]) == 0
+    full = LatencyTable.load(out)
+    space = LatencySpace(layers=5, base_channels=3, num_classes=3)
+    assert set(full.entries) == {s.key for s in space_specs(space, (64, 128))}
+    assert all(full.entries[k] == v for k, v in partial.entries.items())
+    assert full.meta.backend == "torch" and full.meta.threads == 1 and full.meta.size == (64, 128)
+    assert full.meta.versions["torch"]
+    # two partial builds merge into the same table
+    other = tmp_path / "convs.json"
+    assert main(["lut", "build", "--only", "conv", "--out", str(other), *TINY]) == 0
+    skips = partial.save(tmp_path / "skips.json")
+    merged = tmp_path / "merged.json"
+    assert main(["lut", "merge", str(skips), str(other), "--out", str(merged)]) == 0
+    assert set(LatencyTable.load(merged).entries) == set(partial.entries) | set(LatencyTable.load(other).entries)
+    rc = main(["lut", "build", "--precision", "bf16", "--out", str(out), *TINY])
+    assert rc == 1
+    assert "exists with setting" in capsys.readouterr().err
+
+
+def test_show_and_import_official(tmp_path, capsys, official_dir):
+    out = tmp_path / "official.json"
+    assert main(["lut", "import-official", "--source", str(official_dir / "official_lut_1080ti_trt5.json"),
+                 "--out", str(out)]) == 0
+    assert "667 entries" in capsys.readouterr().out
+    genotype = tmp_path / "student.json"
+    from fasterseg.nets.official import load_official_arch, official_genotype
+
+    official_genotype(load_official_arch(official_dir / "arch_1.pt"), "student").save(genotype)
+    assert main(["lut", "show", str(out), "--genotype", str(genotype), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["entries"] == 667
+    assert report["meta"]["backend"] == "tensorrt"
+    assert report["network"]["fps"] == pytest.approx(175.4, abs=0.1)
+    assert main(["lut", "show", "official-1080ti-trt5"]) == 0
+    assert "1080 Ti" in capsys.readouterr().out
+
+
+def test_validate_reports_and_plots(tmp_path, capsys):
+    table = tmp_path / "cpu.json"
+    assert main(["lut", "build", "--out", str(table), "--clock", "cpu", *TINY]) == 0
+    out_dir = tmp_path / "val"
+    assert main(["lut", "validate", "--lut", str(table), "--samples", "4", "--out-dir", str(out_dir),
+                 "--set", "layers=5", "--set", "base_channels=3", "--set", "num_classes=3",
+                 "--warmup", "1", "--repeats", "2", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "Spearman" in text and "MAPE" in text
+    result = json.loads((out_dir / "validate.json").read_text())
+    assert len(result["measured_ms"]) == 4 and all(v > 0 for v in result["measured_ms"])
+    assert (out_dir / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_onnxruntime_and_torch_time_the_same_op():
+    pytest.importorskip("onnxruntime")
+    spec = OpSpec("conv_2x", 32, 64, 16, 16, 1)
+    settings = TimingSettings(warmup=1, repeats=3)
+    ort_ms = OnnxRuntimeBackend(settings=settings).time_spec(spec)
+    torch_ms = TorchBackend(settings=settings).time_spec(spec)
+    assert ort_ms > 0 and torch_ms > 0
+    cl = TorchBackend(settings=settings, memory_format="channels_last")
+    assert cl.time_spec(spec) > 0
+    assert cl.meta((64, 128)).memory_format == "channels_last"
+
+
+def test_measured_modules_compute_what_the_network_computes():
+    """The head piece includes the x8 logits resize; the arm piece its x2 resize."""
+    import torch
+
+    head = build_module(OpSpec("head", 8, 16, 12, 5, 1))
+    assert head(torch.randn(1, 12, 8, 16)).shape == (1, 5, 64, 128)
+    arm = build_module(OpSpec("arm", 4, 8, 12, 6, 1))
+    assert arm(torch.randn(1, 12, 4, 8)).shape == (1, 6, 8, 16)
+    proj = build_module(OpSpec("skip", 8, 8, 4, 6, 1))  # the supernet's 1x1 projection
+    assert proj(torch.randn(1, 4, 8, 8)).shape == (1, 6, 8, 8)
+
+
+@pytest.mark.slow
+def test_cpu_table_predicts_whole_networks(tmp_path):
+    """A real accuracy check (slow): a CPU table at 256x512 ranks random networks correctly."""
+    from fasterseg.latency.measure import make_backend
+    from fasterseg.latency.validate import validate_table
+
+    table_path = tmp_path / "cpu.json"
+    assert main(["lut", "build", "--size", "256x512", "--clock", "cpu", "--out", str(table_path), "--no-progress"]) == 0
+    table = LatencyTable.load(table_path)
+    backend = make_backend(settings=TimingSettings(warmup=2, repeats=7, clock="cpu"))
+    report = validate_table(table, backend, samples=10, seed=1, out_dir=tmp_path / "val", progress=False)
+    assert report.spearman >= 0.8
+    assert report.mape_calibrated <= 20.0
