@@ -14,6 +14,8 @@ from fasterseg.errors import FasterSegError
 COMMAND_MODULES = (
     "info",
     "import_official",
+    "data",
+    "eval",
 )
 
 
