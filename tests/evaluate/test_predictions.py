@@ -1,0 +1,125 @@
+"""``fasterseg eval`` on prediction folders: matching by name, bad input, and every output."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fasterseg.cli import main
+from fasterseg.data.registry import build_dataset
+from fasterseg.evaluate.cityscapes import EvaluationError
+from fasterseg.evaluate.predictions import evaluate_predictions, match_predictions
+
+
+@pytest.fixture()
+def perfect(synth_root, tmp_path):
+    """Predictions equal to the ground truth label ids, one per val image."""
+    ds = build_dataset(f"synth:{synth_root}", "val")
+    out = tmp_path / "pred"
+    out.mkdir()
+    for i in range(len(ds)):
+        Image.fromarray(ds.load_label_ids(i)).save(out / f"{ds.name(i)}_leftImg8bit.png")
+    return ds, out
+
+
+def test_perfect_predictions_score_one(perfect):
+    ds, pred_dir = perfect
+    r = evaluate_predictions(pred_dir, ds, progress=False)
+    for name, v in r.averages.items():
+        assert v == pytest.approx(1.0), name
+    assert r.pixel_accuracy == 1.0 and r.images == len(ds)
+
+
+def test_missing_extra_doubled_predictions(perfect):
+    ds, pred_dir = perfect
+    names = [ds.name(i) for i in range(len(ds))]
+    first = sorted(pred_dir.iterdir())[0]
+    shutil.copy(first, pred_dir / "unrelated.png")
+    with pytest.raises(EvaluationError, match="unrelated.png: prediction matches no ground-truth image"):
+        match_predictions(pred_dir, names)
+    (pred_dir / "unrelated.png").unlink()
+    shutil.copy(first, pred_dir / f"{names[0]}_other.png")
+    with pytest.raises(EvaluationError, match=f"a second prediction for '{names[0]}'"):
+        match_predictions(pred_dir, names)
+    (pred_dir / f"{names[0]}_other.png").unlink()
+    first.unlink()
+    with pytest.raises(EvaluationError, match=f"no prediction for '{names[0]}'"):
+        match_predictions(pred_dir, names)
+
+
+@pytest.mark.parametrize("case", ["size", "value", "corrupt", "rgb"])
+def test_bad_prediction_files_are_named(perfect, case):
+    ds, pred_dir = perfect
+    path = sorted(pred_dir.iterdir())[1]
+    ids = np.asarray(Image.open(path))
+    if case == "size":
+        Image.fromarray(ids[:-1]).save(path)
+        message = f"{path.name}: prediction is {ids.shape[1]}x{ids.shape[0] - 1} but its ground truth is"
+    elif case == "value":
+        bad = ids.copy()
+        bad[5, 5] = 34
+        Image.fromarray(bad).save(path)
+        message = f"{path.name}: value 34 is not a Cityscapes label id"
+    elif case == "corrupt":
+        path.write_bytes(path.read_bytes()[:60])
+        message = f"{path.name}: cannot decode prediction"
+    else:
+        Image.fromarray(np.stack([ids] * 3, -1)).save(path)
+        message = f"{path.name}: predictions must be single-channel"
+    with pytest.raises(EvaluationError, match=message):
+        evaluate_predictions(pred_dir, ds, progress=False)
+
+
+def test_eval_command_writes_table_json_csv_plots(perfect, synth_root, tmp_path, capsys):
+    ds, pred_dir = perfect
+    out = tmp_path / "out"
+    rc = main(["eval", "--pred-dir", str(pred_dir), "--data", f"synth:{synth_root}", "--split", "val",
+               "--json", str(out / "r.json"), "--csv", str(out / "r.csv"), "--plots", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    for section in ("Average results", "Class results", "Category results", "IoU Classes | 100 |",
+                    "person | 100 | 100 |", "flat | 100 | - |"):
+        assert section in text
+    data = json.loads((out / "r.json").read_text())
+    assert set(data["average"]) >= {"IoU Classes", "iIoU Classes", "IoU Categories", "iIoU Categories"}
+    assert data["classes"]["car"] == {"IoU": 1.0, "iIoU": 1.0} and data["classes"]["road"]["iIoU"] is None
+    assert data["categories"]["vehicle"]["iIoU"] == 1.0
+    rows = list(csv.DictReader((out / "r.csv").open()))
+    assert {"level": "class", "name": "car", "metric": "iIoU", "value": "1.0"} in rows
+    for png in ("class_iou.png", "confusion.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_command_json_to_stdout_and_errors_in_one_line(perfect, synth_root, capsys):
+    ds, pred_dir = perfect
+    assert main(["eval", "--pred-dir", str(pred_dir), "--data", f"synth:{synth_root}", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["average"]["IoU Classes"] == 1.0
+    sorted(pred_dir.iterdir())[0].unlink()
+    assert main(["eval", "--pred-dir", str(pred_dir), "--data", f"synth:{synth_root}"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no prediction for" in err[0]
+
+
+def test_eval_on_camvid_class_indices(shared, tmp_path, capsys):
+    """A dataset without instances: IoU, pixel and mean accuracy; prediction = label shifted by one row."""
+    camvid = shared / "data" / "camvid"
+    ds = build_dataset(f"camvid:{camvid}", "val")
+    pred_dir = tmp_path / "camvid_pred"
+    pred_dir.mkdir()
+    labels = []
+    for i in range(3):
+        label = ds.load_label(i)
+        pred = np.roll(np.where(label == 255, 0, label), 1, axis=0).astype(np.uint8)
+        Image.fromarray(pred).save(pred_dir / f"{ds.name(i)}.png")
+        labels.append((pred, label))
+    # only the first three images of the list are predicted: evaluate exactly those
+    ds.pairs = ds.pairs[:3]
+    r = evaluate_predictions(pred_dir, ds, progress=False)
+    pred = np.concatenate([p.ravel() for p, _ in labels])
+    gt = np.concatenate([g.ravel() for _, g in labels])
+    keep = gt != 255
+    assert r.pixel_accuracy == pytest.approx((pred[keep] == gt[keep]).mean())
+    assert set(r.averages) == {"IoU Classes", "Pixel Accuracy", "Mean Accuracy"}
