@@ -111,98 +111,148 @@ class CityscapesResult:
         return self.averages["IoU Classes"]
 
 
+class _PredSpace:
+    """How raw prediction values of one kind (label ids or train ids) relate to the matrix."""
+
+    def __init__(self, ids: str):
+        label_ids = sorted(ID_TO_LABEL)
+        if ids == "label":
+            self.size = NUM_LABEL_IDS
+            self.to_column = LABEL_ID_TO_COLUMN.copy()
+            value_of = {lid: lid for lid in label_ids}  # the value that names a label
+        else:  # train ids 0..18, and 19 standing for 255 ("no class", written as unlabeled)
+            self.size = NUM_CLASSES + 1
+            self.to_column = np.append(np.arange(NUM_CLASSES), LABEL_ID_TO_COLUMN[0])
+            value_of = {lab.id: lab.train_id for lab in train_labels()}
+        # per instance id: the prediction value that is a hit for its class (-1: none)
+        self.hit_value = np.full(MAX_INSTANCE_ID, -1, dtype=np.int64)
+        for lid, v in value_of.items():
+            self.hit_value[lid * 1000: lid * 1000 + 1000] = v
+        self.cat_member = np.zeros((max(len(INSTANCE_CATEGORIES), 1), self.size), dtype=bool)
+        for k, cat in enumerate(INSTANCE_CATEGORIES):
+            for lab in CATEGORY_TO_LABELS[cat]:
+                if lab.id >= 0 and lab.id in value_of:
+                    self.cat_member[k, value_of[lab.id]] = True
+
+
 class CityscapesScorer:
-    """Accumulates one image at a time; :meth:`result` gives the official numbers."""
+    """Accumulates one image at a time; :meth:`result` gives the official numbers.
+
+    Counting happens in the raw space of the predictions (label ids or train ids) with two
+    ``bincount`` passes per image, one over ``(ground truth, prediction)`` and one over
+    ``(instance id, prediction)``; the mapping to classes, categories and instances is applied to
+    the small histograms, never to the pixels.
+    """
 
     def __init__(self, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
-        self.conf = ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX, self.device, num_pred=NUM_COLUMNS)
         self.images = 0
+        self._spaces = {ids: _PredSpace(ids) for ids in ("label", "train")}
+        self._conf = {ids: ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX, self.device, num_pred=sp.size)
+                      for ids, sp in self._spaces.items()}
         t = _instance_tables()
         self._inst_train = torch.from_numpy(t["train"]).to(self.device)
         self._inst_cat = torch.from_numpy(t["cat"]).to(self.device)
         self._inst_avg = torch.from_numpy(t["avg"]).to(self.device)
-        self._label_to_col = torch.from_numpy(LABEL_ID_TO_COLUMN).to(self.device)
-        train_to_col = np.full(256, -1, dtype=np.int64)
-        train_to_col[:NUM_CLASSES] = np.arange(NUM_CLASSES)
-        train_to_col[IGNORE_INDEX] = LABEL_ID_TO_COLUMN[0]  # a "no class" prediction counts as unlabeled
-        self._train_to_col = torch.from_numpy(train_to_col).to(self.device)
-        member = torch.zeros(max(len(INSTANCE_CATEGORIES), 1), NUM_COLUMNS, dtype=torch.bool)
-        for k, cat in enumerate(INSTANCE_CATEGORIES):
-            member[k, _category_columns(cat, evaluated_only=False)] = True
-        self._cat_member = member.to(self.device)
+        self._hit = {ids: torch.from_numpy(sp.hit_value).to(self.device) for ids, sp in self._spaces.items()}
+        self._member = {ids: torch.from_numpy(sp.cat_member).to(self.device) for ids, sp in self._spaces.items()}
         # weighted TP / FN per class (train id) and per instance category, in float64 as the reference sums
         self.tp_w = torch.zeros(NUM_CLASSES, dtype=torch.float64, device=self.device)
         self.fn_w = torch.zeros_like(self.tp_w)
         self.cat_tp_w = torch.zeros(len(INSTANCE_CATEGORIES), dtype=torch.float64, device=self.device)
         self.cat_fn_w = torch.zeros_like(self.cat_tp_w)
 
-    def columns(self, pred: torch.Tensor, ids: str, source: str = "prediction") -> torch.Tensor:
-        """Prediction values -> matrix columns; ``ids`` says whether they are label ids or train ids."""
-        if ids not in ("label", "train"):
+    @property
+    def conf(self) -> ConfusionMatrix:
+        """The matrix over the 19 classes and the ignored label ids (columns), whatever the inputs were."""
+        out = ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX, self.device, num_pred=NUM_COLUMNS)
+        for ids, cm in self._conf.items():
+            cols = torch.from_numpy(self._spaces[ids].to_column).to(self.device)
+            out.mat.index_add_(1, cols, cm.mat)
+        return out
+
+    def _raw(self, pred: torch.Tensor, ids: str, source: str) -> torch.Tensor:
+        """Prediction values checked against the label table, as indices into the raw space."""
+        if ids not in self._spaces:
             raise ValueError(f"ids must be 'label' or 'train', got {ids!r}")
-        pred = pred.to(self.device).long()
-        table, top = (self._label_to_col, NUM_LABEL_IDS) if ids == "label" else (self._train_to_col, 256)
-        if pred.numel():
-            lo, hi = int(pred.min()), int(pred.max())
-            if lo < 0 or hi >= top:
-                bad = lo if lo < 0 else hi
-                raise EvaluationError(f"{source}: value {bad} is not a Cityscapes {ids} id (0..{top - 1})")
-        cols = table[pred]
-        if ids == "train" and bool((cols < 0).any()):
-            bad = int(pred[cols < 0][0])
-            raise EvaluationError(f"{source}: value {bad} is not a Cityscapes train id (0..{NUM_CLASSES - 1} or {IGNORE_INDEX})")
-        return cols
+        pred = pred.to(self.device).reshape(-1)
+        if pred.dtype not in (torch.int32, torch.int64):
+            pred = pred.to(torch.int32)
+        if not pred.numel():
+            return pred
+        lo, hi = (int(v) for v in torch.aminmax(pred))
+        if ids == "label":
+            if lo < 0 or hi >= NUM_LABEL_IDS:
+                raise EvaluationError(f"{source}: value {lo if lo < 0 else hi} is not a Cityscapes label id "
+                                      f"(0..{NUM_LABEL_IDS - 1})")
+            return pred
+        if lo < 0:
+            raise EvaluationError(f"{source}: value {lo} is not a Cityscapes train id")
+        if hi < NUM_CLASSES:
+            return pred
+        bad = (pred >= NUM_CLASSES) & (pred != IGNORE_INDEX)
+        if bool(bad.any()):
+            raise EvaluationError(f"{source}: value {int(pred[bad][0])} is not a Cityscapes train id "
+                                  f"(0..{NUM_CLASSES - 1} or {IGNORE_INDEX})")
+        return pred.clamp(max=NUM_CLASSES)  # 255 -> 19, "no class"
 
     @torch.no_grad()
     def update(self, pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
                instances: torch.Tensor | np.ndarray | None = None, ids: str = "train", source: str = "prediction") -> None:
-        """Add one image: ``pred`` (label or train ids), ``target`` train ids, ``instances`` instanceIds."""
+        """Add one image (or a batch): ``pred`` label or train ids, ``target`` train ids, ``instances`` instanceIds."""
         pred, target = torch.as_tensor(pred), torch.as_tensor(target)
         if pred.shape != target.shape:
             raise EvaluationError(f"{source}: prediction is {tuple(pred.shape)} but the ground truth is {tuple(target.shape)}")
-        cols = self.columns(pred, ids, source).reshape(-1)
-        self.conf.update(cols, target.reshape(-1))
+        raw = self._raw(pred, ids, source)
+        try:
+            self._conf[ids].update(raw, target.reshape(-1))
+        except ValueError as exc:
+            raise EvaluationError(f"{source}: {exc}") from None
         self.images += 1
-        if instances is None:
-            return
-        inst = torch.as_tensor(instances).to(self.device).reshape(-1).long()
-        if inst.shape != cols.shape:
-            raise EvaluationError(f"{source}: instance ids are {tuple(torch.as_tensor(instances).shape)}, "
-                                  f"prediction is {tuple(pred.shape)}")
-        keep = inst > 1000
-        inst, cols = inst[keep], cols[keep]
+        if instances is not None:
+            self._add_instances(torch.as_tensor(instances), raw, ids, source)
+
+    def _add_instances(self, instances: torch.Tensor, raw: torch.Tensor, ids: str, source: str) -> None:
+        inst = instances.to(self.device).reshape(-1)
+        if inst.shape != raw.shape:
+            raise EvaluationError(f"{source}: instance ids have {inst.numel()} pixels, the prediction {raw.numel()}")
         if not inst.numel():
             return
-        if int(inst.max()) >= MAX_INSTANCE_ID:
-            raise EvaluationError(f"{source}: instance id {int(inst.max())} names no Cityscapes label")
-        train = self._inst_train[inst]
-        if bool((train == -2).any()):
-            bad = int(inst[train == -2][0])
+        inst = inst if inst.dtype in (torch.int32, torch.int64) else inst.to(torch.int32)
+        lo, hi = (int(v) for v in torch.aminmax(inst))
+        if lo < 0 or hi >= MAX_INSTANCE_ID:
+            raise EvaluationError(f"{source}: instance id {lo if lo < 0 else hi} names no Cityscapes label")
+        size_p = self._spaces[ids].size
+        table = torch.bincount(inst * size_p + raw, minlength=MAX_INSTANCE_ID * size_p).reshape(MAX_INSTANCE_ID, size_p)
+        size = table.sum(1)
+        invalid = (size > 0) & (self._inst_train == -2)
+        if bool(invalid.any()):
+            bad = int(invalid.nonzero()[0])
             raise EvaluationError(f"{source}: instance id {bad} belongs to '{ID_TO_LABEL[bad // 1000].name}', "
                                   "a class without instances")
-        size = torch.bincount(inst, minlength=MAX_INSTANCE_ID).double()
-        hit = torch.bincount(inst[cols == train], minlength=MAX_INSTANCE_ID).double()
-        cat = self._inst_cat[inst]
-        in_cat = cat >= 0
-        cat_hit = torch.bincount(inst[in_cat][self._cat_member[cat[in_cat], cols[in_cat]]],
-                                 minlength=MAX_INSTANCE_ID).double()
-        present = (size > 0) & (self._inst_train >= 0)
-        ids_ = present.nonzero().squeeze(1)
-        weight = self._inst_avg[ids_] / size[ids_]
-        cls = self._inst_train[ids_]
-        self.tp_w.index_add_(0, cls, hit[ids_] * weight)
-        self.fn_w.index_add_(0, cls, (size[ids_] - hit[ids_]) * weight)
-        cat_of = self._inst_cat[ids_]
-        has_cat = cat_of >= 0
+        present = ((size > 0) & (self._inst_train >= 0)).nonzero().squeeze(1)
+        if not present.numel():
+            return
+        rows = table[present].double()
+        n = size[present].double()
+        hit = rows.gather(1, self._hit[ids][present].unsqueeze(1)).squeeze(1)
+        weight = self._inst_avg[present] / n
+        cls = self._inst_train[present]
+        self.tp_w.index_add_(0, cls, hit * weight)
+        self.fn_w.index_add_(0, cls, (n - hit) * weight)
+        cat = self._inst_cat[present]
+        has_cat = cat >= 0
         if bool(has_cat.any()):
-            w = weight[has_cat]
-            self.cat_tp_w.index_add_(0, cat_of[has_cat], cat_hit[ids_][has_cat] * w)
-            self.cat_fn_w.index_add_(0, cat_of[has_cat], (size[ids_][has_cat] - cat_hit[ids_][has_cat]) * w)
+            member = self._member[ids][cat[has_cat]].double()
+            cat_hit = (rows[has_cat] * member).sum(1)
+            w, nn = weight[has_cat], n[has_cat]
+            self.cat_tp_w.index_add_(0, cat[has_cat], cat_hit * w)
+            self.cat_fn_w.index_add_(0, cat[has_cat], (nn - cat_hit) * w)
 
     def all_reduce(self) -> None:
         """Sum over processes when running distributed (a no-op otherwise)."""
-        self.conf.all_reduce()
+        for cm in self._conf.values():
+            cm.all_reduce()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             for t in (self.tp_w, self.fn_w, self.cat_tp_w, self.cat_fn_w):
                 torch.distributed.all_reduce(t)
@@ -210,7 +260,8 @@ class CityscapesScorer:
     def result(self) -> CityscapesResult:
         if self.images == 0:
             raise EvaluationError("no images were evaluated")
-        m = self.conf.mat.cpu().numpy().astype(np.int64)
+        conf = self.conf
+        m = conf.mat.cpu().numpy().astype(np.int64)
         tp_w, fn_w = self.tp_w.cpu().numpy(), self.fn_w.cpu().numpy()
         cat_tp_w, cat_fn_w = self.cat_tp_w.cpu().numpy(), self.cat_fn_w.cpu().numpy()
 
@@ -238,5 +289,5 @@ class CityscapesScorer:
                 category_iiou[cat] = float("nan")
         names = tuple(CITYSCAPES_CLASSES) + tuple(ID_TO_LABEL[lid].name for lid in COLUMN_LABEL_IDS[NUM_CLASSES:])
         return CityscapesResult(class_iou, class_iiou, category_iou, category_iiou,
-                                pixel_accuracy=self.conf.pixel_accuracy(), mean_accuracy=self.conf.mean_accuracy(),
+                                pixel_accuracy=conf.pixel_accuracy(), mean_accuracy=conf.mean_accuracy(),
                                 images=self.images, confusion=m, column_names=names)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import torch
 
 
+def _as_index(x: torch.Tensor) -> torch.Tensor:
+    """int32 is enough for indices below 2**31 and halves the memory traffic of int64."""
+    return x if x.dtype in (torch.int16, torch.int32, torch.int64) else x.to(torch.int32)
+
+
 class ConfusionMatrix:
     """Rows: ground truth, columns: prediction. Pixels labelled ``ignore_index`` are not counted.
 
@@ -25,22 +30,40 @@ class ConfusionMatrix:
 
     @torch.no_grad()
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Count one batch: a single ``bincount`` over ``target * num_pred + pred``.
+
+        Ignored pixels are counted too (in a row past the classes) and dropped afterwards, and
+        the ground-truth range is checked on the histogram, so the pixels are read only once.
+        """
         if pred.shape != target.shape:
             raise ValueError(f"prediction shape {tuple(pred.shape)} != ground truth shape {tuple(target.shape)}")
         n, m = self.num_classes, self.num_pred
-        target = target.to(self.mat.device).reshape(-1).long()
-        pred = pred.to(self.mat.device).reshape(-1).long()
-        ignored = target == self.ignore_index
-        if target.numel():
-            bad = (target < 0) | ((target >= n) & ~ignored)
-            if bool(bad.any()):
-                raise ValueError(f"ground truth value {int(target[bad][0])} outside 0..{n - 1} (ignore {self.ignore_index})")
-            bad = ((pred < 0) | (pred >= m)) & ~ignored
+        target = _as_index(target.to(self.mat.device).reshape(-1))
+        pred = _as_index(pred.to(self.mat.device).reshape(-1))
+        if not target.numel():
+            return
+        t_lo, t_hi = (int(v) for v in torch.aminmax(target))
+        p_lo, p_hi = (int(v) for v in torch.aminmax(pred))
+        if t_lo < 0:
+            raise ValueError(f"ground truth value {t_lo} outside 0..{n - 1} (ignore {self.ignore_index})")
+        if p_lo < 0 or p_hi >= m:  # allowed only under ignored pixels, which are not scored
+            bad = ((pred < 0) | (pred >= m)) & (target != self.ignore_index)
             if bool(bad.any()):
                 raise ValueError(f"predicted value {int(pred[bad][0])} outside 0..{m - 1}")
-        # ignored pixels land in one overflow bin past the matrix, so no masked copy is needed
-        index = torch.where(ignored, n * m, target * m + pred)
-        self.mat += torch.bincount(index, minlength=n * m + 1)[: n * m].reshape(n, m)
+            pred = pred.clamp(0, m - 1)
+        rows = max(n, t_hi + 1)
+        if rows * m <= torch.iinfo(torch.int16).max:  # small tables: half the memory traffic again
+            target, pred = target.to(torch.int16), pred.to(torch.int16)
+        hist = torch.bincount(target * m + pred, minlength=rows * m).reshape(rows, m)
+        if rows > n:
+            extra = hist[n:].sum(1)
+            k = self.ignore_index - n
+            if 0 <= k < len(extra):
+                extra[k] = 0
+            if bool((extra > 0).any()):
+                bad = n + int(extra.nonzero()[0])
+                raise ValueError(f"ground truth value {bad} outside 0..{n - 1} (ignore {self.ignore_index})")
+        self.mat += hist[:n]
 
     def reset(self) -> None:
         self.mat.zero_()
