@@ -123,3 +123,45 @@ def test_eval_on_camvid_class_indices(shared, tmp_path, capsys):
     keep = gt != 255
     assert r.pixel_accuracy == pytest.approx((pred[keep] == gt[keep]).mean())
     assert set(r.averages) == {"IoU Classes", "Pixel Accuracy", "Mean Accuracy"}
+
+
+def test_train_id_predictions_through_the_command(synth_root, tmp_path, capsys):
+    from fasterseg.data.labels import id_to_train_table
+
+    ds = build_dataset(f"synth:{synth_root}", "val")
+    out = tmp_path / "train_ids"
+    out.mkdir()
+    for i in range(len(ds)):
+        Image.fromarray(id_to_train_table()[ds.load_label_ids(i)]).save(out / f"{ds.name(i)}.png")
+    assert main(["eval", "--pred-dir", str(out), "--data", f"synth:{synth_root}", "--ids", "train", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["average"]["iIoU Categories"] == 1.0
+    # read as label ids (the default), the ignore value 255 of train ids is outside the label table
+    assert main(["eval", "--pred-dir", str(out), "--data", f"synth:{synth_root}", "--json"]) == 1
+    assert "value 255 is not a Cityscapes label id" in capsys.readouterr().err
+
+
+def test_names_match_the_longest_prefix(tmp_path):
+    for stem in ("a_1_pred", "a_pred", "a_1_2"):
+        (tmp_path / f"{stem}.png").write_bytes(b"")
+    with pytest.raises(EvaluationError, match="a second prediction for 'a_1'"):
+        match_predictions(tmp_path, ["a", "a_1"])
+    (tmp_path / "a_1_2.png").unlink()
+    assert [p.name for p in match_predictions(tmp_path, ["a", "a_1"])] == ["a_pred.png", "a_1_pred.png"]
+
+
+def test_plain_dataset_table_hand_computed():
+    from fasterseg.data.base import DatasetInfo
+    from fasterseg.evaluate.report import format_table
+    from fasterseg.evaluate.scorer import SegmentationScorer
+
+    info = DatasetInfo(name="two", class_names=("bg", "fg"), palette=((0, 0, 0), (255, 255, 255)))
+    s = SegmentationScorer(info)
+    s.update(np.array([[0, 1, 1, 0]]), np.array([[0, 1, 0, 255]]))
+    r = s.result()
+    # bg: tp 1, fn 1 -> IoU 1/2, acc 1/2; fg: tp 1, fp 1 -> IoU 1/2, acc 1
+    assert r.class_iou == {"bg": 0.5, "fg": 0.5} and r.class_accuracy == {"bg": 0.5, "fg": 1.0}
+    assert r.pixel_accuracy == pytest.approx(2 / 3) and r.mean_accuracy == 0.75
+    table = format_table(r)
+    assert "IoU Classes | 50 |" in table and "Pixel Accuracy | 66.6667 |" in table and "fg | 50 | 100 |" in table
+    with pytest.raises(EvaluationError, match="value 2 is not a class index of two"):
+        s.update(np.array([2]), np.array([0]))
