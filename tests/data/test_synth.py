@@ -72,6 +72,28 @@ def test_a_scene_alone_equals_the_same_scene_in_a_set(synth_root):
     assert (inst == ds.load_instances(2)).all()
 
 
+def test_a_colour_lookup_cannot_label_the_scenes(synth_root):
+    """The most likely label per quantised colour, learnt on train, labels val only partly."""
+    def quantise(img):
+        return (img[..., 0] // 16).astype(np.int64) * 256 + (img[..., 1] // 16) * 16 + img[..., 2] // 16
+
+    counts = np.zeros((4096, 256), np.int64)
+    train = build_dataset(f"synth:{synth_root}", "train")
+    for i in range(len(train)):
+        image, label = train[i]
+        np.add.at(counts, (quantise(image).ravel(), label.ravel()), 1)
+    counts[:, 255] = 0
+    lookup = counts.argmax(1)
+    val = build_dataset(f"synth:{synth_root}", "val")
+    hits = total = 0
+    for i in range(len(val)):
+        image, label = val[i]
+        keep = label != 255
+        hits += int((lookup[quantise(image)][keep] == label[keep]).sum())
+        total += int(keep.sum())
+    assert 0.2 < hits / total < 0.8
+
+
 @pytest.mark.slow
 def test_two_hundred_scenes_at_256x512_in_under_a_minute(tmp_path):
     start = time.perf_counter()

@@ -165,3 +165,20 @@ def test_plain_dataset_table_hand_computed():
     assert "IoU Classes | 50 |" in table and "Pixel Accuracy | 66.6667 |" in table and "fg | 50 | 100 |" in table
     with pytest.raises(EvaluationError, match="value 2 is not a class index of two"):
         s.update(np.array([2]), np.array([0]))
+
+
+def test_score_dataset_matches_the_folder_evaluation(perfect):
+    """The shared loop (what model evaluation uses) and the folder path agree."""
+    from fasterseg.data.labels import id_to_train_table
+    from fasterseg.evaluate.scorer import score_dataset
+
+    ds, pred_dir = perfect
+
+    def shift(i: int) -> np.ndarray:
+        return np.roll(id_to_train_table()[ds.load_label_ids(i)], 2, axis=1)
+
+    for i in range(len(ds)):
+        Image.fromarray(shift(i)).save(pred_dir / f"{ds.name(i)}_leftImg8bit.png")
+    a = score_dataset(shift, ds)
+    b = evaluate_predictions(pred_dir, ds, ids="train", progress=False)
+    assert a.averages == b.averages and 0.3 < a.averages["iIoU Classes"] < 1

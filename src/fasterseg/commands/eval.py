@@ -12,8 +12,10 @@ HELP = "evaluate prediction PNGs against a dataset split: IoU/iIoU table, JSON, 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--pred-dir", required=True, metavar="DIR",
-                   help="prediction PNGs, one per ground-truth image, matched by name (searched recursively)")
+    # What is scored: a folder of predictions (a model, scored by the same evaluator, can join this group).
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pred-dir", metavar="DIR",
+                        help="prediction PNGs, one per ground-truth image, matched by name (searched recursively)")
     p.add_argument("--data", required=True, metavar="SPEC", help="dataset spec KIND:PATH, e.g. cityscapes:/data/cityscapes")
     p.add_argument("--split", default="val", help="split to evaluate (default: val)")
     p.add_argument("--ids", choices=("label", "train"), default="label",
@@ -27,16 +29,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=4, help="threads decoding PNGs (default: 4)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from fasterseg.data.registry import build_dataset
+def score(args: argparse.Namespace, dataset):
+    """The result for the chosen source of predictions."""
     from fasterseg.evaluate.predictions import evaluate_predictions
+
+    return evaluate_predictions(args.pred_dir, dataset, ids=args.ids, device=args.device, workers=args.workers,
+                                progress=sys.stderr.isatty())
+
+
+def report(args: argparse.Namespace, dataset, result) -> None:
+    """Table on stdout (or JSON with a bare --json); files for --json FILE, --csv, --plots."""
     from fasterseg.evaluate.report import (
         format_table, plot_class_iou, plot_confusion, to_json_dict, write_csv, write_json,
     )
 
-    dataset = build_dataset(args.data, args.split)
-    result = evaluate_predictions(args.pred_dir, dataset, ids=args.ids, device=args.device, workers=args.workers,
-                                  progress=sys.stderr.isatty())
     if args.json == "-":
         print(json.dumps(to_json_dict(result), indent=2))
     else:
@@ -50,4 +56,11 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.plots)
         print(f"wrote {plot_class_iou(result, out / 'class_iou.png')} and {plot_confusion(result, out / 'confusion.png')}",
               file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fasterseg.data.registry import build_dataset
+
+    dataset = build_dataset(args.data, args.split)
+    report(args, dataset, score(args, dataset))
     return 0
