@@ -99,3 +99,12 @@ def test_two_hundred_scenes_at_256x512_in_under_a_minute(tmp_path):
     start = time.perf_counter()
     generate(SynthConfig(out=tmp_path, train=200, val=0, size=(256, 512)), progress=False)
     assert time.perf_counter() - start < 60
+
+
+def test_a_smaller_run_into_a_used_folder_is_refused(tmp_path):
+    from fasterseg.errors import FasterSegError
+
+    generate(SynthConfig(out=tmp_path, train=2, val=0, size=(48, 96)), progress=False)
+    generate(SynthConfig(out=tmp_path, train=2, val=0, size=(48, 96)), progress=False)  # same scenes: fine
+    with pytest.raises(FasterSegError, match="synth_000000_000001_leftImg8bit.png: .* already holds scenes"):
+        generate(SynthConfig(out=tmp_path, train=1, val=0, size=(48, 96)), progress=False)

@@ -496,6 +496,16 @@ def write_scene(out: Path, split: str, index: int, size: tuple[int, int], seed: 
     _save_png(color_table()[label], gt_dir / f"{stem}{COLOR_SUFFIX}")
 
 
+def _refuse_leftovers(out: Path, jobs: list[tuple[str, int]]) -> None:
+    """Scenes of an earlier, larger run would silently join this one's splits: refuse instead."""
+    planned = {scene_stem(split, i) for split, i in jobs}
+    for folder in ("leftImg8bit", "gtFine"):
+        for path in sorted((out / folder).glob("*/*/*.png")) if (out / folder).is_dir() else ():
+            if path.name.split("_leftImg8bit")[0].split("_gtFine")[0] not in planned:
+                raise FasterSegError(f"{path}: {out} already holds scenes this run would not write "
+                                     "(choose an empty folder or remove the old one)")
+
+
 def generate(cfg: SynthConfig, progress: bool = True) -> dict[str, int]:
     """Write ``cfg.train`` + ``cfg.val`` scenes under ``cfg.out``; returns images per split."""
     from tqdm import tqdm
@@ -507,6 +517,7 @@ def generate(cfg: SynthConfig, progress: bool = True) -> dict[str, int]:
         raise FasterSegError(f"nothing to write: --train {cfg.train} --val {cfg.val}")
     out = Path(cfg.out)
     jobs = [("train", i) for i in range(cfg.train)] + [("val", i) for i in range(cfg.val)]
+    _refuse_leftovers(out, jobs)
     for split, i in tqdm(jobs, desc="synth", unit="img", disable=not progress):
         write_scene(out, split, i, (h, w), cfg.seed)
     return {"train": cfg.train, "val": cfg.val}
