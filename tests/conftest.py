@@ -30,3 +30,13 @@ def official_dir(shared: Path) -> Path:
 @pytest.fixture(scope="session")
 def equivalence_dir(shared: Path) -> Path:
     return shared / "reference" / "equivalence"
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """A small synthetic set in the Cityscapes layout (4 train, 4 val scenes of 128x256)."""
+    from fasterseg.data.synth import SynthConfig, generate
+
+    root = tmp_path_factory.mktemp("synth")
+    generate(SynthConfig(out=root, train=4, val=4, size=(128, 256), seed=3), progress=False)
+    return root

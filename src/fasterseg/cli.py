@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "import_official",
     "train",
     "lut",
+    "data",
+    "eval",
 )
 
 

@@ -69,3 +69,71 @@ def train_labels(labels: tuple[Label, ...] = CITYSCAPES_LABELS) -> list[Label]:
 
 CITYSCAPES_CLASSES: tuple[str, ...] = tuple(lab.name for lab in train_labels())
 CITYSCAPES_PALETTE: tuple[tuple[int, int, int], ...] = tuple(lab.color for lab in train_labels())
+
+# Derived lookups, the way the rest of the package asks for them.
+NAME_TO_LABEL: dict[str, Label] = {lab.name: lab for lab in CITYSCAPES_LABELS}
+ID_TO_LABEL: dict[int, Label] = {lab.id: lab for lab in CITYSCAPES_LABELS if lab.id >= 0}
+TRAIN_ID_TO_LABEL: dict[int, Label] = {lab.train_id: lab for lab in train_labels()}
+NUM_LABEL_IDS = max(ID_TO_LABEL) + 1  # label ids 0..33 are stored in gtFine PNGs
+
+
+def categories(labels: tuple[Label, ...] = CITYSCAPES_LABELS) -> dict[str, list[Label]]:
+    """Category name -> its labels, in table order (``void`` first, as the table has it)."""
+    out: dict[str, list[Label]] = {}
+    for lab in labels:
+        out.setdefault(lab.category, []).append(lab)
+    return out
+
+
+CATEGORY_TO_LABELS = categories()
+# The 7 evaluated categories: those with at least one evaluated class, in table order.
+CITYSCAPES_CATEGORIES: tuple[str, ...] = tuple(
+    cat for cat, labs in CATEGORY_TO_LABELS.items() if any(not lab.ignore_in_eval for lab in labs))
+
+# Mean pixel size of an instance per class over the Cityscapes training set: the fixed weights
+# of the benchmark's instance-level iIoU (the numbers the official evaluation script uses).
+CITYSCAPES_AVG_INSTANCE_SIZE: dict[str, float] = {
+    "bicycle": 4672.3249222261,
+    "caravan": 36771.8241758242,
+    "motorcycle": 6298.7200839748,
+    "rider": 3930.4788056518,
+    "bus": 35732.1511111111,
+    "train": 67583.7075812274,
+    "car": 12794.0202738185,
+    "person": 3462.4756337644,
+    "truck": 27855.1264367816,
+    "trailer": 16926.9763313609,
+}
+
+
+def id_to_train_table() -> "np.ndarray":
+    """uint8[256]: stored label id -> train id (255 for ignored ids and ids outside the table)."""
+    import numpy as np
+
+    table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    for lab in ID_TO_LABEL.values():
+        table[lab.id] = lab.train_id if 0 <= lab.train_id < IGNORE_INDEX else IGNORE_INDEX
+    return table
+
+
+def train_to_id_table() -> "np.ndarray":
+    """uint8[256]: train id -> label id, for writing predictions the way the test server reads them.
+
+    Train ids outside the table (including 255) map to 0, ``unlabeled``.
+    """
+    import numpy as np
+
+    table = np.zeros(256, dtype=np.uint8)
+    for lab in train_labels():
+        table[lab.train_id] = lab.id
+    return table
+
+
+def color_table() -> "np.ndarray":
+    """uint8[256, 3]: label id -> colour of the gtFine ``_color.png`` images (black elsewhere)."""
+    import numpy as np
+
+    table = np.zeros((256, 3), dtype=np.uint8)
+    for lab in ID_TO_LABEL.values():
+        table[lab.id] = lab.color
+    return table

@@ -14,8 +14,39 @@ def _camvid(root: Path, split: str, transform: PairTransform | None):
     return camvid(root, split, transform)
 
 
+def _cityscapes(root: Path, split: str, transform: PairTransform | None):
+    from fasterseg.data.cityscapes import cityscapes
+
+    return cityscapes(root, split, transform)
+
+
+def _synth(root: Path, split: str, transform: PairTransform | None):
+    """What ``fasterseg data synth`` wrote: the Cityscapes layout, read by the Cityscapes reader."""
+    from dataclasses import replace
+
+    from fasterseg.data.cityscapes import CITYSCAPES_INFO, CityscapesDataset
+
+    return CityscapesDataset(root, split, transform, info=replace(CITYSCAPES_INFO, name="synth"))
+
+
+def _bdd100k(root: Path, split: str, transform: PairTransform | None):
+    from fasterseg.data.bdd100k import bdd100k
+
+    return bdd100k(root, split, transform)
+
+
+def _folder(root: Path, split: str, transform: PairTransform | None):
+    from fasterseg.data.folder import folder
+
+    return folder(root, split, transform)
+
+
 BUILDERS: dict[str, Callable] = {
     "camvid": _camvid,
+    "cityscapes": _cityscapes,
+    "synth": _synth,
+    "bdd100k": _bdd100k,
+    "folder": _folder,
 }
 
 

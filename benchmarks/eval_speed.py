@@ -1,0 +1,175 @@
+"""Our Cityscapes evaluator against cityscapesscripts' evaluateImgLists on the same prediction PNGs.
+
+Writes synthetic scenes at full Cityscapes resolution, makes predictions by corrupting the ground
+truth (swapped classes, shifted instance boundaries, noise), then, in one run and alternating so
+both see the same machine load, times both evaluators
+
+* end to end from the PNG files (what a user waits for), and
+* scoring only, with every PNG already decoded in memory (cityscapesscripts' ``Image.open`` is
+  served from a cache of loaded images; ours gets the same arrays as tensors),
+
+checks that their numbers agree, and prints a table.
+
+    python benchmarks/eval_speed.py [--images 20] [--size 1024x2048] [--workers 4] [--repeat 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fasterseg.commands.common import parse_size
+from fasterseg.data.registry import build_dataset
+from fasterseg.data.synth import SynthConfig, generate
+from fasterseg.evaluate.predictions import evaluate_predictions
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
+
+
+def official(preds: list[Path], gts: list[Path]) -> dict:
+    """cityscapesscripts' evaluator, quiet, with numpy 2.4's missing ``in1d`` supplied for the call."""
+    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as ev
+
+    shim = not hasattr(np, "in1d")
+    if shim:
+        np.in1d = lambda a, b, invert=False: np.isin(a, b, invert=invert).ravel()
+    try:
+        ev.args.quiet, ev.args.JSONOutput, ev.args.evalInstLevelScore = True, False, True
+        return ev.evaluateImgLists([str(p) for p in preds], [str(g) for g in gts], ev.args)
+    finally:
+        if shim:
+            del np.in1d
+
+
+class _DecodedCache:
+    """Stands in for PIL.Image inside cityscapesscripts: ``open`` returns an already decoded image."""
+
+    def __init__(self, files: list[Path]):
+        self.images = {}
+        for f in files:
+            im = Image.open(f)
+            im.load()
+            self.images[str(f)] = im
+
+    def open(self, path):
+        return self.images[str(path)]
+
+
+def official_scoring_only(preds: list[Path], gts: list[Path]) -> tuple[dict, float]:
+    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as ev
+
+    cache = _DecodedCache(preds + gts + [Path(str(g).replace("labelIds", "instanceIds")) for g in gts])
+    real = ev.Image
+    ev.Image = cache
+    try:
+        t0 = time.perf_counter()
+        ref = official(preds, gts)
+        return ref, time.perf_counter() - t0
+    finally:
+        ev.Image = real
+
+
+def ours_scoring_only(ds, preds: list[Path], device: str) -> tuple[object, float]:
+    from fasterseg.evaluate.cityscapes import CityscapesScorer
+
+    data = [(torch.from_numpy(np.array(Image.open(p))), torch.from_numpy(ds.load_label(i)),
+             torch.from_numpy(ds.load_instances(i))) for i, p in enumerate(preds)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as evaluate_predictions counts
+    try:
+        t0 = time.perf_counter()
+        scorer = CityscapesScorer(device)
+        for pred, label, inst in data:  # host arrays: the copy to the device is part of the time
+            scorer.update(pred, label, inst, ids="label")
+        result = scorer.result()  # reads the counts back, so the device has finished
+        return result, time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
+
+
+def make_predictions(ds, out: Path, seed: int = 0) -> list[Path]:
+    rng = np.random.default_rng(seed)
+    files = []
+    for i in range(len(ds)):
+        label, inst = ds.load_label_ids(i), ds.load_instances(i)
+        pred = label.copy()
+        pred[label == 26] = 27  # car -> truck
+        edge = np.zeros(label.shape, bool)
+        edge[1:] |= inst[1:] != inst[:-1]
+        edge[:, 1:] |= inst[:, 1:] != inst[:, :-1]
+        pred[edge] = np.roll(label, 3, axis=0)[edge]
+        noise = rng.random(label.shape) < 0.05
+        pred[noise] = rng.integers(0, 34, int(noise.sum()))
+        path = out / f"{ds.name(i)}_pred.png"
+        Image.fromarray(pred.astype(np.uint8)).save(path)
+        files.append(path)
+    return files
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=20)
+    ap.add_argument("--size", type=parse_size, default=(1024, 2048))
+    ap.add_argument("--workers", type=int, default=4, help="decoding threads of our evaluator")
+    ap.add_argument("--repeat", type=int, default=2, help="timed runs of each evaluator (best is reported)")
+    ap.add_argument("--device", default="cpu", help="torch device our evaluator counts on (default: cpu)")
+    args = ap.parse_args()
+    h, w = args.size
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "data"
+        generate(SynthConfig(out=root, train=0, val=args.images, size=(h, w), seed=0), progress=False)
+        ds = build_dataset(f"synth:{root}", "val")
+        pred_dir = Path(tmp) / "pred"
+        pred_dir.mkdir()
+        preds = make_predictions(ds, pred_dir)
+        gts = [ds.label_path(i) for i in range(len(ds))]
+        instances = np.mean([len(np.unique(ds.load_instances(i)[ds.load_instances(i) > 1000])) for i in range(len(ds))])
+
+        t_ref, t_ours, s_ref, s_ours = [], [], [], []
+        for _ in range(args.repeat):  # alternate, so both see the same machine load
+            t0 = time.perf_counter()
+            ref = official(preds, gts)
+            t_ref.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            ours = evaluate_predictions(pred_dir, ds, ids="label", device=args.device, workers=args.workers,
+                                        progress=False)
+            t_ours.append(time.perf_counter() - t0)
+            ref_mem, dt = official_scoring_only(preds, gts)
+            s_ref.append(dt)
+            ours_mem, dt = ours_scoring_only(ds, preds, args.device)
+            s_ours.append(dt)
+        keys = (("IoU Classes", "averageScoreClasses"), ("iIoU Classes", "averageScoreInstClasses"),
+                ("IoU Categories", "averageScoreCategories"), ("iIoU Categories", "averageScoreInstCategories"))
+        diff = max(max(abs(o.averages[k] - r[rk]) for k, rk in keys) for o, r in ((ours, ref), (ours_mem, ref_mem)))
+
+    n = args.images
+    where = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "CPU"
+    print(f"counting on: {where} ({platform.machine()}, {os.cpu_count()} cores), python {sys.version.split()[0]}, "
+          f"torch {torch.__version__}, numpy {np.__version__}, cityscapesscripts {_version('cityscapesscripts')}")
+    print(f"{n} images of {h}x{w}, {instances:.1f} instances per image, best of {args.repeat} runs")
+    print()
+    print("| what is timed | cityscapesscripts (ms/image) | fasterseg (ms/image) | speed-up |")
+    print("|---|---|---|---|")
+    for what, a, b in ((f"end to end from PNG files (ours: {args.workers} decoding threads)", t_ref, t_ours),
+                       ("scoring only, PNGs decoded in memory", s_ref, s_ours)):
+        print(f"| {what} | {1000 * min(a) / n:.1f} | {1000 * min(b) / n:.1f} | {min(a) / min(b):.1f}x |")
+    print()
+    print(f"largest difference of the four averages between the evaluators: {diff:.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""``fasterseg eval``: score predictions against a dataset split (the official Cityscapes numbers)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+NAME = "eval"
+HELP = "evaluate prediction PNGs against a dataset split: IoU/iIoU table, JSON, CSV, plots"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    # What is scored: a folder of predictions (a model, scored by the same evaluator, can join this group).
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pred-dir", metavar="DIR",
+                        help="prediction PNGs, one per ground-truth image, matched by name (searched recursively)")
+    p.add_argument("--data", required=True, metavar="SPEC", help="dataset spec KIND:PATH, e.g. cityscapes:/data/cityscapes")
+    p.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    p.add_argument("--ids", choices=("label", "train"), default="label",
+                   help="Cityscapes layouts: predictions hold label ids (as the benchmark expects) or train ids")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="OUT.json",
+                   help="write the numbers as JSON to OUT.json (or stdout when no file is given)")
+    p.add_argument("--csv", metavar="OUT.csv", default=None, help="also write the numbers as CSV")
+    p.add_argument("--plots", metavar="DIR", default=None,
+                   help="also draw class_iou.png and confusion.png into DIR")
+    p.add_argument("--device", default="cpu", help="torch device for the counting (default: cpu)")
+    p.add_argument("--workers", type=int, default=4, help="threads decoding PNGs (default: 4)")
+
+
+def score(args: argparse.Namespace, dataset):
+    """The result for the chosen source of predictions."""
+    from fasterseg.evaluate.predictions import evaluate_predictions
+
+    return evaluate_predictions(args.pred_dir, dataset, ids=args.ids, device=args.device, workers=args.workers,
+                                progress=sys.stderr.isatty())
+
+
+def report(args: argparse.Namespace, dataset, result) -> None:
+    """Table on stdout (or JSON with a bare --json); files for --json FILE, --csv, --plots."""
+    from fasterseg.evaluate.report import (
+        format_table, plot_class_iou, plot_confusion, to_json_dict, write_csv, write_json,
+    )
+
+    if args.json == "-":
+        print(json.dumps(to_json_dict(result), indent=2))
+    else:
+        print(f"{len(dataset)} images of {args.data} ({args.split})")
+        print(format_table(result))
+        if args.json:
+            print(f"wrote {write_json(result, args.json)}", file=sys.stderr)
+    if args.csv:
+        print(f"wrote {write_csv(result, args.csv)}", file=sys.stderr)
+    if args.plots:
+        out = Path(args.plots)
+        print(f"wrote {plot_class_iou(result, out / 'class_iou.png')} and {plot_confusion(result, out / 'confusion.png')}",
+              file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fasterseg.data.registry import build_dataset
+
+    dataset = build_dataset(args.data, args.split)
+    report(args, dataset, score(args, dataset))
+    return 0

@@ -1,0 +1,125 @@
+"""Evaluate a folder of prediction PNGs against a dataset split, as the official script does.
+
+One single-channel PNG per ground-truth image, anywhere under the folder, matched by name: the
+file's stem equals the sample name or starts with it followed by ``_`` (so Cityscapes'
+``{city}_{seq}_{frame}_leftImg8bit.png`` or ``..._pred.png`` both match). A missing, extra or
+doubled prediction is an error before anything is scored. Files are decoded by a few threads
+(PNG decoding releases the GIL) while the scorer counts.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from fasterseg.evaluate.cityscapes import EvaluationError
+from fasterseg.evaluate.scorer import Result, make_scorer
+
+
+def read_prediction(path: Path) -> np.ndarray:
+    """A single-channel PNG of ids; anything else is an error naming the file."""
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("L", "P", "I", "I;16"):
+                raise EvaluationError(f"{path}: predictions must be single-channel PNGs of ids, got mode {im.mode}")
+            return np.array(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, EvaluationError):
+            raise
+        raise EvaluationError(f"{path}: cannot decode prediction ({exc})") from None
+
+
+def _owner(stem: str, names: set[str]) -> str | None:
+    if stem in names:
+        return stem
+    parts = stem.split("_")
+    for k in range(len(parts) - 1, 0, -1):  # longest name first
+        prefix = "_".join(parts[:k])
+        if prefix in names:
+            return prefix
+    return None
+
+
+def match_predictions(pred_dir: str | Path, names: list[str]) -> list[Path]:
+    """The prediction file of each name, in order; errors name what is missing, extra or doubled."""
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise EvaluationError(f"{pred_dir}: prediction folder does not exist")
+    wanted = set(names)
+    found: dict[str, Path] = {}
+    extra: list[Path] = []
+    for path in sorted(pred_dir.rglob("*.png")):
+        owner = _owner(path.stem, wanted)
+        if owner is None:
+            extra.append(path)
+        elif owner in found:
+            raise EvaluationError(f"{path}: a second prediction for '{owner}' (the first is {found[owner]})")
+        else:
+            found[owner] = path
+    if extra:
+        more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
+        raise EvaluationError(f"{extra[0]}: prediction matches no ground-truth image of the split{more}")
+    missing = [n for n in names if n not in found]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise EvaluationError(f"{pred_dir}: no prediction for '{missing[0]}'{more} (expected {missing[0]}*.png)")
+    return [found[n] for n in names]
+
+
+def prefetch(load: Callable[[int], object], n: int, workers: int = 4, depth: int = 8) -> Iterator[object]:
+    """``load(0..n-1)`` in order, computed ahead by a few threads, at most ``depth`` in memory."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pending: deque = deque()
+        for i in range(n):
+            pending.append(pool.submit(load, i))
+            if len(pending) >= depth:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def evaluate_predictions(pred_dir: str | Path, dataset, ids: str = "label", device: str | torch.device = "cpu",
+                         workers: int = 4, progress: bool = True) -> Result:
+    """Score every prediction PNG under ``pred_dir`` against ``dataset`` (labels only; images are not read).
+
+    ``ids``: for Cityscapes-layout datasets, whether the PNGs hold label ids (as the benchmark
+    expects) or train ids; other datasets always hold class indices.
+    """
+    from tqdm import tqdm
+
+    names = [dataset.name(i) for i in range(len(dataset))]
+    if not names:
+        raise EvaluationError("the split is empty: nothing to evaluate")
+    files = match_predictions(pred_dir, names)
+    scorer = make_scorer(dataset, device)
+    with_instances = getattr(dataset, "has_instances", False)
+
+    def load(i: int):
+        pred = read_prediction(files[i])
+        label = dataset.load_label(i)
+        inst = dataset.load_instances(i) if with_instances else None
+        if pred.shape != label.shape:
+            raise EvaluationError(f"{files[i]}: prediction is {pred.shape[1]}x{pred.shape[0]} but its ground truth "
+                                  f"is {label.shape[1]}x{label.shape[0]}")
+        return i, pred, label, inst
+
+    # Counting is memory-bound: on the CPU, torch's intra-op threads only fight the decoding threads
+    # (measured 20x slower with 2 intra-op threads on a 2-core machine), so count on one.
+    threads = torch.get_num_threads()
+    if torch.device(device).type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        for i, pred, label, inst in tqdm(prefetch(load, len(files), workers), total=len(files), desc="eval",
+                                         unit="img", disable=not progress):
+            scorer.update(torch.from_numpy(pred if pred.dtype == np.uint8 else pred.astype(np.int64)),
+                          torch.from_numpy(label), None if inst is None else torch.from_numpy(inst),
+                          ids=ids if with_instances else "train", source=str(files[i]))
+    finally:
+        torch.set_num_threads(threads)
+    return scorer.result()

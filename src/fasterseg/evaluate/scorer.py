@@ -1,0 +1,107 @@
+"""Scorers: one per kind of dataset, all fed image by image, all ending in a result object.
+
+Datasets with Cityscapes instances get :class:`~fasterseg.evaluate.cityscapes.CityscapesScorer`
+(IoU and iIoU of classes and categories); every other dataset gets :class:`SegmentationScorer`
+(IoU, pixel accuracy, mean accuracy). :func:`make_scorer` picks, so a caller (the prediction
+folder evaluation here, model evaluation in training) never needs to know which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from fasterseg.data.base import DatasetInfo
+from fasterseg.evaluate.cityscapes import CityscapesResult, CityscapesScorer, EvaluationError
+from fasterseg.evaluate.confusion import ConfusionMatrix
+
+
+@dataclass
+class SegmentationResult:
+    """Scores of a dataset without instances, as fractions; NaN where undefined."""
+
+    class_iou: dict[str, float]
+    class_accuracy: dict[str, float]
+    pixel_accuracy: float
+    mean_accuracy: float
+    images: int
+    confusion: np.ndarray = field(repr=False)
+    column_names: tuple[str, ...] = field(repr=False, default=())
+
+    @property
+    def miou(self) -> float:
+        valid = [v for v in self.class_iou.values() if not np.isnan(v)]
+        return float(np.mean(valid)) if valid else float("nan")
+
+    @property
+    def averages(self) -> dict[str, float]:
+        return {"IoU Classes": self.miou, "Pixel Accuracy": self.pixel_accuracy, "Mean Accuracy": self.mean_accuracy}
+
+
+class SegmentationScorer:
+    """IoU, pixel and mean accuracy from one confusion matrix of train ids."""
+
+    def __init__(self, info: DatasetInfo, device: str | torch.device = "cpu"):
+        self.info = info
+        self.conf = ConfusionMatrix(info.num_classes, info.ignore_index, device)
+        self.images = 0
+
+    @torch.no_grad()
+    def update(self, pred, target, instances=None, ids: str = "train", source: str = "prediction") -> None:
+        pred, target = torch.as_tensor(pred), torch.as_tensor(target)
+        if pred.shape != target.shape:
+            raise EvaluationError(f"{source}: prediction is {tuple(pred.shape)} but the ground truth is {tuple(target.shape)}")
+        if pred.numel():
+            lo, hi = int(pred.min()), int(pred.max())
+            if lo < 0 or hi >= self.info.num_classes:
+                raise EvaluationError(f"{source}: value {lo if lo < 0 else hi} is not a class index of "
+                                      f"{self.info.name} (0..{self.info.num_classes - 1})")
+        try:
+            self.conf.update(pred, target)
+        except ValueError as exc:
+            raise EvaluationError(f"{source}: {exc}") from None
+        self.images += 1
+
+    def all_reduce(self) -> None:
+        self.conf.all_reduce()
+
+    def result(self) -> SegmentationResult:
+        if self.images == 0:
+            raise EvaluationError("no images were evaluated")
+        names = self.info.class_names
+        return SegmentationResult(
+            class_iou=dict(zip(names, self.conf.iou().tolist())),
+            class_accuracy=dict(zip(names, self.conf.class_accuracy().tolist())),
+            pixel_accuracy=self.conf.pixel_accuracy(), mean_accuracy=self.conf.mean_accuracy(),
+            images=self.images, confusion=self.conf.mat.cpu().numpy(), column_names=tuple(names))
+
+
+def make_scorer(dataset, device: str | torch.device = "cpu"):
+    """The Cityscapes scorer for datasets with Cityscapes instance ids, the plain one otherwise."""
+    if getattr(dataset, "has_instances", False):
+        return CityscapesScorer(device)
+    return SegmentationScorer(dataset.info, device)
+
+
+Result = CityscapesResult | SegmentationResult
+
+
+def score_dataset(predict, dataset, indices=None, device: str | torch.device = "cpu", ids: str = "train",
+                  progress: bool = False) -> Result:
+    """Score ``predict(i) -> (H, W) ids`` over a dataset's images with the dataset's own scorer.
+
+    The one loop shared by every source of predictions (files, a model): ground truth comes from
+    the dataset (train ids, and instance ids where it has them), so model evaluation gets iIoU
+    on Cityscapes for free. ``indices`` limits the images (e.g. one process's share).
+    """
+    from tqdm import tqdm
+
+    scorer = make_scorer(dataset, device)
+    with_instances = getattr(dataset, "has_instances", False)
+    for i in tqdm(range(len(dataset)) if indices is None else indices, desc="eval", unit="img", disable=not progress):
+        label = torch.from_numpy(dataset.load_label(i))
+        inst = torch.from_numpy(dataset.load_instances(i)) if with_instances else None
+        scorer.update(torch.as_tensor(predict(i)), label, inst, ids=ids, source=dataset.name(i))
+    return scorer.result()
