@@ -57,6 +57,15 @@ def test_training_lowers_the_loss_and_beats_the_untrained_model(toy, tmp_path):
                  "best.safetensors", "last.safetensors", CHECKPOINT):
         assert (result.run_dir / name).is_file(), name
     assert model.meta.class_names == val.info.class_names
+    # `fasterseg eval --model` scores the same model through the report's scorer: same mIoU.
+    from fasterseg.cli import main
+
+    out = tmp_path / "eval.json"
+    assert main(["eval", "--model", str(result.model_path), "--data", toy[0], "--split", "val", "--json", str(out)]) == 0
+    import json
+
+    reported = json.loads(out.read_text())
+    assert abs(reported["average"]["IoU Classes"] - after) < 1e-6
 
 
 def test_resume_continues_exactly(toy, tmp_path):

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from fasterseg.commands.common import parse_size
+
 NAME = "eval"
 HELP = "evaluate prediction PNGs against a dataset split: IoU/iIoU table, JSON, CSV, plots"
 
@@ -16,6 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--pred-dir", metavar="DIR",
                         help="prediction PNGs, one per ground-truth image, matched by name (searched recursively)")
+    source.add_argument("--model", metavar="MODEL.safetensors", help="a fasterseg model file: predict and score")
     p.add_argument("--data", required=True, metavar="SPEC", help="dataset spec KIND:PATH, e.g. cityscapes:/data/cityscapes")
     p.add_argument("--split", default="val", help="split to evaluate (default: val)")
     p.add_argument("--ids", choices=("label", "train"), default="label",
@@ -27,12 +30,47 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also draw class_iou.png and confusion.png into DIR")
     p.add_argument("--device", default="cpu", help="torch device for the counting (default: cpu)")
     p.add_argument("--workers", type=int, default=4, help="threads decoding PNGs (default: 4)")
+    model = p.add_argument_group("model inference (with --model)")
+    model.add_argument("--scales", type=float, nargs="+", default=[1.0], help="multi-scale inference, e.g. 0.75 1 1.25")
+    model.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
+    model.add_argument("--window", type=parse_size, default=None, metavar="HxW",
+                       help="sliding-window inference with windows of this size (default: whole image)")
+
+
+def model_predictor(args: argparse.Namespace, dataset):
+    """``predict(i)`` -> train-id map of image ``i`` from the model, with the chosen inference options."""
+    import torch
+
+    import fasterseg
+    from fasterseg.data.transforms import normalize, to_tensors
+    from fasterseg.evaluate.cityscapes import EvaluationError
+    from fasterseg.evaluate.model_inference import InferenceOptions, predict_probabilities
+
+    model = fasterseg.load_model(args.model, device=args.device)
+    classes = model.genotype.num_classes
+    if classes != dataset.info.num_classes:
+        raise EvaluationError(f"{args.model}: the model predicts {classes} classes but {args.data} has {dataset.info.num_classes}")
+    options = InferenceOptions(scales=tuple(args.scales), flip=args.flip, window=args.window)
+    mean, std = model.meta.mean, model.meta.std
+
+    def predict(i: int):
+        image, label = dataset[i]
+        img, _ = to_tensors(image, label)
+        x = normalize(img, mean, std)[None].to(args.device)
+        return predict_probabilities(model, x, options).argmax(1)[0].cpu()
+
+    return predict
 
 
 def score(args: argparse.Namespace, dataset):
     """The result for the chosen source of predictions."""
     from fasterseg.evaluate.predictions import evaluate_predictions
 
+    if args.model:
+        from fasterseg.evaluate.scorer import score_dataset
+
+        return score_dataset(model_predictor(args, dataset), dataset, device=args.device, ids="train",
+                             progress=sys.stderr.isatty())
     return evaluate_predictions(args.pred_dir, dataset, ids=args.ids, device=args.device, workers=args.workers,
                                 progress=sys.stderr.isatty())
 
