@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "lut",
     "data",
     "eval",
+    "config",
 )
 
 

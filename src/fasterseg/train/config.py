@@ -7,54 +7,54 @@ from dataclasses import dataclass, field
 
 @dataclass
 class DataConfig:
-    spec: str = "camvid:../shared/data/camvid"
-    train_split: str = "train"
-    val_split: str = "val"
-    crop_size: tuple[int, int] = (512, 1024)
-    scales: tuple[float, ...] = (0.75, 1.0, 1.25)
+    spec: str = "camvid:../shared/data/camvid"  # dataset spec KIND:PATH (cityscapes, camvid, bdd100k, folder, synth)
+    train_split: str = "train"  # split trained on
+    val_split: str = "val"  # split validated on
+    crop_size: tuple[int, int] = (512, 1024)  # training crop (height, width); smaller images are padded with ignore
+    scales: tuple[float, ...] = (0.75, 1.0, 1.25)  # random rescaling factors before cropping
     base_scale: float = 1.0  # resize every training image by this first (e.g. 0.5)
-    flip: bool = True
+    flip: bool = True  # random horizontal flip
     val_scale: float = 1.0  # evaluate on images resized by this (labels stay full size)
-    workers: int = 2
+    workers: int = 2  # data-loading processes per training process
 
 
 @dataclass
 class OptimConfig:
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    lr: float = 0.01  # initial SGD learning rate
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 5e-4  # SGD weight decay
     schedule: str = "exponential"  # "exponential": lr * gamma^epoch; "poly": lr * (1 - it/total)^power
-    gamma: float = 0.992
-    power: float = 0.9
+    gamma: float = 0.992  # per-epoch decay of the exponential schedule
+    power: float = 0.9  # exponent of the poly schedule
     grad_clip: float = 0.0  # 0: no clipping
 
 
 @dataclass
 class LossConfig:
-    ohem_thresh: float = 0.7
-    ohem_min_kept_ratio: float = 1 / 16
-    aux_weight: float = 0.2
-    distill_weight: float = 1.0
+    ohem_thresh: float = 0.7  # OHEM keeps pixels whose true-class probability is at most this
+    ohem_min_kept_ratio: float = 1 / 16  # ...and at least this fraction of the batch's pixels
+    aux_weight: float = 0.2  # weight of each auxiliary head (1/16, 1/32) loss
+    distill_weight: float = 1.0  # weight of the KL distillation loss (with a teacher)
 
 
 @dataclass
 class TrainConfig:
     genotype: str = ""  # path of the genotype JSON (or a model file to take the genotype from)
     teacher: str | None = None  # model file of a trained teacher: enables distillation
-    name: str = "train"
-    out_dir: str = "runs"
-    seed: int = 0
-    epochs: int = 600
+    name: str = "train"  # run directory name under out_dir
+    out_dir: str = "runs"  # where run directories are created
+    seed: int = 0  # seeds weights, data order and augmentation
+    epochs: int = 600  # training epochs
     iters_per_epoch: int = 1000  # 0: one pass over the training split
     batch_size: int = 12  # per process
     val_every: int = 10  # epochs; 0: only at the end
     val_batches: int = 0  # 0: the whole val split
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast on CUDA)
-    channels_last: bool = False
+    channels_last: bool = False  # NHWC memory format on CUDA
     sync_bn: bool = True  # under torchrun on CUDA
     freeze_bn: bool = False  # keep BatchNorm statistics fixed (fine-tuning; exact multi-process CPU checks)
-    deterministic: bool = False
+    deterministic: bool = False  # deterministic algorithms where the backend allows (slower on CUDA)
     log_every: int = 20  # iterations between CSV/TensorBoard log rows
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
