@@ -30,13 +30,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="fasterseg", description="FasterSeg: search, train, evaluate and deploy real-time segmentation networks.")
+    parser = _Parser(prog="fasterseg", allow_abbrev=False, description="FasterSeg: search, train, evaluate and deploy real-time segmentation networks.")
     parser.add_argument("--version", action="version", version=f"fasterseg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for module_name in COMMAND_MODULES:
         module = importlib.import_module(f"fasterseg.commands.{module_name}")
-        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP, allow_abbrev=False)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser

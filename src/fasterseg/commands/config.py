@@ -6,7 +6,7 @@ import argparse
 import importlib
 
 NAME = "config"
-HELP = "print the default configuration (YAML) of train, search or lut, or the Markdown reference"
+HELP = "print the default configuration (YAML) of a command that takes --config, or the Markdown reference"
 
 # name -> (title, "module:Class"). Commands that take --config register their dataclass here.
 CONFIGS: dict[str, tuple[str, str]] = {

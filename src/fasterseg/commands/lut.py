@@ -14,6 +14,16 @@ NAME = "lut"
 HELP = "latency lookup tables: build (measure), show, import-official, merge, validate"
 
 
+
+def _at_least_3(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 3:
+        raise argparse.ArgumentTypeError(f"at least 3 samples are needed to fit and rank, got {value}")
+    return value
+
 def _timing_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch / ONNX Runtime (default 1: stable on a shared machine)")
     p.add_argument("--warmup", type=int, default=3, help="untimed runs before measuring (default 3)")
@@ -64,7 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     v = sub.add_parser("validate", help="predict vs measure random derived networks: Spearman, MAPE, scatter plot")
     v.add_argument("--lut", required=True, metavar="TABLE", help="table built on this machine (its setting is used to measure)")
-    v.add_argument("--samples", type=int, default=20)
+    v.add_argument("--samples", type=_at_least_3, default=20, help="random architectures to predict and measure (>= 3)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--size", type=parse_size, default=None, help="input size (default: the table's)")
     v.add_argument("--out-dir", default="lut_validate", metavar="DIR", help="where the scatter PNG and results JSON go")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 NAME = "train"
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
             overrides.append(f"out_dir={args.out_dir}")
         cfg = load_config(TrainConfig, args.config, overrides)
     result = train(cfg, resume=bool(args.resume), show_progress=not args.quiet)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun only the first process reports
     best = f"{100 * result.best_miou:.2f}" if result.best_miou is not None else "n/a"
     print(f"done: {result.run_dir} (best val mIoU {best}); model: {result.model_path}")
     return 0
