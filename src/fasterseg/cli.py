@@ -14,6 +14,9 @@ from fasterseg.errors import FasterSegError
 COMMAND_MODULES = (
     "info",
     "import_official",
+    "predict",
+    "export",
+    "bench",
 )
 
 
