@@ -8,6 +8,7 @@ full-resolution logits off the device.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,10 @@ def export_onnx(net: nn.Module, out: str | Path, size: tuple[int, int] = (1024, 
     if dynamic:
         dim = torch.export.Dim
         dynamic_shapes = ({0: dim("batch", min=1, max=1024), 2: dim.DYNAMIC, 3: dim.DYNAMIC},)
+    # The exporter logs a warning per torchvision op it cannot register; none are used here.
+    registration_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration_log.level
+    registration_log.setLevel(logging.ERROR)
     with atomic_path(out) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -78,6 +83,8 @@ def export_onnx(net: nn.Module, out: str | Path, size: tuple[int, int] = (1024, 
             program.save(str(tmp), external_data=False)
         except Exception as exc:  # the exporter raises many types; report them as one
             raise ExportError(f"{out}: ONNX export failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            registration_log.setLevel(level)
     report = ExportReport(out, tuple(size), dynamic, output, opset)
     if check:
         check_sizes = [tuple(size)]

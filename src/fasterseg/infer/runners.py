@@ -168,35 +168,35 @@ class _CudaGraphed:
         return static_out.clone()
 
 
-def _export_pair(model: nn.Module, options: RunnerOptions, example_size: tuple[int, int]) -> tuple[Path, Path]:
-    """ONNX graphs (labels with fused argmax; logits8) with dynamic N, H, W, exported once."""
+def _export(model: nn.Module, options: RunnerOptions, output: str) -> Path:
+    """The ONNX graph for ``output`` ("labels" with fused argmax, or "logits8"), dynamic N, H, W."""
     from fasterseg.infer.export import export_onnx
 
-    directory = Path(options.onnx_dir or tempfile.mkdtemp(prefix="fasterseg-onnx-"))
-    paths = []
-    for output in ("labels", "logits8"):
-        path = directory / f"{output}.onnx"
-        if not path.exists():
-            export_onnx(fold_batchnorm(model).cpu(), path, size=example_size, dynamic=True, output=output, check=False)
-        paths.append(path)
-    return paths[0], paths[1]
+    directory = options.onnx_dir = Path(options.onnx_dir or tempfile.mkdtemp(prefix="fasterseg-onnx-"))
+    path = directory / f"{output}.onnx"
+    if not path.exists():
+        example_size = options.extra.get("example_size", (256, 512))
+        export_onnx(fold_batchnorm(model).cpu(), path, size=example_size, dynamic=True, output=output, check=False)
+    return path
 
 
-def _ort_runner(model: nn.Module, options: RunnerOptions, device: torch.device, providers: list[str]) -> Runner:
+def _ort_runner(model: nn.Module, options: RunnerOptions, device: torch.device, providers: list) -> Runner:
+    """Each graph is exported and loaded on first use (export takes seconds; many callers need one)."""
     from fasterseg.infer.export import ort_session
 
-    if options.precision != "fp32":
-        raise BackendUnavailable(f"{options.backend}: only fp32 graphs are exported (got {options.precision})")
-    labels_path, low_path = _export_pair(model, options, options.extra.get("example_size", (256, 512)))
-    sessions = [ort_session(p, threads=options.threads, providers=providers) for p in (labels_path, low_path)]
+    if options.precision != "fp32" and options.backend == "onnxruntime":
+        raise BackendUnavailable(f"onnxruntime: only fp32 graphs are exported (got {options.precision})")
+    sessions: dict = {}
 
-    def run(session) -> Callable:
+    def run(output: str) -> Callable:
         def call(x: torch.Tensor) -> torch.Tensor:
+            if output not in sessions:
+                sessions[output] = ort_session(_export(model, options, output), threads=options.threads, providers=providers)
             array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-            return torch.from_numpy(session.run(None, {"image": array})[0]).to(device)
+            return torch.from_numpy(sessions[output].run(None, {"image": array})[0]).to(device)
         return call
 
-    return Runner(options.describe(), device, run(sessions[0]), run(sessions[1]))
+    return Runner(options.describe(), device, run("labels"), run("logits8"))
 
 
 def _onnxruntime(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
@@ -220,4 +220,7 @@ def _tensorrt(model: nn.Module, options: RunnerOptions, device: torch.device) ->
         raise BackendUnavailable("tensorrt runs on CUDA devices only (use --device cuda)")
     if "TensorrtExecutionProvider" not in ort.get_available_providers():
         raise BackendUnavailable("tensorrt: onnxruntime has no TensorrtExecutionProvider here (install onnxruntime-gpu and TensorRT)")
-    return _ort_runner(model, options, device, ["TensorrtExecutionProvider", "CUDAExecutionProvider"])
+    if options.precision == "bf16":
+        raise BackendUnavailable("tensorrt: use fp32 or fp16")
+    trt = ("TensorrtExecutionProvider", {"trt_fp16_enable": options.precision == "fp16"})
+    return _ort_runner(model, options, device, [trt, "CUDAExecutionProvider"])
