@@ -85,7 +85,7 @@ def main() -> None:
         for o in options:
             o.threads = args.threads
         rows = bench_backends(model, options, parse_size(args.size), batch=args.batch, warmup=args.warmup,
-                              repeats=args.repeats, progress=lambda p: print(f"timing {p} ...", file=sys.stderr, flush=True))
+                              repeats=args.repeats, progress=lambda line: print(line, file=sys.stderr, flush=True))
         after = environment()
     print(f"command: python {shlex.join(['benchmarks/speed.py', *sys.argv[1:]])}")
     print(f"model: {args.model or 'official FasterSeg student (arch_1.pt + student_seed0_weights1.pt)'}, "

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model_or_genotype(args.model)
     rows = bench_backends(model, option_list(args), tuple(args.size), batch=args.batch, warmup=args.warmup,
                           repeats=args.repeats, model_only=args.model_only,
-                          progress=lambda path: print(f"timing {path} ...", file=sys.stderr))
+                          progress=lambda line: print(line, file=sys.stderr))
     env = environment()
     if args.json:
         print(rows_to_json(rows, env))

@@ -2,8 +2,8 @@
 
 Two numbers per runner: end to end (a normalised input batch on the device -> int64 label
 map at input size, i.e. network + x8 bilinear upsample + argmax) and model-only (the network
-to its 1/8 class scores). Runners are timed one after another on the same input in one
-process, so their ratios are comparable even on a noisy machine.
+to its 1/8 class scores). Runners are timed in interleaved rounds on the same input in one
+process, so their ratios stay comparable on a shared, noisy machine.
 """
 
 from __future__ import annotations
@@ -74,28 +74,53 @@ def bench_runner(runner: Runner, x: torch.Tensor, warmup: int, repeats: int, mod
 def bench_backends(model: torch.nn.Module, option_list: list[RunnerOptions], size: tuple[int, int], batch: int = 1,
                    warmup: int = 3, repeats: int = 20, model_only: bool = True, seed: int = 0,
                    progress: Callable[[str], None] | None = None) -> list[BenchRow]:
-    """Time every runner in ``option_list`` on one random normalised batch; unavailable ones get an error row."""
-    rows = []
+    """Time every runner in ``option_list`` on one random normalised batch; unavailable ones get an error row.
+
+    All runners are built first; then each timed round runs every runner once, in turn. On a
+    shared machine whose load drifts, this keeps the comparison fair: a busy minute slows every
+    path alike instead of whichever happened to be running.
+    """
+    rows, runners = [], []
     generator = torch.Generator().manual_seed(seed)
     x_cpu = torch.randn(batch, 3, *size, generator=generator)
     for options in option_list:
         row = BenchRow(options.backend, options.describe(), options.device, options.precision, batch, tuple(size))
+        rows.append(row)
         if progress:
-            progress(row.path)
+            progress(f"preparing {row.path}")
         try:
             start = time.perf_counter()
             options.extra.setdefault("example_size", tuple(size))
             runner = build_runner(model, options)
             x = x_cpu.to(runner.device)
-            runner.labels(x)  # first call compiles/exports/captures; count it as setup
+            runner.labels(x)  # the first call compiles/exports/captures: count it as setup
             if model_only:
                 runner.logits8(x)
             runner.synchronize()
             row.setup_s = time.perf_counter() - start
-            row.end_to_end, row.model_only = bench_runner(runner, x, warmup, repeats, model_only)
+            runners.append((row, runner, x))
         except BackendUnavailable as exc:
             row.error = str(exc)
-        rows.append(row)
+    stages = [("end_to_end", lambda r, x: r.labels(x))]
+    if model_only:
+        stages.append(("model_only", lambda r, x: r.logits8(x)))
+    for stage, call in stages:
+        if progress and runners:
+            progress(f"timing {stage.replace('_', ' ')}: {len(runners)} path(s) x {repeats} rounds")
+        for _ in range(warmup):
+            for _, runner, x in runners:
+                call(runner, x)
+                runner.synchronize()
+        seconds: dict[int, list[float]] = {i: [] for i in range(len(runners))}
+        for _ in range(repeats):
+            for i, (_, runner, x) in enumerate(runners):
+                runner.synchronize()
+                begin = time.perf_counter()
+                call(runner, x)
+                runner.synchronize()
+                seconds[i].append(time.perf_counter() - begin)
+        for i, (row, _, _) in enumerate(runners):
+            setattr(row, stage, Timing.of(seconds[i]))
     return rows
 
 
