@@ -104,23 +104,20 @@ def bench_backends(model: torch.nn.Module, option_list: list[RunnerOptions], siz
     stages = [("end_to_end", lambda r, x: r.labels(x))]
     if model_only:
         stages.append(("model_only", lambda r, x: r.logits8(x)))
-    for stage, call in stages:
-        if progress and runners:
-            progress(f"timing {stage.replace('_', ' ')}: {len(runners)} path(s) x {repeats} rounds")
-        for _ in range(warmup):
-            for _, runner, x in runners:
-                call(runner, x)
-                runner.synchronize()
-        seconds: dict[int, list[float]] = {i: [] for i in range(len(runners))}
-        for _ in range(repeats):
-            for i, (_, runner, x) in enumerate(runners):
-                runner.synchronize()
-                begin = time.perf_counter()
-                call(runner, x)
-                runner.synchronize()
+    jobs = [(row, runner, x, stage, call) for row, runner, x in runners for stage, call in stages]
+    if progress and jobs:
+        progress(f"timing {len(runners)} path(s), {len(stages)} stage(s): {warmup} warm-up + {repeats} interleaved rounds")
+    seconds: list[list[float]] = [[] for _ in jobs]
+    for round_index in range(warmup + repeats):
+        for i, (_, runner, x, _, call) in enumerate(jobs):
+            runner.synchronize()
+            begin = time.perf_counter()
+            call(runner, x)
+            runner.synchronize()
+            if round_index >= warmup:
                 seconds[i].append(time.perf_counter() - begin)
-        for i, (row, _, _) in enumerate(runners):
-            setattr(row, stage, Timing.of(seconds[i]))
+    for (row, _, _, stage, _), times in zip(jobs, seconds):
+        setattr(row, stage, Timing.of(times))
     return rows
 
 
