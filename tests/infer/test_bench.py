@@ -47,3 +47,13 @@ def test_bench_table_has_one_line_per_path(tmp_path, capsys):
                  "--no-compile", "--repeats", "2", "--warmup", "0", "--no-model-only"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert len(lines) == 3 and lines[1].startswith("| eager+fp32") and "folded-bn" in lines[2]
+
+
+@pytest.mark.parametrize("command", ["predict", "export", "bench"])
+def test_inference_commands_have_help_and_reject_bad_usage(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0 and "usage" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main([command])  # --model (and more) missing
+    assert info.value.code == 2
