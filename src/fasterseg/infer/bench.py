@@ -45,6 +45,7 @@ class BenchRow:
     end_to_end: Timing | None = None
     model_only: Timing | None = None
     setup_s: float | None = None
+    agreement: float | None = None  # fraction of pixels whose label equals the first path's
     error: str | None = None
 
     @property
@@ -76,11 +77,15 @@ def bench_backends(model: torch.nn.Module, option_list: list[RunnerOptions], siz
                    progress: Callable[[str], None] | None = None) -> list[BenchRow]:
     """Time every runner in ``option_list`` on one random normalised batch; unavailable ones get an error row.
 
+    Each row also records how many of its labels equal the first path's (eager fp32 first makes
+    that the "same predictions" check at the benchmark size).
+
     All runners are built first; then each timed round runs every runner once, in turn. On a
     shared machine whose load drifts, this keeps the comparison fair: a busy minute slows every
     path alike instead of whichever happened to be running.
     """
     rows, runners = [], []
+    reference = None
     generator = torch.Generator().manual_seed(seed)
     x_cpu = torch.randn(batch, 3, *size, generator=generator)
     for options in option_list:
@@ -93,7 +98,10 @@ def bench_backends(model: torch.nn.Module, option_list: list[RunnerOptions], siz
             options.extra.setdefault("example_size", tuple(size))
             runner = build_runner(model, options)
             x = x_cpu.to(runner.device)
-            runner.labels(x)  # the first call compiles/exports/captures: count it as setup
+            labels = runner.labels(x).cpu()  # the first call compiles/exports/captures: count it as setup
+            if reference is None:
+                reference = labels
+            row.agreement = float((labels == reference).double().mean())
             if model_only:
                 runner.logits8(x)
             runner.synchronize()
@@ -158,14 +166,14 @@ def _cpu_name() -> str:
 
 def format_table(rows: list[BenchRow]) -> str:
     """A markdown table, one line per runner; speed-up relative to the first timed row."""
-    header = ("| path | device | batch | size | end-to-end median ms | p90 ms | FPS | model-only median ms | p90 ms | speed-up | setup s |\n"
-              "|---|---|---|---|---|---|---|---|---|---|---|")
+    header = ("| path | device | batch | size | end-to-end median ms | p90 ms | FPS | model-only median ms | p90 ms | speed-up | labels = first row | setup s |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|")
     base = next((r.end_to_end.median_ms for r in rows if r.end_to_end), None)
     lines = [header]
     for r in rows:
         size = f"{r.size[0]}x{r.size[1]}"
         if r.error:
-            lines.append(f"| {r.path} | {r.device} | {r.batch} | {size} | unavailable: {r.error} |  |  |  |  |  |  |")
+            lines.append(f"| {r.path} | {r.device} | {r.batch} | {size} | unavailable: {r.error} |  |  |  |  |  |  |  |")
             continue
         low = r.model_only
         lines.append(
@@ -174,7 +182,7 @@ def format_table(rows: list[BenchRow]) -> str:
             f"| {r.path} | {r.device} | {r.batch} | {size} | {r.end_to_end.median_ms:.1f} | {r.end_to_end.p90_ms:.1f} | "
             f"{r.fps:.2f} | - | - | "
         )
-        lines[-1] += f"{base / r.end_to_end.median_ms:.2f}x | {r.setup_s:.1f} |"
+        lines[-1] += f"{base / r.end_to_end.median_ms:.2f}x | {100 * r.agreement:.4f}% | {r.setup_s:.1f} |"
     return "\n".join(lines)
 
 
