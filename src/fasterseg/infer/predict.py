@@ -93,17 +93,19 @@ def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, ou
 
 
 def _segment_images(predictor: Predictor, images: list[Source], fail: Callable, bar) -> Iterator:
-    def readable() -> Iterator[tuple[Source, np.ndarray]]:
+    """(source, labels, image) for every readable image; unreadable ones go to ``fail``."""
+
+    def readable() -> Iterator[tuple[tuple[Source, np.ndarray], np.ndarray]]:
         for source in images:
             try:
-                yield source, read_rgb(source.path)
+                image = read_rgb(source.path)
             except InputError as exc:
                 fail(str(source.path), str(exc).removeprefix(f"{source.path}: "))
                 bar.update(1)
+                continue
+            yield (source, image), image  # the key carries the image for the overlay after batching
 
-    pairs = ((source, image) for source, image in readable())
-    # Keep each image with its key so outputs (overlays) can use it after batching.
-    for (source, image), labels in predictor.predict_stream(((s, im), im) for s, im in pairs):
+    for (source, image), labels in predictor.predict_stream(readable()):
         bar.update(1)
         yield source, labels, image
 
