@@ -80,3 +80,10 @@ def test_gpu_paths_give_the_plain_model_labels(options):
     got = build_runner(model, options).labels(x.cuda()).cpu()
     tie = 1e-3 if options.precision == "fp32" else 0.1
     assert_same_labels(got, labels, margin, tie=tie)
+
+
+def test_official_student_folded_channels_last_gives_its_labels(student_model):
+    x = torch.randn(1, 3, 256, 512, generator=torch.Generator().manual_seed(0))
+    labels, margin = reference_labels(student_model, x)
+    got = build_runner(student_model, RunnerOptions("optimized", compile=False)).labels(x)
+    assert_same_labels(got, labels, margin, tie=1e-4)
