@@ -70,6 +70,13 @@ def test_missing_inputs_count_as_failures_and_the_rest_still_runs(cityscapes_tin
     assert (tmp_path / "out" / "labels" / "third.png").exists()
 
 
+def test_globs_select_files_by_pattern(cityscapes_tiny_model, folder, tmp_path):
+    rc = main(["predict", "--model", cityscapes_tiny_model, "--input", str(folder / "**" / "s*.png"),
+               "--out", str(tmp_path / "out"), "--outputs", "labels"])
+    assert rc == 0
+    assert sorted(p.name for p in (tmp_path / "out" / "labels").iterdir()) == ["second.png"]
+
+
 def test_submission_zip_holds_label_ids_named_for_the_server(cityscapes_tiny_model, folder, tmp_path):
     zip_path = tmp_path / "submission.zip"
     main(["predict", "--model", cityscapes_tiny_model, "--input", str(folder), "--out", str(tmp_path / "out"),

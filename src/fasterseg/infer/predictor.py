@@ -83,7 +83,10 @@ class Predictor:
 
     @torch.no_grad()
     def _tiled(self, x: torch.Tensor) -> torch.Tensor:
-        """Average the class scores of overlapping windows, then take the argmax."""
+        """Average the class scores of overlapping windows, then take the argmax.
+
+        Tiling needs the scores, not labels, so it runs the plain PyTorch model whatever the backend.
+        """
         n, _, height, width = x.shape
         th, tw = min(self.tile[0], height), min(self.tile[1], width)
         stride_h = max(1, int(th * (1 - self.tile_overlap)))
