@@ -99,15 +99,16 @@ def _eager(model: nn.Module, options: RunnerOptions, device: torch.device) -> Ru
     if options.precision != "fp32":
         raise BackendUnavailable("the eager backend is the fp32 reference; use --backend optimized for fp16/bf16")
     model = model.to(device)
-    seg, low = Segmenter(model), NetworkOnly(model)
 
-    def run(module: nn.Module) -> Callable:
-        def call(x: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                return module(x)
-        return call
+    def labels(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(x).argmax(1)
 
-    return Runner(options.describe(), device, run(seg), run(low))
+    def logits8(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model.logits8(x)
+
+    return Runner(options.describe(), device, labels, logits8)
 
 
 def _optimized(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
