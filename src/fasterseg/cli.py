@@ -19,6 +19,9 @@ COMMAND_MODULES = (
     "data",
     "eval",
     "config",
+    "predict",
+    "export",
+    "bench",
 )
 
 

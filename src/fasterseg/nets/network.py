@@ -211,6 +211,18 @@ class FasterSegNet(nn.Module):
         logits = _resize(out, (out.shape[2] * 8, out.shape[3] * 8))
         return logits[..., :height, :width]
 
+    def logits8(self, x: torch.Tensor) -> torch.Tensor:
+        """Eval-mode class scores at 1/8 of the padded input, before the final upsample.
+
+        This is the network proper; deploy paths time and export it separately from the
+        upsample-and-argmax that turns it into a label map.
+        """
+        pad_h = (-x.shape[2]) % OUTPUT_STRIDE_MAX
+        pad_w = (-x.shape[3]) % OUTPUT_STRIDE_MAX
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        return self._fuse(self._features(x))
+
     def _features(self, x: torch.Tensor) -> list[dict[int, torch.Tensor]]:
         """Per branch, the latest feature map at each scale index (0: 1/8, 1: 1/16, 2: 1/32)."""
         stem = self.stem(x)

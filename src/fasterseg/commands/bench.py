@@ -1,0 +1,70 @@
+"""``fasterseg bench``: latency and FPS of one or more deploy paths, one table line each."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fasterseg.commands.common import parse_size
+
+NAME = "bench"
+HELP = "time deploy paths (eager, optimized, onnxruntime, tensorrt): median/p90 latency and FPS"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from fasterseg.infer.runners import BACKENDS, PRECISIONS
+
+    p.add_argument("--model", required=True, metavar="MODEL_OR_GENOTYPE",
+                   help="a .safetensors model file, or a genotype .json (timed with random weights)")
+    p.add_argument("--size", type=parse_size, default=(1024, 2048), help="input HEIGHTxWIDTH (default 1024x2048)")
+    p.add_argument("--batch", type=int, default=1, help="images per batch (default 1)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--backend", nargs="+", choices=BACKENDS, default=["eager", "optimized", "onnxruntime"],
+                   help="one or more backends, each timed in turn (default: eager optimized onnxruntime)")
+    p.add_argument("--precision", nargs="+", choices=tuple(PRECISIONS), default=["fp32"],
+                   help="one or more precisions for the optimized/tensorrt backends (default fp32)")
+    p.add_argument("--no-compile", dest="compile", action="store_false", help="optimized backend without torch.compile")
+    p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", help="optimized CUDA backend without CUDA graphs")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch and ONNX Runtime (default: all cores)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs before timing (default 3)")
+    p.add_argument("--repeats", type=int, default=20, help="timed runs (default 20)")
+    p.add_argument("--no-model-only", dest="model_only", action="store_false", help="skip the model-only timing")
+    p.add_argument("--json", action="store_true", help="print results and environment as JSON")
+
+
+def option_list(args: argparse.Namespace):
+    """eager always in fp32 (it is the reference); the other backends once per precision."""
+    from fasterseg.infer.runners import RunnerOptions
+
+    options = []
+    for backend in args.backend:
+        precisions = ["fp32"] if backend in ("eager", "onnxruntime") else args.precision
+        for precision in precisions:
+            options.append(RunnerOptions(backend=backend, device=args.device, precision=precision,
+                                         compile=args.compile, cuda_graphs=args.cuda_graphs, threads=args.threads))
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from fasterseg.errors import FasterSegError
+    from fasterseg.infer.bench import bench_backends, environment, format_table, rows_to_json
+    from fasterseg.infer.loading import load_model_or_genotype
+
+    if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
+        raise FasterSegError("--batch and --repeats must be >= 1 and --warmup >= 0")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    model = load_model_or_genotype(args.model)
+    rows = bench_backends(model, option_list(args), tuple(args.size), batch=args.batch, warmup=args.warmup,
+                          repeats=args.repeats, model_only=args.model_only,
+                          progress=lambda line: print(line, file=sys.stderr))
+    env = environment()
+    if args.json:
+        print(rows_to_json(rows, env))
+    else:
+        print(f"{args.model} on {env['cpu'] if args.device == 'cpu' else env.get('gpu', args.device)}, "
+              f"{env['torch_threads']} threads, torch {env['torch']}, {env['date']}, load {env.get('load_avg')}")
+        print(format_table(rows))
+    return 0 if any(r.end_to_end for r in rows) else 1

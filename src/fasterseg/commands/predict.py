@@ -1,0 +1,65 @@
+"""``fasterseg predict``: segment images, folders, globs and videos; write label maps and pictures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fasterseg.commands.common import parse_size
+
+NAME = "predict"
+HELP = "segment images, folders, globs or videos; write label PNGs, colour masks, overlays, a submission zip"
+
+# Exit status when inputs failed: their number, capped so it never collides with signals (128+).
+MAX_FAILED_STATUS = 100
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from fasterseg.infer.predict import OUTPUT_KINDS
+    from fasterseg.infer.runners import BACKENDS, PRECISIONS
+
+    p.add_argument("--model", required=True, metavar="MODEL.safetensors", help="the model file")
+    p.add_argument("--input", required=True, nargs="+", metavar="PATH",
+                   help="images, folders (searched recursively), glob patterns (quote them) or videos")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (one subfolder per output kind)")
+    p.add_argument("--outputs", default="labels,color,overlay",
+                   help=f"comma-separated kinds to write, from {','.join(OUTPUT_KINDS)} (default labels,color,overlay); "
+                        "labels are train ids, label_ids Cityscapes label ids; videos always give an overlay video")
+    p.add_argument("--label-ids", action="store_true", help="also write Cityscapes label-id PNGs (same as adding label_ids)")
+    p.add_argument("--submission", metavar="ZIP", default=None,
+                   help="also write the Cityscapes test-server archive (label-id PNGs named <image>_leftImg8bit.png)")
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of the colour mask in overlays (default 0.5)")
+    p.add_argument("--batch-size", type=int, default=1, help="images per batch (equal-size images are batched)")
+    p.add_argument("--tile", type=parse_size, default=None, metavar="HxW", help="sliding-window tile size (default: whole image)")
+    p.add_argument("--tile-overlap", type=float, default=0.25, help="fraction by which tiles overlap (default 0.25)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--backend", choices=BACKENDS, default="eager", help="deploy path (default eager)")
+    p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32", help="for the optimized backend (default fp32)")
+    p.add_argument("--compile", action="store_true", help="optimized backend: also torch.compile (slow start, faster run)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fasterseg.errors import FasterSegError
+    from fasterseg.infer.predict import run_predict
+    from fasterseg.infer.predictor import Predictor
+    from fasterseg.infer.runners import RunnerOptions
+    from fasterseg.modelfile import load_model
+    from tqdm import tqdm
+
+    outputs = tuple(kind.strip() for kind in args.outputs.split(",") if kind.strip())
+    if args.label_ids and "label_ids" not in outputs:
+        outputs += ("label_ids",)
+    if not 0 <= args.alpha <= 1:
+        raise FasterSegError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    model = load_model(args.model)
+    options = RunnerOptions(backend=args.backend, device=args.device, precision=args.precision, compile=args.compile)
+    predictor = Predictor(model, options, batch_size=args.batch_size, tile=args.tile, tile_overlap=args.tile_overlap)
+    report = run_predict(predictor, args.input, args.out, outputs=outputs, alpha=args.alpha, submission=args.submission,
+                         warn=lambda line: tqdm.write(line, file=sys.stderr))
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"segmented {len(report.written)} input(s) into {args.out}"
+          + (f"; wrote {report.submission} ({len(report.written)} predictions)" if report.submission else ""))
+    if report.failed:
+        print(f"{len(report.failed)} input(s) failed: " + ", ".join(name for name, _ in report.failed), file=sys.stderr)
+    return min(len(report.failed), MAX_FAILED_STATUS)

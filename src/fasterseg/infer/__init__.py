@@ -1,0 +1,1 @@
+"""Inference and deployment: predictor, palettes, ONNX export, optimised runners, benchmarks."""

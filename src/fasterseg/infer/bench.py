@@ -1,0 +1,196 @@
+"""Latency of deploy paths: warm-up, device synchronisation, median and p90 over repeats.
+
+Two numbers per runner: end to end (a normalised input batch on the device -> int64 label
+map at input size, i.e. network + x8 bilinear upsample + argmax) and model-only (the network
+to its 1/8 class scores). Runners are timed in interleaved rounds on the same input in one
+process, so their ratios stay comparable on a shared, noisy machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+from fasterseg.infer.runners import BackendUnavailable, Runner, RunnerOptions, build_runner
+
+
+@dataclass
+class Timing:
+    median_ms: float
+    p90_ms: float
+    repeats: int
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> "Timing":
+        ordered = sorted(seconds)
+        p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+        return cls(1000 * statistics.median(ordered), 1000 * p90, len(ordered))
+
+
+@dataclass
+class BenchRow:
+    backend: str
+    path: str
+    device: str
+    precision: str
+    batch: int
+    size: tuple[int, int]
+    end_to_end: Timing | None = None
+    model_only: Timing | None = None
+    setup_s: float | None = None
+    agreement: float | None = None  # fraction of pixels whose label equals the first path's
+    error: str | None = None
+
+    @property
+    def fps(self) -> float | None:
+        return self.batch * 1000 / self.end_to_end.median_ms if self.end_to_end else None
+
+
+def time_call(fn: Callable[[], object], sync: Callable[[], None], warmup: int, repeats: int) -> Timing:
+    for _ in range(warmup):
+        fn()
+    sync()
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        seconds.append(time.perf_counter() - start)
+    return Timing.of(seconds)
+
+
+def bench_runner(runner: Runner, x: torch.Tensor, warmup: int, repeats: int, model_only: bool = True):
+    e2e = time_call(lambda: runner.labels(x), runner.synchronize, warmup, repeats)
+    low = time_call(lambda: runner.logits8(x), runner.synchronize, warmup, repeats) if model_only else None
+    return e2e, low
+
+
+def bench_backends(model: torch.nn.Module, option_list: list[RunnerOptions], size: tuple[int, int], batch: int = 1,
+                   warmup: int = 3, repeats: int = 20, model_only: bool = True, seed: int = 0,
+                   progress: Callable[[str], None] | None = None) -> list[BenchRow]:
+    """Time every runner in ``option_list`` on one random normalised batch; unavailable ones get an error row.
+
+    Each row also records how many of its labels equal the first path's (eager fp32 first makes
+    that the "same predictions" check at the benchmark size).
+
+    All runners are built first; then each timed round runs every runner once, in turn. On a
+    shared machine whose load drifts, this keeps the comparison fair: a busy minute slows every
+    path alike instead of whichever happened to be running.
+    """
+    rows, runners = [], []
+    reference = None
+    generator = torch.Generator().manual_seed(seed)
+    x_cpu = torch.randn(batch, 3, *size, generator=generator)
+    for options in option_list:
+        row = BenchRow(options.backend, options.describe(), options.device, options.precision, batch, tuple(size))
+        rows.append(row)
+        if progress:
+            progress(f"preparing {row.path}")
+        try:
+            start = time.perf_counter()
+            options.extra.setdefault("example_size", tuple(size))
+            runner = build_runner(model, options)
+            x = x_cpu.to(runner.device)
+            labels = runner.labels(x).cpu()  # the first call compiles/exports/captures: count it as setup
+            if reference is None:
+                reference = labels
+            row.agreement = float((labels == reference).double().mean())
+            if model_only:
+                runner.logits8(x)
+            runner.synchronize()
+            row.setup_s = time.perf_counter() - start
+            runners.append((row, runner, x))
+        except BackendUnavailable as exc:
+            row.error = str(exc)
+    stages = [("end_to_end", lambda r, x: r.labels(x))]
+    if model_only:
+        stages.append(("model_only", lambda r, x: r.logits8(x)))
+    jobs = [(row, runner, x, stage, call) for row, runner, x in runners for stage, call in stages]
+    if progress and jobs:
+        progress(f"timing {len(runners)} path(s), {len(stages)} stage(s): {warmup} warm-up + {repeats} interleaved rounds")
+    seconds: list[list[float]] = [[] for _ in jobs]
+    for round_index in range(warmup + repeats):
+        for i, (_, runner, x, _, call) in enumerate(jobs):
+            runner.synchronize()
+            begin = time.perf_counter()
+            call(runner, x)
+            runner.synchronize()
+            if round_index >= warmup:
+                seconds[i].append(time.perf_counter() - begin)
+    for (row, _, _, stage, _), times in zip(jobs, seconds):
+        setattr(row, stage, Timing.of(times))
+    return rows
+
+
+def environment() -> dict:
+    """What the numbers depend on: host, CPU/GPU, threads, library versions, load."""
+    env = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "host": platform.node(),
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    try:
+        import onnxruntime
+
+        env["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+    if hasattr(os, "getloadavg"):
+        env["load_avg"] = [round(v, 2) for v in os.getloadavg()]
+    return env
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def format_table(rows: list[BenchRow]) -> str:
+    """A markdown table, one line per runner; speed-up relative to the first timed row."""
+    header = ("| path | device | batch | size | end-to-end median ms | p90 ms | FPS | model-only median ms | p90 ms | speed-up | labels = first row | setup s |\n"
+              "|---|---|---|---|---|---|---|---|---|---|---|---|")
+    base = next((r.end_to_end.median_ms for r in rows if r.end_to_end), None)
+    lines = [header]
+    for r in rows:
+        size = f"{r.size[0]}x{r.size[1]}"
+        if r.error:
+            lines.append(f"| {r.path} | {r.device} | {r.batch} | {size} | unavailable: {r.error} |  |  |  |  |  |  |  |")
+            continue
+        low = r.model_only
+        lines.append(
+            f"| {r.path} | {r.device} | {r.batch} | {size} | {r.end_to_end.median_ms:.1f} | {r.end_to_end.p90_ms:.1f} | "
+            f"{r.fps:.2f} | {low.median_ms:.1f} | {low.p90_ms:.1f} | " if low else
+            f"| {r.path} | {r.device} | {r.batch} | {size} | {r.end_to_end.median_ms:.1f} | {r.end_to_end.p90_ms:.1f} | "
+            f"{r.fps:.2f} | - | - | "
+        )
+        lines[-1] += f"{base / r.end_to_end.median_ms:.2f}x | {100 * r.agreement:.4f}% | {r.setup_s:.1f} |"
+    return "\n".join(lines)
+
+
+def rows_to_json(rows: list[BenchRow], env: dict | None = None) -> str:
+    items = []
+    for r in rows:
+        item = asdict(r)
+        item["size"] = list(r.size)
+        item["fps"] = r.fps
+        items.append(item)
+    return json.dumps({"environment": env or environment(), "results": items}, indent=2)

@@ -1,0 +1,160 @@
+"""``predict`` as a library function: inputs in, label PNGs / colour masks / overlays out.
+
+Each input is read, segmented and written on its own: one unreadable file is reported by
+name and skipped, and the caller learns how many failed. Outputs land under ``out_dir``
+in one folder per kind (``labels/``, ``label_ids/``, ``color/``, ``overlay/``, ``video/``),
+each file written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from fasterseg.errors import FasterSegError
+from fasterseg.infer.palette import colorize, overlay, palette_for, train_to_label_id_table
+from fasterseg.infer.predictor import Predictor
+from fasterseg.infer.sources import InputError, Source, VideoReader, expand_inputs, read_rgb
+from fasterseg.infer.submission import SubmissionWriter
+from fasterseg.utils.io import atomic_path
+
+OUTPUT_KINDS = ("labels", "label_ids", "color", "overlay")
+
+
+@dataclass
+class PredictReport:
+    written: list[str] = field(default_factory=list)  # input names processed
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (input, reason)
+    notes: list[str] = field(default_factory=list)
+    submission: Path | None = None
+
+
+def _save_png(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
+
+
+def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, outputs: tuple[str, ...] = ("labels", "color", "overlay"),
+                alpha: float = 0.5, submission: str | Path | None = None,
+                warn: Callable[[str], None] | None = None) -> PredictReport:
+    """Segment every input; see the module docstring. ``warn`` receives one line per failure as it happens."""
+    unknown = [kind for kind in outputs if kind not in OUTPUT_KINDS]
+    if unknown:
+        raise FasterSegError(f"unknown output kind(s) {unknown}; choose from {OUTPUT_KINDS}")
+    meta = predictor.model.meta
+    if meta is None:
+        raise FasterSegError("the model has no metadata (class names, palette); load it from a model file")
+    palette = palette_for(meta)
+    label_id_table = train_to_label_id_table(meta) if ("label_ids" in outputs or submission) else None
+    out_dir = Path(out_dir)
+    report = PredictReport()
+    expansion = expand_inputs(inputs)
+    for folder, count in expansion.ignored:
+        report.notes.append(f"ignored {count} file(s) in {folder} without an image or video suffix")
+
+    def fail(name: str, reason: str) -> None:
+        report.failed.append((name, reason))
+        if warn:
+            warn(f"skipped {name}: {reason}")
+
+    for argument, reason in expansion.missing:
+        fail(argument, reason)
+    images = [s for s in expansion.sources if s.kind == "image"]
+    videos = [s for s in expansion.sources if s.kind == "video"]
+    writer = SubmissionWriter(submission) if submission else None
+    try:
+        with tqdm(total=len(images), desc="images", unit="img", disable=not images, leave=False) as bar:
+            for source, labels, image in _segment_images(predictor, images, fail, bar):
+                _write_image_outputs(out_dir, source.name, image, labels, outputs, palette, label_id_table, alpha)
+                if writer:
+                    writer.add(source.name, label_id_table[labels])
+                report.written.append(str(source.path))
+        for source in videos:
+            try:
+                _segment_video(predictor, source, out_dir, palette, alpha)
+                report.written.append(str(source.path))
+            except InputError as exc:
+                fail(str(source.path), str(exc).removeprefix(f"{source.path}: "))
+    except BaseException:
+        if writer:
+            writer.close(keep=False)
+        raise
+    if writer:
+        writer.close(keep=True)
+        report.submission = writer.path
+    return report
+
+
+def _segment_images(predictor: Predictor, images: list[Source], fail: Callable, bar) -> Iterator:
+    """(source, labels, image) for every readable image; unreadable ones go to ``fail``."""
+
+    def readable() -> Iterator[tuple[tuple[Source, np.ndarray], np.ndarray]]:
+        for source in images:
+            try:
+                image = read_rgb(source.path)
+            except InputError as exc:
+                fail(str(source.path), str(exc).removeprefix(f"{source.path}: "))
+                bar.update(1)
+                continue
+            yield (source, image), image  # the key carries the image for the overlay after batching
+
+    for (source, image), labels in predictor.predict_stream(readable()):
+        bar.update(1)
+        yield source, labels, image
+
+
+def _write_image_outputs(out_dir: Path, name: str, image: np.ndarray, labels: np.ndarray, outputs: tuple[str, ...],
+                         palette: np.ndarray, label_id_table: np.ndarray | None, alpha: float) -> None:
+    if "labels" in outputs:
+        _save_png(out_dir / "labels" / f"{name}.png", labels)
+    if "label_ids" in outputs:
+        _save_png(out_dir / "label_ids" / f"{name}.png", label_id_table[labels])
+    if "color" in outputs or "overlay" in outputs:
+        color = colorize(labels, palette)
+        if "color" in outputs:
+            _save_png(out_dir / "color" / f"{name}.png", color)
+        if "overlay" in outputs:
+            _save_png(out_dir / "overlay" / f"{name}.png", overlay(image, color, alpha))
+
+
+def _segment_video(predictor: Predictor, source: Source, out_dir: Path, palette: np.ndarray, alpha: float) -> Path:
+    """The overlay video ``video/<name>.mp4`` (mp4v), written under a temporary name then renamed."""
+    import cv2
+
+    reader = VideoReader(source.path)
+    target = out_dir / "video" / f"{source.name}.mp4"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".mp4", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    video_writer = None
+    frames = 0
+    try:
+        with tqdm(total=reader.frames, desc=source.name, unit="frame", leave=False) as bar:
+            for frame, labels in predictor.predict_stream((f, f) for f in reader):
+                if video_writer is None:
+                    height, width = frame.shape[:2]
+                    video_writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), reader.fps, (width, height))
+                    if not video_writer.isOpened():
+                        raise FasterSegError(f"{target}: OpenCV cannot write an mp4v video here")
+                blended = overlay(frame, colorize(labels, palette), alpha)
+                video_writer.write(cv2.cvtColor(blended, cv2.COLOR_RGB2BGR))
+                frames += 1
+                bar.update(1)
+        if video_writer is not None:
+            video_writer.release()
+        if frames == 0:
+            raise InputError(f"{source.path}: no decodable frames")
+        os.replace(tmp, target)
+        return target
+    finally:
+        if video_writer is not None:
+            video_writer.release()
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,227 @@
+"""Deploy paths: one ``Runner`` interface over eager PyTorch, an optimised PyTorch graph,
+ONNX Runtime and TensorRT, so the predictor and the benchmark treat them alike.
+
+Every runner maps a normalised float batch (N, 3, H, W) to int64 labels (N, H, W) at input size
+(``labels``) and to the 1/8 class scores (``logits8``, the "model-only" part). The optimised
+path folds BatchNorm into the convolutions, uses channels_last, runs under inference mode, and
+optionally ``torch.compile``, fp16/bf16 and (on CUDA) CUDA graphs; all of these must give the
+plain model's labels, which the tests check.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from fasterseg.errors import FasterSegError
+from fasterseg.infer.fold import fold_batchnorm
+from fasterseg.infer.heads import NetworkOnly, Segmenter
+
+BACKENDS = ("eager", "optimized", "onnxruntime", "tensorrt")
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class BackendUnavailable(FasterSegError, RuntimeError):
+    """The requested backend cannot run here (missing package, device or provider)."""
+
+
+@dataclass
+class RunnerOptions:
+    """How to run: ``compile``/``cuda_graphs``/``channels_last`` apply to the optimised path only."""
+
+    backend: str = "eager"
+    device: str = "cpu"
+    precision: str = "fp32"
+    compile: bool = True
+    compile_mode: str | None = None
+    channels_last: bool = True
+    cuda_graphs: bool = True
+    threads: int | None = None
+    onnx_dir: Path | None = None  # where ONNX Runtime/TensorRT keep their exported graphs
+    extra: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        parts = [self.backend, self.precision]
+        if self.backend == "optimized":
+            parts.append("folded-bn")
+            if self.channels_last:
+                parts.append("channels_last")
+            if self.compile:
+                parts.append("compiled")
+            if self.device.startswith("cuda") and self.cuda_graphs and not self.compile:
+                parts.append("cuda-graphs")
+        return "+".join(parts)
+
+
+class Runner:
+    """A deploy path. ``labels(x)`` and ``logits8(x)`` take a normalised batch on ``device``."""
+
+    def __init__(self, name: str, device: torch.device, labels: Callable, logits8: Callable):
+        self.name = name
+        self.device = device
+        self._labels = labels
+        self._logits8 = logits8
+
+    def labels(self, x: torch.Tensor) -> torch.Tensor:
+        return self._labels(x)
+
+    def logits8(self, x: torch.Tensor) -> torch.Tensor:
+        return self._logits8(x)
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+def build_runner(model: nn.Module, options: RunnerOptions) -> Runner:
+    """The runner for ``options.backend``; raises :class:`BackendUnavailable` if it cannot run here."""
+    if options.backend not in BACKENDS:
+        raise FasterSegError(f"backend must be one of {BACKENDS}, got {options.backend!r}")
+    if options.precision not in PRECISIONS:
+        raise FasterSegError(f"precision must be one of {tuple(PRECISIONS)}, got {options.precision!r}")
+    device = torch.device(options.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailable(f"device {options.device}: CUDA is not available on this machine")
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    builders = {"eager": _eager, "optimized": _optimized, "onnxruntime": _onnxruntime, "tensorrt": _tensorrt}
+    return builders[options.backend](model.eval(), options, device)
+
+
+def _eager(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
+    """The plain model as loaded: the reference every other path must reproduce."""
+    if options.precision != "fp32":
+        raise BackendUnavailable("the eager backend is the fp32 reference; use --backend optimized for fp16/bf16")
+    model = model.to(device)
+
+    def labels(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(x).argmax(1)
+
+    def logits8(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model.logits8(x)
+
+    return Runner(options.describe(), device, labels, logits8)
+
+
+def _optimized(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
+    dtype = PRECISIONS[options.precision]
+    if dtype == torch.float16 and device.type == "cpu":
+        raise BackendUnavailable("fp16 is for GPUs; on CPU use fp32 or bf16")
+    net = fold_batchnorm(model).to(device=device, dtype=dtype)
+    memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+    net = net.to(memory_format=memory_format)
+    seg, low = Segmenter(net).eval(), NetworkOnly(net).eval()
+    if options.compile:
+        seg = torch.compile(seg, mode=options.compile_mode, dynamic=False)
+        low = torch.compile(low, mode=options.compile_mode, dynamic=False)
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        return x.to(device=device, dtype=dtype).contiguous(memory_format=memory_format)
+
+    def run(module: Callable) -> Callable:
+        def call(x: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return module(prepare(x))
+        return call
+
+    labels, logits8 = run(seg), run(low)
+    if device.type == "cuda" and options.cuda_graphs and not options.compile:
+        labels, logits8 = _CudaGraphed(labels, device), _CudaGraphed(logits8, device)
+    return Runner(options.describe(), device, labels, logits8)
+
+
+class _CudaGraphed:
+    """Replays a captured CUDA graph per input shape: one launch instead of hundreds of kernels.
+
+    Inputs are copied into the graph's static input; the output is cloned so a later replay
+    cannot overwrite what the caller holds.
+    """
+
+    def __init__(self, fn: Callable, device: torch.device, warmup: int = 3):
+        self.fn, self.device, self.warmup = fn, device, warmup
+        self.graphs: dict[tuple, tuple] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        key = (tuple(x.shape), x.dtype)
+        if key not in self.graphs:
+            static_in = x.to(self.device).clone()
+            stream = torch.cuda.Stream(self.device)
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(stream):
+                for _ in range(self.warmup):
+                    self.fn(static_in)
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = self.fn(static_in)
+            self.graphs[key] = (graph, static_in, static_out)
+        graph, static_in, static_out = self.graphs[key]
+        static_in.copy_(x)
+        graph.replay()
+        return static_out.clone()
+
+
+def _export(model: nn.Module, options: RunnerOptions, output: str) -> Path:
+    """The ONNX graph for ``output`` ("labels" with fused argmax, or "logits8"), dynamic N, H, W."""
+    from fasterseg.infer.export import export_onnx
+
+    directory = options.onnx_dir = Path(options.onnx_dir or tempfile.mkdtemp(prefix="fasterseg-onnx-"))
+    path = directory / f"{output}.onnx"
+    if not path.exists():
+        example_size = options.extra.get("example_size", (256, 512))
+        export_onnx(fold_batchnorm(model).cpu(), path, size=example_size, dynamic=True, output=output, check=False)
+    return path
+
+
+def _ort_runner(model: nn.Module, options: RunnerOptions, device: torch.device, providers: list) -> Runner:
+    """Each graph is exported and loaded on first use (export takes seconds; many callers need one)."""
+    from fasterseg.infer.export import ort_session
+
+    if options.precision != "fp32" and options.backend == "onnxruntime":
+        raise BackendUnavailable(f"onnxruntime: only fp32 graphs are exported (got {options.precision})")
+    sessions: dict = {}
+
+    def run(output: str) -> Callable:
+        def call(x: torch.Tensor) -> torch.Tensor:
+            if output not in sessions:
+                sessions[output] = ort_session(_export(model, options, output), threads=options.threads, providers=providers)
+            array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+            return torch.from_numpy(sessions[output].run(None, {"image": array})[0]).to(device)
+        return call
+
+    return Runner(options.describe(), device, run("labels"), run("logits8"))
+
+
+def _onnxruntime(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise BackendUnavailable("onnxruntime is not installed (pip install 'fasterseg[deploy]')") from None
+    provider = "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider"
+    if provider not in ort.get_available_providers():
+        raise BackendUnavailable(f"onnxruntime has no {provider} here (available: {ort.get_available_providers()})")
+    return _ort_runner(model, options, device, [provider])
+
+
+def _tensorrt(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
+    """TensorRT through ONNX Runtime's TensorRT execution provider (needs onnxruntime-gpu + TensorRT)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise BackendUnavailable("tensorrt: onnxruntime is not installed") from None
+    if device.type != "cuda":
+        raise BackendUnavailable("tensorrt runs on CUDA devices only (use --device cuda)")
+    if "TensorrtExecutionProvider" not in ort.get_available_providers():
+        raise BackendUnavailable("tensorrt: onnxruntime has no TensorrtExecutionProvider here (install onnxruntime-gpu and TensorRT)")
+    if options.precision == "bf16":
+        raise BackendUnavailable("tensorrt: use fp32 or fp16")
+    trt = ("TensorrtExecutionProvider", {"trt_fp16_enable": options.precision == "fp16"})
+    return _ort_runner(model, options, device, [trt, "CUDAExecutionProvider"])

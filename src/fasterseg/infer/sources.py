@@ -1,0 +1,113 @@
+"""What ``predict`` reads: files, folders (recursively), globs and videos, each with an output name.
+
+Expansion never aborts on one bad argument: a path that does not exist or a glob that matches
+nothing becomes a failed input, reported by name like an unreadable image.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from fasterseg.errors import FasterSegError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+
+
+class InputError(FasterSegError, ValueError):
+    """One input cannot be read; the message names it."""
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    name: str  # output name: relative path inside a given folder (no suffix), else the file stem
+    kind: str  # "image" or "video"
+
+
+@dataclass
+class Expansion:
+    sources: list[Source]
+    missing: list[tuple[str, str]]  # (argument, reason)
+    ignored: list[tuple[Path, int]]  # (folder, files without an image/video suffix)
+
+
+def _kind(path: Path) -> str:
+    return "video" if path.suffix.lower() in VIDEO_SUFFIXES else "image"
+
+
+def expand_inputs(arguments: list[str]) -> Expansion:
+    sources: list[Source] = []
+    missing: list[tuple[str, str]] = []
+    ignored: list[tuple[Path, int]] = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            known = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES]
+            if len(known) < len(files):
+                ignored.append((path, len(files) - len(known)))
+            if not known:
+                missing.append((argument, "folder holds no images or videos"))
+            sources += [Source(p, str(p.relative_to(path).with_suffix("")), _kind(p)) for p in known]
+        elif path.is_file():
+            sources.append(Source(path, path.stem, _kind(path)))
+        elif glob.has_magic(argument):
+            matches = sorted(Path(p) for p in glob.glob(argument, recursive=True) if Path(p).is_file())
+            if not matches:
+                missing.append((argument, "pattern matches no files"))
+            sources += [Source(p, p.stem, _kind(p)) for p in matches]
+        else:
+            missing.append((argument, "no such file or folder"))
+    _check_unique(sources)
+    return Expansion(sources, missing, ignored)
+
+
+def _check_unique(sources: list[Source]) -> None:
+    """Two inputs with one output name would overwrite each other: refuse before any work."""
+    seen: dict[str, Path] = {}
+    for source in sources:
+        other = seen.setdefault(source.name, source.path)
+        if other != source.path:
+            raise FasterSegError(f"{other} and {source.path} would both be written as '{source.name}'; "
+                                 "pass their folder instead, or rename one")
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    from fasterseg.data.base import DatasetError, read_image
+
+    try:
+        return read_image(path)
+    except DatasetError as exc:
+        raise InputError(str(exc)) from None
+
+
+class VideoReader:
+    """RGB frames of a video through OpenCV, with its frame rate and size."""
+
+    def __init__(self, path: Path):
+        import cv2
+
+        self.path = path
+        self.capture = cv2.VideoCapture(str(path))
+        if not self.capture.isOpened():
+            raise InputError(f"{path}: cannot open video")
+        self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 25.0
+        self.frames = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        import cv2
+
+        try:
+            while True:
+                ok, frame = self.capture.read()
+                if not ok:
+                    return
+                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        finally:
+            self.capture.release()

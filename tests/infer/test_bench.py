@@ -1,0 +1,59 @@
+"""``fasterseg bench``: timing rules and the command's table/JSON."""
+
+import json
+
+import pytest
+
+from fasterseg.cli import main
+from fasterseg.infer.bench import Timing, time_call
+from tests.nets.test_network import tiny_genotype
+
+
+def test_timing_median_and_p90_by_hand():
+    t = Timing.of([0.005, 0.001, 0.003, 0.002, 0.004, 0.006, 0.007, 0.008, 0.009, 0.010, 0.100])
+    assert t.median_ms == pytest.approx(6.0)
+    assert t.p90_ms == pytest.approx(10.0)  # 10th of 11 sorted values
+    assert t.repeats == 11
+
+
+def test_time_call_warms_up_and_synchronises_every_repeat():
+    calls, syncs = [], []
+    timing = time_call(lambda: calls.append(1), lambda: syncs.append(1), warmup=2, repeats=5)
+    assert len(calls) == 7 and len(syncs) == 6  # once after warm-up, once per timed call
+    assert timing.repeats == 5 and timing.median_ms >= 0
+
+
+def test_bench_a_genotype_with_random_weights(tmp_path, capsys):
+    genotype = tmp_path / "tiny.json"
+    tiny_genotype().save(genotype)
+    rc = main(["bench", "--model", str(genotype), "--size", "64x96", "--backend", "eager", "optimized", "tensorrt",
+               "--no-compile", "--warmup", "1", "--repeats", "3", "--json"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = report["results"]
+    assert [r["backend"] for r in rows] == ["eager", "optimized", "tensorrt"]
+    for row in rows[:2]:
+        for key in ("end_to_end", "model_only"):
+            assert 0 < row[key]["median_ms"] <= row[key]["p90_ms"]
+        assert row["fps"] == pytest.approx(1000 / row["end_to_end"]["median_ms"])
+    assert rows[2]["end_to_end"] is None and "CUDA" in rows[2]["error"]
+    assert report["environment"]["torch"]
+
+
+def test_bench_table_has_one_line_per_path(tmp_path, capsys):
+    genotype = tmp_path / "tiny.json"
+    tiny_genotype().save(genotype)
+    assert main(["bench", "--model", str(genotype), "--size", "64x64", "--backend", "eager", "optimized",
+                 "--no-compile", "--repeats", "2", "--warmup", "0", "--no-model-only"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert len(lines) == 3 and lines[1].startswith("| eager+fp32") and "folded-bn" in lines[2]
+
+
+@pytest.mark.parametrize("command", ["predict", "export", "bench"])
+def test_inference_commands_have_help_and_reject_bad_usage(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0 and "usage" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main([command])  # --model (and more) missing
+    assert info.value.code == 2
