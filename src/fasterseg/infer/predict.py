@@ -22,7 +22,8 @@ from fasterseg.errors import FasterSegError
 from fasterseg.infer.palette import colorize, overlay, palette_for, train_to_label_id_table
 from fasterseg.infer.predictor import Predictor
 from fasterseg.infer.sources import InputError, Source, VideoReader, expand_inputs, read_rgb
-from fasterseg.infer.submission import SubmissionWriter
+from fasterseg.evaluate.cityscapes import EvaluationError
+from fasterseg.evaluate.submission import SubmissionWriter
 from fasterseg.utils.io import atomic_path
 
 OUTPUT_KINDS = ("labels", "label_ids", "color", "overlay")
@@ -74,7 +75,11 @@ def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, ou
             for source, labels, image in _segment_images(predictor, images, fail, bar):
                 _write_image_outputs(out_dir, source.name, image, labels, outputs, palette, label_id_table, alpha)
                 if writer:
-                    writer.add(source.name, label_id_table[labels])
+                    try:
+                        writer.add(source.name, labels)
+                    except EvaluationError as exc:
+                        fail(str(source.path), f"not added to the submission: {exc}")
+                        continue
                 report.written.append(str(source.path))
         for source in videos:
             try:
@@ -84,11 +89,10 @@ def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, ou
                 fail(str(source.path), str(exc).removeprefix(f"{source.path}: "))
     except BaseException:
         if writer:
-            writer.close(keep=False)
+            writer.abort()
         raise
     if writer:
-        writer.close(keep=True)
-        report.submission = writer.path
+        report.submission = writer.close()
     return report
 
 
