@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fasterseg.config import ConfigError
-from fasterseg.genotype import Genotype
+from fasterseg.genotype import Branch, Genotype
 from fasterseg.nets.derive import ArchParams, derive_genotype
 from fasterseg.nets.network import FasterSegNet, Head, init_weights, plan_cells
 from fasterseg.space.ops import OP_NAMES, PRIMITIVES, Conv2x, ConvNorm, build_op
@@ -415,6 +415,26 @@ class Supernet(nn.Module):
         if path[0] != 0:
             raise ValueError(f"no path reaches scale {end}")
         return path
+
+    def active_genotype(self, arch: str, end: int) -> Genotype:
+        """The single branch that output ``end`` computes under argmax alphas, betas and widths.
+
+        No skip is pruned and paths are read as the supernet reads its betas; this is the
+        network a one-hot supernet is (see :meth:`genotype` for the paper's derivation).
+        """
+        spec = self.cfg.arch(arch)
+        path = self.active_path(arch, end)
+        alphas = self.arch[arch].alphas
+        ops = tuple(OP_NAMES[int(alphas[path[i]][i - path[i]].argmax())] for i in range(self.cfg.layers))
+        sample = self.sample_widths(arch, "argmax")
+        widths = tuple(
+            self.cfg.width_choices[sample.index[path[i]][feature_row(path[i], i - 1)]]
+            for i in range(1, self.cfg.layers)
+        )
+        return Genotype(
+            (Branch(end, ops, tuple(path), widths),), num_classes=self.cfg.num_classes,
+            base_channels=self.cfg.base_channels, stem_width=spec.stem_width, head_width=spec.head_width,
+        )
 
     def genotype(self, arch: str, ends: Sequence[int]) -> Genotype:
         """The network derived from ``arch``'s parameters (the official rules) with these ends."""
