@@ -45,6 +45,11 @@ def test_five_outputs_in_train_and_eval_mode(supernet, arch):
     supernet.train()
 
 
+def test_too_small_inputs_are_refused(supernet):
+    with pytest.raises(ValueError, match="at least 64 pixels"):
+        supernet(torch.randn(1, 3, 32, 96), "student")
+
+
 def test_gradients_reach_alphas_betas_and_width_logits(supernet):
     supernet.train()
     supernet.zero_grad()

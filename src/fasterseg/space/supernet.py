@@ -343,6 +343,9 @@ class Supernet(nn.Module):
         pad_h, pad_w = (-height) % OUTPUT_STRIDE_MAX, (-width) % OUTPUT_STRIDE_MAX
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
+        if min(x.shape[2:]) < 2 * OUTPUT_STRIDE_MAX:
+            # The zoomed convs halve the 1/32 maps once more; 1x1 cannot be halved.
+            raise ValueError(f"inputs must be at least {2 * OUTPUT_STRIDE_MAX} pixels on each side, got {height}x{width}")
         preds = self.fusions[arch](*self.features(x, arch, widths))
         if self.training:
             h8, w8 = -(-height // 8), -(-width // 8)
