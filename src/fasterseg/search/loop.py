@@ -1,0 +1,141 @@
+"""The search loop: epochs of alternating steps, with the state of each epoch written out.
+
+One call runs one phase (pretraining or search) as the official ``train_search.py`` does;
+the search phase usually starts from the pretraining run's weights. Each epoch leaves in the
+run directory: ``weights.safetensors`` (the supernet), ``arch.json`` (every architecture's
+alphas, betas and width logits, official layout) and a row of ``log.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from fasterseg.config import ConfigError, save_config
+from fasterseg.data.registry import build_dataset
+from fasterseg.search.data import SearchTransform, half_loader, split_halves
+from fasterseg.search.loss import OhemCrossEntropy
+from fasterseg.search.steps import LatencyFn, make_optimisers, search_step
+from fasterseg.space.supernet import Supernet, SupernetConfig
+from fasterseg.utils.io import atomic_path, atomic_write_text
+
+
+@dataclass
+class SearchConfig:
+    """One phase of the search; defaults are the paper's pretraining settings (METHOD.md)."""
+
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    train_data: str = ""  # dataset spec, e.g. camvid:/data/camvid
+    pretrain: bool = True
+    epochs: int = 20
+    iters_per_epoch: int = 400
+    batch_size: int = 3
+    crop: list[int] = field(default_factory=lambda: [256, 512])
+    downsample: int = 2
+    scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25])
+    lr: float = 0.02
+    lr_decay: float = 0.978
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float = 5.0
+    arch_lr: float = 3e-4
+    ohem_thresh: float = 0.7
+    latency_weights: dict[str, float] = field(default_factory=lambda: {"student": 0.01})
+    seed: int = 12345
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "iters_per_epoch", "batch_size", "downsample"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        unknown = set(self.latency_weights) - {a.name for a in self.supernet.archs}
+        if unknown:
+            raise ConfigError(f"latency_weights: no architecture named {sorted(unknown)}")
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    lr: float
+    weight_loss: float
+    arch_loss: float | None
+    latency: dict[str, float]
+
+
+def arch_state(net: Supernet) -> dict[str, dict[str, list]]:
+    """Every architecture's parameters as nested lists (JSON-ready)."""
+    return {name: {k: v.detach().cpu().tolist() for k, v in params.named_parameters()} for name, params in net.arch.items()}
+
+
+def save_epoch(net: Supernet, run_dir: Path, record: EpochRecord) -> None:
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    with atomic_path(run_dir / "weights.safetensors") as tmp:
+        save_file(state, str(tmp))
+    atomic_write_text(run_dir / "arch.json", json.dumps(arch_state(net)) + "\n")
+    log = run_dir / "log.csv"
+    archs = [a.name for a in net.cfg.archs]
+    header = ["epoch", "lr", "weight_loss", "arch_loss"] + [f"latency_{a}" for a in archs]
+    old = log.read_text() if log.exists() else ""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    if not old:
+        writer.writerow(header)
+    writer.writerow([record.epoch, record.lr, record.weight_loss, "" if record.arch_loss is None else record.arch_loss]
+                    + [record.latency.get(a, "") for a in archs])
+    atomic_write_text(log, old + buf.getvalue())
+
+
+def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | None = None,
+               init_weights: str | Path | None = None, device: str | torch.device = "cpu") -> list[EpochRecord]:
+    """Run one phase of ``cfg`` into ``run_dir``; ``init_weights`` starts from a saved supernet."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    torch.manual_seed(cfg.seed)
+    transform = SearchTransform(cfg.crop, cfg.scales, cfg.downsample)
+    dataset = build_dataset(cfg.train_data, "train", transform)
+    info = getattr(dataset, "info", None)
+    if info is not None and info.num_classes != cfg.supernet.num_classes:
+        raise ConfigError(
+            f"supernet.num_classes: {cfg.supernet.num_classes}, but {cfg.train_data} has {info.num_classes} classes"
+        )
+    weight_half, arch_half = split_halves(len(dataset), cfg.seed)
+    net = Supernet(cfg.supernet).to(device)
+    if init_weights is not None:
+        net.load_state_dict(load_file(str(init_weights)))
+    opt = make_optimisers(net, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.arch_lr)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(opt.weights, cfg.lr_decay)
+    criterion = OhemCrossEntropy(cfg.ohem_thresh)
+    records = []
+    for epoch in range(cfg.epochs):
+        seed = cfg.seed + 1000 * epoch
+        weights = half_loader(dataset, weight_half, cfg.batch_size, cfg.iters_per_epoch, seed, cfg.num_workers)
+        archs = half_loader(dataset, arch_half, cfg.batch_size, cfg.iters_per_epoch, seed + 1, cfg.num_workers)
+        lr = opt.weights.param_groups[0]["lr"]
+        sums = {"weight": 0.0, "arch": 0.0}
+        latency: dict[str, float] = {}
+        bar = tqdm(zip(weights, archs), total=cfg.iters_per_epoch, file=sys.stderr,
+                   desc=f"{'pretrain' if cfg.pretrain else 'search'} {epoch + 1}/{cfg.epochs}")
+        for w_batch, a_batch in bar:
+            w_batch = [t.to(device) for t in w_batch]
+            a_batch = None if cfg.pretrain else [t.to(device) for t in a_batch]
+            result = search_step(net, opt, criterion, w_batch, a_batch, cfg.pretrain, cfg.grad_clip,
+                                 latency_fn, cfg.latency_weights)
+            sums["weight"] += result.weight_loss
+            sums["arch"] += result.arch_loss or 0.0
+            latency = result.latency
+            bar.set_postfix(loss=f"{result.weight_loss:.3f}")
+        schedule.step()
+        n = cfg.iters_per_epoch
+        record = EpochRecord(epoch, lr, sums["weight"] / n, None if cfg.pretrain else sums["arch"] / n, latency)
+        save_epoch(net, run_dir, record)
+        records.append(record)
+    return records
