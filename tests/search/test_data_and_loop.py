@@ -10,24 +10,27 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from fasterseg.config import ConfigError
+from fasterseg.genotype import Genotype
+from fasterseg.nets.summary import count_macs
 from fasterseg.search.data import IMAGENET_MEAN, IMAGENET_STD, SearchTransform, half_loader, split_halves
 from fasterseg.search.loop import SearchConfig, run_search
 from fasterseg.space.supernet import ArchSpec, Supernet, SupernetConfig
 
 
-def write_camvid(root, n=6, size=(64, 96), seed=0):
-    """CamVid layout: train.txt of 'image label' lines; labels 0..10 and 11 (void)."""
+def write_camvid(root, n=6, size=(64, 96), seed=0, splits=("train",)):
+    """CamVid layout: {split}.txt of 'image label' lines; labels 0..10 and 11 (void)."""
     rng = np.random.default_rng(seed)
-    lines = []
-    for i in range(n):
-        (root / "train").mkdir(parents=True, exist_ok=True)
-        (root / "trainannot").mkdir(exist_ok=True)
-        label = rng.integers(0, 12, size=size, dtype=np.uint8)
-        image = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
-        Image.fromarray(image).save(root / "train" / f"{i}.png")
-        Image.fromarray(label, mode="L").save(root / "trainannot" / f"{i}.png")
-        lines.append(f"train/{i}.png trainannot/{i}.png")
-    (root / "train.txt").write_text("\n".join(lines) + "\n")
+    for split in splits:
+        lines = []
+        (root / split).mkdir(parents=True, exist_ok=True)
+        (root / f"{split}annot").mkdir(exist_ok=True)
+        for i in range(n):
+            label = rng.integers(0, 12, size=size, dtype=np.uint8)
+            image = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+            Image.fromarray(image).save(root / split / f"{i}.png")
+            Image.fromarray(label, mode="L").save(root / f"{split}annot" / f"{i}.png")
+            lines.append(f"{split}/{i}.png {split}annot/{i}.png")
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
     return root
 
 
@@ -65,7 +68,7 @@ def test_halves_are_disjoint_and_cover_the_split():
 
 def tiny_search_config(root, **kw):
     supernet = SupernetConfig(
-        layers=3, base_channels=2, width_choices=[0.5, 1.0], num_classes=11,
+        layers=6, base_channels=2, width_choices=[0.5, 1.0], num_classes=11,
         archs=[ArchSpec("teacher", 1.0, 1.0, False, True), ArchSpec("student", 0.5, 0.5, True, False)],
     )
     base = dict(supernet=supernet, train_data=f"camvid:{root}", epochs=2, iters_per_epoch=1, batch_size=2,
@@ -78,23 +81,38 @@ def _cost(net, arch):
     return sum(torch.softmax(a, -1)[:, 1:].sum() for a in net.arch[arch].alphas)
 
 
+def _macs_latency(genotype):  # a MAC-proportional latency model of the derived network
+    return count_macs(genotype, (512, 1024)) / 1e7
+
+
 def test_pretrain_then_search_writes_every_epoch(tmp_path):
-    data = write_camvid(tmp_path / "camvid")
+    data = write_camvid(tmp_path / "camvid", splits=("train", "val"))
     pre = run_search(tiny_search_config(data), tmp_path / "pretrain")
     assert [r.epoch for r in pre] == [0, 1] and all(r.arch_loss is None for r in pre)
     arch = json.loads((tmp_path / "pretrain" / "arch.json").read_text())
-    initial = np.full((3, 5), np.float32(1e-3))
+    initial = np.full((6, 5), np.float32(1e-3))
     assert np.array_equal(np.array(arch["student"]["alpha_0"], dtype=np.float32), initial)  # untouched
     assert pre[1].lr == pytest.approx(0.02 * 0.978)
 
-    cfg = tiny_search_config(data, pretrain=False, epochs=1, lr=0.01)
-    found = run_search(cfg, tmp_path / "search", latency_fn=_cost, init_weights=tmp_path / "pretrain" / "weights.safetensors")
+    cfg = tiny_search_config(data, pretrain=False, epochs=1, lr=0.01, val_data=f"camvid:{data}", val_limit=2,
+                             fps_min={"student": 1e6}, fps_max={"student": 2e6})
+    found = run_search(cfg, tmp_path / "search", latency_fn=_cost, genotype_latency=_macs_latency,
+                       init_weights=tmp_path / "pretrain" / "weights.safetensors")
     assert found[0].arch_loss is not None and "student" in found[0].latency
+    # Scored, derived and saved per architecture; the student is far below its FPS window,
+    # so its latency weight doubles for the next epoch.
+    assert set(found[0].miou) == {"teacher", "student"} and all(len(m) == 5 for m in found[0].miou.values())
+    student = json.loads((tmp_path / "search" / "student.json").read_text())
+    assert Genotype.from_dict(student["genotype"]).stem_width == 0.5
+    assert (tmp_path / "search" / "teacher.json").is_file()
+    assert found[0].latency_weights == {"student": 0.02}
     arch = json.loads((tmp_path / "search" / "arch.json").read_text())
     assert not np.array_equal(np.array(arch["student"]["alpha_0"], dtype=np.float32), initial)
-    assert np.array(arch["student"]["ratio_2"]).shape == (1, 2)
+    assert np.array(arch["student"]["ratio_2"]).shape == (4, 2)
     rows = list(csv.DictReader((tmp_path / "search" / "log.csv").open()))
     assert len(rows) == 1 and rows[0]["latency_student"] and rows[0]["latency_teacher"] == ""
+    assert float(rows[0]["miou_student_8_32"]) == found[0].miou["student"][3]
+    assert float(rows[0]["latency_weight_student"]) == 0.02
     # The saved supernet loads back into a fresh one of the same configuration.
     Supernet(cfg.supernet).load_state_dict(load_file(str(tmp_path / "search" / "weights.safetensors")))
     assert (tmp_path / "search" / "config.yaml").is_file()

@@ -219,6 +219,12 @@ def test_hand_out_checks_the_genotype(one_hot_supernet):
         net.subnet_state_dict(g, "teacher")
 
 
+def test_derivation_needs_six_layers():
+    net = Supernet(small_config(layers=5))
+    with pytest.raises(ValueError, match="at least 6 layers"):
+        net.genotype("student", (2, 0))
+
+
 def test_config_names_the_bad_field(tmp_path):
     with pytest.raises(ConfigError, match=r"archs\[1\].head_width"):
         SupernetConfig(width_choices=[0.5, 1.0], archs=[ArchSpec("teacher"), ArchSpec("student", 0.5, 0.6, True)])

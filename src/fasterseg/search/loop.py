@@ -3,7 +3,10 @@
 One call runs one phase (pretraining or search) as the official ``train_search.py`` does;
 the search phase usually starts from the pretraining run's weights. Each epoch leaves in the
 run directory: ``weights.safetensors`` (the supernet), ``arch.json`` (every architecture's
-alphas, betas and width logits, official layout) and a row of ``log.csv``.
+alphas, betas and width logits, official layout) and a row of ``log.csv``. With a validation
+split the five outputs are scored each epoch; with a genotype latency function the search
+phase also derives every architecture (``<arch>.json``) and adapts the latency weights to the
+FPS windows.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from tqdm import tqdm
 from fasterseg.config import ConfigError, save_config
 from fasterseg.data.registry import build_dataset
 from fasterseg.search.data import SearchTransform, half_loader, split_halves
+from fasterseg.search.epoch import EvalTransform, GenotypeLatencyFn, adapt_latency_weight, derive_arch, evaluate_outputs, save_derived
 from fasterseg.search.loss import OhemCrossEntropy
 from fasterseg.search.steps import LatencyFn, make_optimisers, search_step
-from fasterseg.space.supernet import Supernet, SupernetConfig
+from fasterseg.space.supernet import OUTPUT_NAMES, Supernet, SupernetConfig
 from fasterseg.utils.io import atomic_path, atomic_write_text
 
 
@@ -49,6 +53,10 @@ class SearchConfig:
     arch_lr: float = 3e-4
     ohem_thresh: float = 0.7
     latency_weights: dict[str, float] = field(default_factory=lambda: {"student": 0.01})
+    fps_min: dict[str, float] = field(default_factory=lambda: {"student": 155.0})
+    fps_max: dict[str, float] = field(default_factory=lambda: {"student": 175.0})
+    val_data: str = ""  # dataset spec whose "val" split scores the outputs each epoch; "" = none
+    val_limit: int = 0  # score only the first N validation images (0: all)
     seed: int = 12345
     num_workers: int = 0
 
@@ -56,9 +64,11 @@ class SearchConfig:
         for key in ("epochs", "iters_per_epoch", "batch_size", "downsample"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
-        unknown = set(self.latency_weights) - {a.name for a in self.supernet.archs}
-        if unknown:
-            raise ConfigError(f"latency_weights: no architecture named {sorted(unknown)}")
+        names = {a.name for a in self.supernet.archs}
+        for key in ("latency_weights", "fps_min", "fps_max"):
+            unknown = set(getattr(self, key)) - names
+            if unknown:
+                raise ConfigError(f"{key}: no architecture named {sorted(unknown)}")
 
 
 @dataclass
@@ -68,6 +78,9 @@ class EpochRecord:
     weight_loss: float
     arch_loss: float | None
     latency: dict[str, float]
+    miou: dict[str, list[float]] = field(default_factory=dict)  # arch -> the five outputs' mIoU
+    fps: dict[str, dict[str, float]] = field(default_factory=dict)  # arch -> pairing -> table FPS
+    latency_weights: dict[str, float] = field(default_factory=dict)  # for the next epoch
 
 
 def arch_state(net: Supernet) -> dict[str, dict[str, list]]:
@@ -83,19 +96,30 @@ def save_epoch(net: Supernet, run_dir: Path, record: EpochRecord) -> None:
     log = run_dir / "log.csv"
     archs = [a.name for a in net.cfg.archs]
     header = ["epoch", "lr", "weight_loss", "arch_loss"] + [f"latency_{a}" for a in archs]
+    header += [f"miou_{a}_{o}" for a in archs for o in OUTPUT_NAMES]
+    header += [f"fps_{a}_{p}" for a in archs for p in ("8_32", "16_32")] + [f"latency_weight_{a}" for a in archs]
     old = log.read_text() if log.exists() else ""
     buf = io.StringIO()
     writer = csv.writer(buf)
     if not old:
         writer.writerow(header)
     writer.writerow([record.epoch, record.lr, record.weight_loss, "" if record.arch_loss is None else record.arch_loss]
-                    + [record.latency.get(a, "") for a in archs])
+                    + [record.latency.get(a, "") for a in archs]
+                    + [record.miou[a][i] if a in record.miou else "" for a in archs for i in range(len(OUTPUT_NAMES))]
+                    + [record.fps.get(a, {}).get(p, "") for a in archs for p in ("8_32", "16_32")]
+                    + [record.latency_weights.get(a, "") for a in archs])
     atomic_write_text(log, old + buf.getvalue())
 
 
 def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | None = None,
-               init_weights: str | Path | None = None, device: str | torch.device = "cpu") -> list[EpochRecord]:
-    """Run one phase of ``cfg`` into ``run_dir``; ``init_weights`` starts from a saved supernet."""
+               init_weights: str | Path | None = None, device: str | torch.device = "cpu",
+               genotype_latency: GenotypeLatencyFn | None = None) -> list[EpochRecord]:
+    """Run one phase of ``cfg`` into ``run_dir``; ``init_weights`` starts from a saved supernet.
+
+    ``latency_fn`` is the differentiable supernet latency of the architecture step;
+    ``genotype_latency`` the latency (ms) of a derived network, for the end-of-epoch choice of
+    branch pairing and the FPS window. Both usually come from the same lookup table.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
@@ -107,6 +131,12 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         raise ConfigError(
             f"supernet.num_classes: {cfg.supernet.num_classes}, but {cfg.train_data} has {info.num_classes} classes"
         )
+    val = None
+    if cfg.val_data:
+        val = build_dataset(cfg.val_data, "val", EvalTransform(cfg.downsample))
+        if cfg.val_limit:
+            val = torch.utils.data.Subset(val, range(min(cfg.val_limit, len(val))))
+    latency_weights = dict(cfg.latency_weights)
     weight_half, arch_half = split_halves(len(dataset), cfg.seed)
     net = Supernet(cfg.supernet).to(device)
     if init_weights is not None:
@@ -128,7 +158,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
             w_batch = [t.to(device) for t in w_batch]
             a_batch = None if cfg.pretrain else [t.to(device) for t in a_batch]
             result = search_step(net, opt, criterion, w_batch, a_batch, cfg.pretrain, cfg.grad_clip,
-                                 latency_fn, cfg.latency_weights)
+                                 latency_fn, latency_weights)
             sums["weight"] += result.weight_loss
             sums["arch"] += result.arch_loss or 0.0
             latency = result.latency
@@ -136,6 +166,23 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         schedule.step()
         n = cfg.iters_per_epoch
         record = EpochRecord(epoch, lr, sums["weight"] / n, None if cfg.pretrain else sums["arch"] / n, latency)
+        if val is not None:
+            if cfg.pretrain:  # only the first architecture's stem and heads have trained
+                first = cfg.supernet.archs[0].name
+                record.miou[first] = evaluate_outputs(net, first, val, "max", device)
+            else:
+                for spec in cfg.supernet.archs:
+                    record.miou[spec.name] = evaluate_outputs(net, spec.name, val, "arch", device)
+        if not cfg.pretrain and genotype_latency is not None and record.miou:
+            for name, miou in record.miou.items():
+                derived = derive_arch(net, name, miou, genotype_latency)
+                save_derived(derived, run_dir / f"{name}.json")
+                record.fps[name] = derived.fps
+                if latency_weights.get(name, 0) > 0 and name in cfg.fps_min and name in cfg.fps_max:
+                    latency_weights[name] = adapt_latency_weight(
+                        latency_weights[name], list(derived.fps.values()), cfg.fps_min[name], cfg.fps_max[name]
+                    )
+        record.latency_weights = dict(latency_weights)
         save_epoch(net, run_dir, record)
         records.append(record)
     return records

@@ -441,6 +441,9 @@ class Supernet(nn.Module):
 
     def genotype(self, arch: str, ends: Sequence[int]) -> Genotype:
         """The network derived from ``arch``'s parameters (the official rules) with these ends."""
+        if self.cfg.layers < 6:
+            # The official 1/32 branch must keep round(layers / 3) + 4 cells.
+            raise ValueError(f"derivation needs at least 6 layers, the supernet has {self.cfg.layers}")
         spec = self.cfg.arch(arch)
         return derive_genotype(
             self.arch_params(arch), ends, self.cfg.width_choices, spec.stem_width, spec.head_width,
