@@ -126,3 +126,36 @@ def test_class_count_must_match_the_dataset(tmp_path):
         run_search(cfg, tmp_path / "run")
     with pytest.raises(ConfigError, match="latency_weights"):
         tiny_search_config(data, latency_weights={"nobody": 1.0})
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_continues_exactly(tmp_path):
+    data = write_camvid(tmp_path / "camvid", n=4)
+    cfg = tiny_search_config(data, pretrain=False, epochs=2, latency_weights={"student": 0.5})
+    straight = run_search(cfg, tmp_path / "straight", latency_fn=_cost)
+
+    calls = {"n": 0}
+
+    def dies_in_the_second_epoch(net, arch):
+        calls["n"] += 1
+        if calls["n"] == 2:  # one architecture step per epoch
+            raise Interrupt
+        return _cost(net, arch)
+
+    with pytest.raises(Interrupt):
+        run_search(cfg, tmp_path / "resumed", latency_fn=dies_in_the_second_epoch)
+    resumed = run_search(cfg, tmp_path / "resumed", latency_fn=_cost, resume=True)
+    assert [r.epoch for r in resumed] == [1]
+    assert resumed[0].weight_loss == straight[1].weight_loss and resumed[0].arch_loss == straight[1].arch_loss
+    a = load_file(str(tmp_path / "straight" / "weights.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "weights.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "straight" / "log.csv").read_text() == (tmp_path / "resumed" / "log.csv").read_text()
+    with pytest.raises(ConfigError, match=r"other settings for \['lr'\]"):
+        run_search(tiny_search_config(data, pretrain=False, epochs=2, lr=0.5, latency_weights={"student": 0.5}),
+                   tmp_path / "resumed", resume=True)
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        run_search(cfg, tmp_path / "empty", resume=True)

@@ -22,7 +22,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from fasterseg.config import ConfigError, save_config
+import yaml
+
+from fasterseg.config import ConfigError, save_config, to_dict
+from fasterseg.search.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from fasterseg.data.registry import build_dataset
 from fasterseg.search.data import SearchTransform, half_loader, split_halves
 from fasterseg.search.epoch import EvalTransform, GenotypeLatencyFn, adapt_latency_weight, derive_arch, evaluate_outputs, save_derived
@@ -113,16 +116,21 @@ def save_epoch(net: Supernet, run_dir: Path, record: EpochRecord) -> None:
 
 def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | None = None,
                init_weights: str | Path | None = None, device: str | torch.device = "cpu",
-               genotype_latency: GenotypeLatencyFn | None = None) -> list[EpochRecord]:
+               genotype_latency: GenotypeLatencyFn | None = None, resume: bool = False) -> list[EpochRecord]:
     """Run one phase of ``cfg`` into ``run_dir``; ``init_weights`` starts from a saved supernet.
 
     ``latency_fn`` is the differentiable supernet latency of the architecture step;
     ``genotype_latency`` the latency (ms) of a derived network, for the end-of-epoch choice of
     branch pairing and the FPS window. Both usually come from the same lookup table.
+    ``resume`` continues the interrupted run in ``run_dir`` from its last finished epoch, with
+    the same configuration, exactly as if it had not stopped.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+    if resume:
+        _check_resumable(cfg, run_dir)
+    else:
+        save_config(cfg, run_dir / "config.yaml")
     torch.manual_seed(cfg.seed)
     transform = SearchTransform(cfg.crop, cfg.scales, cfg.downsample)
     dataset = build_dataset(cfg.train_data, "train", transform)
@@ -145,7 +153,12 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
     schedule = torch.optim.lr_scheduler.ExponentialLR(opt.weights, cfg.lr_decay)
     criterion = OhemCrossEntropy(cfg.ohem_thresh)
     records = []
-    for epoch in range(cfg.epochs):
+    first_epoch = 0
+    if resume:
+        resumed = load_checkpoint(run_dir, net, opt.weights, opt.archs, schedule)
+        first_epoch, latency_weights = resumed.next_epoch, resumed.latency_weights
+        _truncate_log(run_dir / "log.csv", first_epoch)
+    for epoch in range(first_epoch, cfg.epochs):
         seed = cfg.seed + 1000 * epoch
         weights = half_loader(dataset, weight_half, cfg.batch_size, cfg.iters_per_epoch, seed, cfg.num_workers)
         archs = half_loader(dataset, arch_half, cfg.batch_size, cfg.iters_per_epoch, seed + 1, cfg.num_workers)
@@ -184,5 +197,26 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
                     )
         record.latency_weights = dict(latency_weights)
         save_epoch(net, run_dir, record)
+        save_checkpoint(run_dir, epoch, net, opt.weights, opt.archs, schedule, latency_weights)
         records.append(record)
     return records
+
+
+def _check_resumable(cfg: SearchConfig, run_dir: Path) -> None:
+    saved = run_dir / "config.yaml"
+    if not saved.is_file() or not has_checkpoint(run_dir):
+        raise ConfigError(f"{run_dir}: nothing to resume (needs config.yaml and a checkpoint of a finished epoch)")
+    old = yaml.safe_load(saved.read_text())
+    new = to_dict(cfg)
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if changed:
+        raise ConfigError(f"{saved}: the run was started with other settings for {changed}; resume with the same config")
+
+
+def _truncate_log(log: Path, next_epoch: int) -> None:
+    """Drop rows of epochs the resumed run will redo (written after the last checkpoint)."""
+    if not log.exists():
+        return
+    lines = log.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < next_epoch]
+    atomic_write_text(log, "".join(kept))
