@@ -13,7 +13,7 @@ from fasterseg.config import ConfigError
 from fasterseg.genotype import Genotype
 from fasterseg.nets.summary import count_macs
 from fasterseg.search.data import IMAGENET_MEAN, IMAGENET_STD, SearchTransform, half_loader, split_halves
-from fasterseg.search.loop import SearchConfig, run_search
+from fasterseg.search.loop import SearchConfig, iterations_per_epoch, run_search
 from fasterseg.space.supernet import ArchSpec, Supernet, SupernetConfig
 
 
@@ -159,3 +159,11 @@ def test_resume_continues_exactly(tmp_path):
                    tmp_path / "resumed", resume=True)
     with pytest.raises(ConfigError, match="nothing to resume"):
         run_search(cfg, tmp_path / "empty", resume=True)
+
+
+def test_iterations_per_epoch_follow_the_official_rule():
+    # Cityscapes: 2975 training images, halves of 1487 and 1488.
+    assert iterations_per_epoch(SearchConfig(batch_size=3), 1487) == 495  # pretraining
+    assert iterations_per_epoch(SearchConfig(batch_size=2), 1487) == 743  # search
+    assert iterations_per_epoch(SearchConfig(batch_size=2), 183) == 400  # CamVid: at least 400
+    assert iterations_per_epoch(SearchConfig(iters_per_epoch=7), 1487) == 7

@@ -43,7 +43,7 @@ class SearchConfig:
     train_data: str = ""  # dataset spec, e.g. camvid:/data/camvid
     pretrain: bool = True
     epochs: int = 20
-    iters_per_epoch: int = 400
+    iters_per_epoch: int = 0  # 0: the official max(len(half) // batch_size, 400)
     batch_size: int = 3
     crop: list[int] = field(default_factory=lambda: [256, 512])
     downsample: int = 2
@@ -64,7 +64,9 @@ class SearchConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
-        for key in ("epochs", "iters_per_epoch", "batch_size", "downsample"):
+        if self.iters_per_epoch < 0:
+            raise ConfigError(f"iters_per_epoch: must be >= 0 (0: automatic), got {self.iters_per_epoch}")
+        for key in ("epochs", "batch_size", "downsample"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
         names = {a.name for a in self.supernet.archs}
@@ -84,6 +86,11 @@ class EpochRecord:
     miou: dict[str, list[float]] = field(default_factory=dict)  # arch -> the five outputs' mIoU
     fps: dict[str, dict[str, float]] = field(default_factory=dict)  # arch -> pairing -> table FPS
     latency_weights: dict[str, float] = field(default_factory=dict)  # for the next epoch
+
+
+def iterations_per_epoch(cfg: SearchConfig, half_size: int) -> int:
+    """``cfg.iters_per_epoch``, or the official rule: one pass over a half, at least 400 steps."""
+    return cfg.iters_per_epoch or max(half_size // cfg.batch_size, 400)
 
 
 def arch_state(net: Supernet) -> dict[str, dict[str, list]]:
@@ -146,6 +153,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
             val = torch.utils.data.Subset(val, range(min(cfg.val_limit, len(val))))
     latency_weights = dict(cfg.latency_weights)
     weight_half, arch_half = split_halves(len(dataset), cfg.seed)
+    iters = iterations_per_epoch(cfg, len(weight_half))
     net = Supernet(cfg.supernet).to(device)
     if init_weights is not None:
         net.load_state_dict(load_file(str(init_weights)))
@@ -160,12 +168,12 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         _truncate_log(run_dir / "log.csv", first_epoch)
     for epoch in range(first_epoch, cfg.epochs):
         seed = cfg.seed + 1000 * epoch
-        weights = half_loader(dataset, weight_half, cfg.batch_size, cfg.iters_per_epoch, seed, cfg.num_workers)
-        archs = half_loader(dataset, arch_half, cfg.batch_size, cfg.iters_per_epoch, seed + 1, cfg.num_workers)
+        weights = half_loader(dataset, weight_half, cfg.batch_size, iters, seed, cfg.num_workers)
+        archs = half_loader(dataset, arch_half, cfg.batch_size, iters, seed + 1, cfg.num_workers)
         lr = opt.weights.param_groups[0]["lr"]
         sums = {"weight": 0.0, "arch": 0.0}
         latency: dict[str, float] = {}
-        bar = tqdm(zip(weights, archs), total=cfg.iters_per_epoch, file=sys.stderr,
+        bar = tqdm(zip(weights, archs), total=iters, file=sys.stderr,
                    desc=f"{'pretrain' if cfg.pretrain else 'search'} {epoch + 1}/{cfg.epochs}")
         for w_batch, a_batch in bar:
             w_batch = [t.to(device) for t in w_batch]
@@ -177,7 +185,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
             latency = result.latency
             bar.set_postfix(loss=f"{result.weight_loss:.3f}")
         schedule.step()
-        n = cfg.iters_per_epoch
+        n = iters
         record = EpochRecord(epoch, lr, sums["weight"] / n, None if cfg.pretrain else sums["arch"] / n, latency)
         if val is not None:
             if cfg.pretrain:  # only the first architecture's stem and heads have trained
