@@ -13,7 +13,9 @@ What each loss sums is the official search's (``Network_Multi_Path._loss`` and
 The architecture loss is the search-phase loss plus, for each architecture with a positive
 latency weight, ``weight * latency_fn(supernet, arch)``: the latency model is a callable so the
 search never depends on how it is computed (lookup table, decoupled terms, ...). Updates are
-first order: the weights are not unrolled.
+first order: the weights are not unrolled. In a process group (``torchrun``) each process
+passes its slice of the batch and the steps are the single-process steps on the whole batch
+(see :mod:`fasterseg.search.distributed`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from fasterseg.search.distributed import global_sum, sum_gradients, world_size
 from fasterseg.space.supernet import Supernet
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -88,11 +91,12 @@ def arch_step(net: Supernet, opt: Optimisers, criterion: Criterion, images: torc
     for arch, weight in weighted.items():
         latency = latency_fn(net, arch)
         latencies[arch] = float(latency.detach())
-        loss = loss + weight * latency
+        loss = loss + weight * latency / world_size()  # every process adds it; counted once in total
     loss.backward()
+    sum_gradients(net.arch_parameters())
     for o in opt.archs.values():
         o.step()
-    return float(loss.detach()), latencies
+    return float(global_sum(loss.detach())), latencies
 
 
 def weight_step(net: Supernet, opt: Optimisers, criterion: Criterion, images: torch.Tensor, target: torch.Tensor,
@@ -101,11 +105,13 @@ def weight_step(net: Supernet, opt: Optimisers, criterion: Criterion, images: to
     net.zero_grad(set_to_none=True)
     loss = supernet_loss(net, criterion, images, target, pretrain)
     loss.backward()
+    params = list(net.parameters())
+    sum_gradients(params)
     # The official clip runs over all parameters, architecture gradients included.
-    nn.utils.clip_grad_norm_(list(net.parameters()), grad_clip)
+    nn.utils.clip_grad_norm_(params, grad_clip)
     opt.weights.step()
     net.zero_grad(set_to_none=True)
-    return float(loss.detach())
+    return float(global_sum(loss.detach()))
 
 
 def search_step(net: Supernet, opt: Optimisers, criterion: Criterion,
