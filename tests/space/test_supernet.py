@@ -105,6 +105,27 @@ def test_gumbel_widths_follow_the_width_logits(supernet):
         supernet.arch["student"].ratio_1.fill_(1e-3)
 
 
+def test_gumbel_widths_from_a_generator_are_reproducible_and_leave_the_global_stream(supernet):
+    with torch.no_grad():
+        supernet.arch["student"].ratio_0.copy_(torch.randn(supernet.arch["student"].ratio_0.shape))
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    a = supernet.sample_widths("student", "arch", generator=torch.Generator().manual_seed(7))
+    assert torch.equal(torch.get_rng_state(), before)
+    b = supernet.sample_widths("student", "arch", generator=torch.Generator().manual_seed(7))
+    assert a.index == b.index
+    assert a.score[0].requires_grad and torch.equal(a.score[0].detach(), torch.ones(len(a.index[0])))
+    # Over many draws each width is picked about as often as its softmax probability says.
+    logits = supernet.arch["student"].ratio_0[0].detach()
+    g = torch.Generator().manual_seed(0)
+    counts = torch.zeros(len(WIDTHS))
+    for _ in range(2000):
+        counts[supernet.sample_widths("student", "arch", generator=g).index[0][0]] += 1
+    torch.testing.assert_close(counts / 2000, logits.softmax(-1), atol=0.04, rtol=0)
+    with torch.no_grad():
+        supernet.arch["student"].ratio_0.fill_(1e-3)
+
+
 def test_min_width_pass_uses_only_the_narrowest_batch_norms(supernet):
     supernet.train()
     cell = supernet.cells[2][1].op.ops[OP_NAMES.index("conv")]

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, RandomSampler, Subset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Subset
 
 from fasterseg.data.base import IGNORE_INDEX
 
@@ -43,16 +43,18 @@ class SearchTransform:
         self.std = torch.tensor(std).view(1, 3, 1, 1)
         self.ignore_index = ignore_index
 
-    def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, image: np.ndarray, label: np.ndarray,
+                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        g = generator
         img = torch.tensor(np.asarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
         lab = torch.tensor(np.asarray(label, dtype=np.float32))[None, None]
         h, w = img.shape[2:]
         if self.downsample > 1:
             size = (h // self.downsample, w // self.downsample)
             img, lab = _resize(img, size, False), _resize(lab, size, True)
-        if torch.rand(()) < 0.5:
+        if torch.rand((), generator=g) < 0.5:
             img, lab = img.flip(-1), lab.flip(-1)
-        scale = self.scales[int(torch.randint(len(self.scales), ()))]
+        scale = self.scales[int(torch.randint(len(self.scales), (), generator=g))]
         size = (int(img.shape[2] * scale), int(img.shape[3] * scale))
         img, lab = _resize(img, size, False), _resize(lab, size, True)
         img = (img / 255.0 - self.mean) / self.std
@@ -61,12 +63,48 @@ class SearchTransform:
         if pad_h or pad_w:
             img = F.pad(img, (0, pad_w, 0, pad_h), value=0.0)
             lab = F.pad(lab, (0, pad_w, 0, pad_h), value=float(self.ignore_index))
-        top = int(torch.randint(img.shape[2] - ch + 1, ()))
-        left = int(torch.randint(img.shape[3] - cw + 1, ()))
+        top = int(torch.randint(img.shape[2] - ch + 1, (), generator=g))
+        left = int(torch.randint(img.shape[3] - cw + 1, (), generator=g))
         img = img[:, :, top: top + ch, left: left + cw]
         lab = lab[:, :, top: top + ch, left: left + cw]
         lab = _resize(lab, (ch // self.label_stride, cw // self.label_stride), True)
         return img[0].contiguous(), lab[0, 0].long()
+
+
+class Augmented(torch.utils.data.Dataset):
+    """``dataset`` (untransformed pairs) through ``transform``, whose random choices for sample
+    ``i`` in epoch ``e`` depend on (seed, e, i) only: the same crops whichever process or
+    worker loads the sample, and the global random stream (Gumbel widths) is left alone."""
+
+    def __init__(self, dataset, transform: SearchTransform, seed: int):
+        self.dataset, self.transform, self.seed = dataset, transform, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image, label = self.dataset[index]
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
+        return self.transform(image, label, g)
+
+
+class _RankSlices:
+    """Each global batch of a batch sampler, cut to this process's contiguous share."""
+
+    def __init__(self, batches, rank: int, world: int):
+        self.batches, self.rank, self.world = batches, rank, world
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        for batch in self.batches:
+            share = len(batch) // self.world
+            yield batch[self.rank * share: (self.rank + 1) * share]
 
 
 def split_halves(n: int, seed: int) -> tuple[list[int], list[int]]:
@@ -78,11 +116,15 @@ def split_halves(n: int, seed: int) -> tuple[list[int], list[int]]:
 
 
 def half_loader(dataset, indices: Sequence[int], batch_size: int, num_batches: int, seed: int,
-                num_workers: int = 0) -> DataLoader:
-    """``num_batches`` shuffled batches from ``indices``, cycling through them as often as needed."""
+                num_workers: int = 0, rank: int = 0, world: int = 1) -> DataLoader:
+    """``num_batches`` shuffled global batches from ``indices``, cycling through them as often as
+    needed; with ``world`` processes each gets its contiguous share of every global batch."""
     subset = Subset(dataset, list(indices))
     if len(subset) < batch_size:
         raise ValueError(f"a half of {len(subset)} samples cannot fill a batch of {batch_size}")
+    if batch_size % world:
+        raise ValueError(f"a batch of {batch_size} cannot be shared equally by {world} processes")
     sampler = RandomSampler(subset, replacement=False, num_samples=batch_size * num_batches,
                             generator=torch.Generator().manual_seed(seed))
-    return DataLoader(subset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=num_workers)
+    batches = _RankSlices(BatchSampler(sampler, batch_size, drop_last=True), rank, world)
+    return DataLoader(subset, batch_sampler=batches, num_workers=num_workers)

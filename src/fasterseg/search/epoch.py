@@ -49,15 +49,26 @@ class EvalTransform:
 
 @torch.no_grad()
 def evaluate_outputs(net: Supernet, arch: str, dataset, widths: WidthMode = "arch",
-                     device: str | torch.device = "cpu", ignore_index: int = IGNORE_INDEX) -> list[float]:
-    """mIoU of each of the five outputs over ``dataset`` (one image at a time, eval mode)."""
+                     device: str | torch.device = "cpu", ignore_index: int = IGNORE_INDEX,
+                     seed: int | None = None) -> list[float]:
+    """mIoU of each of the five outputs over ``dataset`` (one image at a time, eval mode).
+
+    With ``seed``, the widths sampled for an image depend on (seed, image index) only, so the
+    scores neither depend on how images are shared among processes nor touch the global
+    random stream. (A ``Subset``'s indices are the images' indices.)
+    """
     was_training = net.training
     net.eval()
     k = net.cfg.num_classes
     matrices = [ConfusionMatrix(k, ignore_index, device) for _ in OUTPUT_NAMES]
+    indices = getattr(dataset, "indices", range(len(dataset)))
     for i in range(len(dataset)):
         image, label = dataset[i]
-        outputs = net(image[None].to(device), arch, widths)
+        sample = widths
+        if seed is not None:
+            g = torch.Generator().manual_seed(seed * 1_000_003 + int(indices[i]))
+            sample = net.sample_widths(arch, widths, generator=g)
+        outputs = net(image[None].to(device), arch, sample)
         for matrix, logits in zip(matrices, outputs):
             matrix.update(logits.argmax(1)[0], label.to(device))
     net.train(was_training)

@@ -27,7 +27,8 @@ import yaml
 from fasterseg.config import ConfigError, save_config, to_dict
 from fasterseg.search.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from fasterseg.data.registry import build_dataset
-from fasterseg.search.data import SearchTransform, half_loader, split_halves
+from fasterseg.search.data import Augmented, SearchTransform, half_loader, split_halves
+from fasterseg.search.distributed import globalise_batchnorm, rank, world_size
 from fasterseg.search.epoch import EvalTransform, GenotypeLatencyFn, adapt_latency_weight, derive_arch, evaluate_outputs, save_derived
 from fasterseg.search.loss import OhemCrossEntropy
 from fasterseg.search.steps import LatencyFn, make_optimisers, search_step
@@ -131,17 +132,25 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
     branch pairing and the FPS window. Both usually come from the same lookup table.
     ``resume`` continues the interrupted run in ``run_dir`` from its last finished epoch, with
     the same configuration, exactly as if it had not stopped.
+
+    Started under ``torchrun`` (process group initialised by the caller), every process takes
+    its share of each global batch of ``cfg.batch_size`` and the run computes what one process
+    computes; only the first process writes files.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    world, me = world_size(), rank()
+    if cfg.batch_size % world:
+        raise ConfigError(f"batch_size: {cfg.batch_size} cannot be shared equally by {world} processes")
     if resume:
         _check_resumable(cfg, run_dir)
-    else:
+    elif me == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
     torch.manual_seed(cfg.seed)
     transform = SearchTransform(cfg.crop, cfg.scales, cfg.downsample)
-    dataset = build_dataset(cfg.train_data, "train", transform)
-    info = getattr(dataset, "info", None)
+    base = build_dataset(cfg.train_data, "train")
+    dataset = Augmented(base, transform, cfg.seed)
+    info = getattr(base, "info", None)
     if info is not None and info.num_classes != cfg.supernet.num_classes:
         raise ConfigError(
             f"supernet.num_classes: {cfg.supernet.num_classes}, but {cfg.train_data} has {info.num_classes} classes"
@@ -149,12 +158,12 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
     val = None
     if cfg.val_data:
         val = build_dataset(cfg.val_data, "val", EvalTransform(cfg.downsample))
-        if cfg.val_limit:
-            val = torch.utils.data.Subset(val, range(min(cfg.val_limit, len(val))))
+        count = min(cfg.val_limit, len(val)) if cfg.val_limit else len(val)
+        val = torch.utils.data.Subset(val, range(me, count, world))  # each process scores its share
     latency_weights = dict(cfg.latency_weights)
     weight_half, arch_half = split_halves(len(dataset), cfg.seed)
     iters = iterations_per_epoch(cfg, len(weight_half))
-    net = Supernet(cfg.supernet).to(device)
+    net = globalise_batchnorm(Supernet(cfg.supernet)).to(device)
     if init_weights is not None:
         net.load_state_dict(load_file(str(init_weights)))
     opt = make_optimisers(net, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.arch_lr)
@@ -165,15 +174,17 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
     if resume:
         resumed = load_checkpoint(run_dir, net, opt.weights, opt.archs, schedule)
         first_epoch, latency_weights = resumed.next_epoch, resumed.latency_weights
-        _truncate_log(run_dir / "log.csv", first_epoch)
+        if me == 0:
+            _truncate_log(run_dir / "log.csv", first_epoch)
     for epoch in range(first_epoch, cfg.epochs):
         seed = cfg.seed + 1000 * epoch
-        weights = half_loader(dataset, weight_half, cfg.batch_size, iters, seed, cfg.num_workers)
-        archs = half_loader(dataset, arch_half, cfg.batch_size, iters, seed + 1, cfg.num_workers)
+        dataset.set_epoch(epoch)
+        weights = half_loader(dataset, weight_half, cfg.batch_size, iters, seed, cfg.num_workers, me, world)
+        archs = half_loader(dataset, arch_half, cfg.batch_size, iters, seed + 1, cfg.num_workers, me, world)
         lr = opt.weights.param_groups[0]["lr"]
         sums = {"weight": 0.0, "arch": 0.0}
         latency: dict[str, float] = {}
-        bar = tqdm(zip(weights, archs), total=iters, file=sys.stderr,
+        bar = tqdm(zip(weights, archs), total=iters, file=sys.stderr, disable=me != 0,
                    desc=f"{'pretrain' if cfg.pretrain else 'search'} {epoch + 1}/{cfg.epochs}")
         for w_batch, a_batch in bar:
             w_batch = [t.to(device) for t in w_batch]
@@ -188,24 +199,29 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         n = iters
         record = EpochRecord(epoch, lr, sums["weight"] / n, None if cfg.pretrain else sums["arch"] / n, latency)
         if val is not None:
+            # Widths are drawn per image from (seed, epoch, image): the scores do not depend on
+            # how images are shared, and the training stream is left in step on every process.
+            eval_seed = cfg.seed * 1_000_003 + epoch
             if cfg.pretrain:  # only the first architecture's stem and heads have trained
                 first = cfg.supernet.archs[0].name
-                record.miou[first] = evaluate_outputs(net, first, val, "max", device)
+                record.miou[first] = evaluate_outputs(net, first, val, "max", device, seed=eval_seed)
             else:
                 for spec in cfg.supernet.archs:
-                    record.miou[spec.name] = evaluate_outputs(net, spec.name, val, "arch", device)
+                    record.miou[spec.name] = evaluate_outputs(net, spec.name, val, "arch", device, seed=eval_seed)
         if not cfg.pretrain and genotype_latency is not None and record.miou:
             for name, miou in record.miou.items():
                 derived = derive_arch(net, name, miou, genotype_latency)
-                save_derived(derived, run_dir / f"{name}.json")
+                if me == 0:
+                    save_derived(derived, run_dir / f"{name}.json")
                 record.fps[name] = derived.fps
                 if latency_weights.get(name, 0) > 0 and name in cfg.fps_min and name in cfg.fps_max:
                     latency_weights[name] = adapt_latency_weight(
                         latency_weights[name], list(derived.fps.values()), cfg.fps_min[name], cfg.fps_max[name]
                     )
         record.latency_weights = dict(latency_weights)
-        save_epoch(net, run_dir, record)
-        save_checkpoint(run_dir, epoch, net, opt.weights, opt.archs, schedule, latency_weights)
+        if me == 0:
+            save_epoch(net, run_dir, record)
+            save_checkpoint(run_dir, epoch, net, opt.weights, opt.archs, schedule, latency_weights)
         records.append(record)
     return records
 

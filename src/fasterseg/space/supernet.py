@@ -252,6 +252,16 @@ class SupernetFusion(nn.Module):
         )
 
 
+def _gumbel_hard(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Straight-through Gumbel-softmax (tau 1, hard): one-hot forward, softmax gradient."""
+    if generator is None:
+        return F.gumbel_softmax(logits, tau=1.0, hard=True)
+    gumbels = -torch.empty_like(logits).exponential_(generator=generator).log()
+    soft = (logits + gumbels).softmax(dim=-1)
+    hard = torch.zeros_like(soft).scatter_(-1, soft.argmax(dim=-1, keepdim=True), 1.0)
+    return hard - soft.detach() + soft
+
+
 def _resize(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=like.shape[2:], mode="bilinear", align_corners=True)
 
@@ -313,6 +323,7 @@ class Supernet(nn.Module):
         ``arch``: Gumbel-softmax (hard, straight-through) samples of the architecture's width
         logits, or full width when it does not search widths; ``argmax``: the most probable
         widths (what derivation picks); ``max``/``min``/``random``: the sandwich rule's passes.
+        ``generator`` (CPU) draws the Gumbel noise or random widths instead of the global stream.
         """
         spec = self.cfg.arch(arch)
         rows = positions_per_scale(self.cfg.layers)
@@ -329,7 +340,7 @@ class Supernet(nn.Module):
         if mode == "argmax":
             return WidthSample(tuple(r.detach().argmax(-1).tolist() for r in ratios))
         if mode == "arch":
-            hard = [F.gumbel_softmax(F.log_softmax(r, dim=-1), tau=1.0, hard=True) for r in ratios]
+            hard = [_gumbel_hard(F.log_softmax(r, dim=-1), generator) for r in ratios]
             index = tuple(h.detach().argmax(-1).tolist() for h in hard)
             score = tuple(h.gather(-1, h.detach().argmax(-1, keepdim=True)).squeeze(-1) for h in hard)
             return WidthSample(index, score)
