@@ -4,15 +4,42 @@
 parameters (alphas) in the search and in the official ``arch_*.pt`` files. Every operator maps
 ``C_in`` channels to ``C_out`` channels at stride 1 or 2; parameter names follow the official
 implementation so that its checkpoints map onto ours by renaming module prefixes only.
+
+Given ``widths`` (the search's width multipliers), an operator is built *slimmable*: the same
+forward code runs on :class:`~fasterseg.space.slimmable.SlimConv2d` (weights sliced to the active
+width) and :class:`~fasterseg.space.slimmable.SlimBatchNorm2d` (one BN per width). At full
+width a slimmable operator computes exactly what the plain one computes, with the same names
+(``bn1.bn.<k>.weight`` standing for ``bn1.weight``), so the supernet can hand its weights to a
+derived network (:func:`~fasterseg.space.slimmable.active_state`). The one exception is ``skip``
+at stride 1, see :class:`Skip`.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from fasterseg.space.slimmable import SlimBatchNorm2d, SlimConv2d, width_channels
+
+Widths = Sequence[float] | None
+
+
+def _conv(c_in: int, c_out: int, kernel_size: int, stride: int, widths: Widths,
+          out_per_width: Sequence[int] | None = None) -> nn.Conv2d:
+    """A bias-free conv, slimmable when ``widths`` is given (padding keeps size / stride)."""
+    padding = kernel_size // 2
+    if widths is None:
+        return nn.Conv2d(c_in, c_out, kernel_size, stride, padding, bias=False)
+    if out_per_width is None:
+        out_per_width = width_channels(c_out, widths)
+    return SlimConv2d(c_in, c_out, kernel_size, stride, padding, out_per_width)
+
+
+def _bn(channels: int, widths: Widths) -> nn.Module:
+    return nn.BatchNorm2d(channels) if widths is None else SlimBatchNorm2d(width_channels(channels, widths))
 
 
 def _half(x: torch.Tensor) -> torch.Tensor:
@@ -47,11 +74,11 @@ class ConvNorm(nn.Module):
 class Conv(nn.Module):
     """``conv``: one 3x3 conv-BN-ReLU (the official BasicResidual1x)."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, widths: Widths = None):
         super().__init__()
         self.c_in, self.c_out, self.stride = c_in, c_out, stride
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv1 = _conv(c_in, c_out, 3, stride, widths)
+        self.bn1 = _bn(c_out, widths)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.bn1(self.conv1(x)))
@@ -61,11 +88,11 @@ class ConvDownUp(nn.Module):
     """``conv_downup``: the 3x3 conv runs at half resolution (zoomed convolution); cheaper,
     larger receptive field. At stride 1 the result is resized back to the input size."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, widths: Widths = None):
         super().__init__()
         self.c_in, self.c_out, self.stride = c_in, c_out, stride
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv1 = _conv(c_in, c_out, 3, 1, widths)
+        self.bn1 = _bn(c_out, widths)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.bn1(self.conv1(_half(x)))
@@ -77,13 +104,13 @@ class ConvDownUp(nn.Module):
 class Conv2x(nn.Module):
     """``conv_2x``: two stacked 3x3 conv-BN-ReLU (the official BasicResidual2x)."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, widths: Widths = None):
         super().__init__()
         self.c_in, self.c_out, self.stride = c_in, c_out, stride
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv1 = _conv(c_in, c_out, 3, stride, widths)
+        self.bn1 = _bn(c_out, widths)
+        self.conv2 = _conv(c_out, c_out, 3, 1, widths)
+        self.bn2 = _bn(c_out, widths)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -93,13 +120,13 @@ class Conv2x(nn.Module):
 class Conv2xDownUp(nn.Module):
     """``conv_2x_downup``: two zoomed 3x3 convs at half resolution."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, widths: Widths = None):
         super().__init__()
         self.c_in, self.c_out, self.stride = c_in, c_out, stride
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv1 = _conv(c_in, c_out, 3, 1, widths)
+        self.bn1 = _bn(c_out, widths)
+        self.conv2 = _conv(c_out, c_out, 3, 1, widths)
+        self.bn2 = _bn(c_out, widths)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(_half(x))))
@@ -111,31 +138,49 @@ class Conv2xDownUp(nn.Module):
 
 class Skip(nn.Module):
     """``skip``: identity at stride 1 (channels must match); at stride 2 the factorized
-    reduction of DARTS: two offset 1x1 stride-2 convs, concatenated, BN, ReLU."""
+    reduction of DARTS: two offset 1x1 stride-2 convs, concatenated, BN, ReLU.
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+    Slimmable at stride 1 it cannot be an identity, since the search changes widths between
+    cells: like the official search it is then a 1x1 conv-BN-ReLU (``conv1``, ``bn``). Derived
+    networks never carry such a cell (derivation prunes or replaces every skip it meets), so
+    nothing of it is ever handed out.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, widths: Widths = None):
         super().__init__()
         self.c_in, self.c_out, self.stride = c_in, c_out, stride
-        if stride == 1:
+        self.project = stride == 1 and widths is not None
+        if stride == 1 and widths is None:
             if c_in != c_out:
                 raise ValueError(f"skip at stride 1 needs c_in == c_out, got {c_in} -> {c_out}")
+        elif self.project:
+            self.conv1 = _conv(c_in, c_out, 1, 1, widths)
+            self.bn = _bn(c_out, widths)
         else:
             if c_out % 2:
                 raise ValueError(f"skip at stride 2 needs an even c_out, got {c_out}")
-            self.conv1 = nn.Conv2d(c_in, c_out // 2, 1, 2, 0, bias=False)
-            self.conv2 = nn.Conv2d(c_in, c_out // 2, 1, 2, 0, bias=False)
-            self.bn = nn.BatchNorm2d(c_out)
+            halves = None
+            if widths is not None:
+                full = width_channels(c_out, widths)
+                if any(c % 2 for c in full):
+                    raise ValueError(f"skip at stride 2 needs an even c_out at every width, got {full}")
+                halves = [c // 2 for c in full]
+            self.conv1 = _conv(c_in, c_out // 2, 1, 2, widths, halves)
+            self.conv2 = _conv(c_in, c_out // 2, 1, 2, widths, halves)
+            self.bn = _bn(c_out, widths)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.project:
+            return F.relu(self.bn(self.conv1(x)))
         if self.stride == 1:
             return x
         out = torch.cat([self.conv1(x), self.conv2(x[:, :, 1:, 1:])], dim=1)
         return F.relu(self.bn(out))
 
 
-OpFactory = Callable[[int, int, int], nn.Module]
+OpFactory = Callable[..., nn.Module]
 
-# Name -> constructor(c_in, c_out, stride). The order is the alpha order; do not reorder.
+# Name -> constructor(c_in, c_out, stride, widths=None). The order is the alpha order; do not reorder.
 PRIMITIVES: dict[str, OpFactory] = {
     "skip": Skip,
     "conv": Conv,
@@ -146,7 +191,8 @@ PRIMITIVES: dict[str, OpFactory] = {
 OP_NAMES: tuple[str, ...] = tuple(PRIMITIVES)
 
 
-def build_op(name: str, c_in: int, c_out: int, stride: int) -> nn.Module:
+def build_op(name: str, c_in: int, c_out: int, stride: int, widths: Widths = None) -> nn.Module:
+    """Operator ``name``; slimmable over the multipliers ``widths`` of ``c_out`` when given."""
     if stride not in (1, 2):
         raise ValueError(f"stride must be 1 or 2, got {stride}")
-    return PRIMITIVES[name](c_in, c_out, stride)
+    return PRIMITIVES[name](c_in, c_out, stride, widths=widths)

@@ -1,0 +1,1 @@
+"""The co-search of teacher and student over the supernet: losses, steps and the loop."""

@@ -1,0 +1,246 @@
+"""The search loop: epochs of alternating steps, with the state of each epoch written out.
+
+One call runs one phase (pretraining or search) as the official ``train_search.py`` does;
+the search phase usually starts from the pretraining run's weights. Each epoch leaves in the
+run directory: ``weights.safetensors`` (the supernet), ``arch.json`` (every architecture's
+alphas, betas and width logits, official layout) and a row of ``log.csv``. With a validation
+split the five outputs are scored each epoch; with a genotype latency function the search
+phase also derives every architecture (``<arch>.json``) and adapts the latency weights to the
+FPS windows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+import yaml
+
+from fasterseg.config import ConfigError, save_config, to_dict
+from fasterseg.search.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from fasterseg.data.registry import build_dataset
+from fasterseg.search.data import Augmented, SearchTransform, half_loader, split_halves
+from fasterseg.search.distributed import globalise_batchnorm, rank, world_size
+from fasterseg.search.epoch import EvalTransform, GenotypeLatencyFn, adapt_latency_weight, derive_arch, evaluate_outputs, save_derived
+from fasterseg.search.loss import OhemCrossEntropy
+from fasterseg.search.steps import LatencyFn, make_optimisers, search_step
+from fasterseg.space.supernet import OUTPUT_NAMES, Supernet, SupernetConfig
+from fasterseg.utils.io import atomic_path, atomic_write_text
+
+
+@dataclass
+class SearchConfig:
+    """One phase of the search; defaults are the paper's pretraining settings (METHOD.md)."""
+
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    train_data: str = ""  # dataset spec, e.g. camvid:/data/camvid
+    pretrain: bool = True
+    epochs: int = 20
+    iters_per_epoch: int = 0  # 0: the official max(len(half) // batch_size, 400)
+    batch_size: int = 3
+    crop: list[int] = field(default_factory=lambda: [256, 512])
+    downsample: int = 2
+    scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25])
+    lr: float = 0.02
+    lr_decay: float = 0.978
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float = 5.0
+    arch_lr: float = 3e-4
+    ohem_thresh: float = 0.7
+    latency_weights: dict[str, float] = field(default_factory=lambda: {"student": 0.01})
+    fps_min: dict[str, float] = field(default_factory=lambda: {"student": 155.0})
+    fps_max: dict[str, float] = field(default_factory=lambda: {"student": 175.0})
+    val_data: str = ""  # dataset spec whose "val" split scores the outputs each epoch; "" = none
+    val_limit: int = 0  # score only the first N validation images (0: all)
+    seed: int = 12345
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.iters_per_epoch < 0:
+            raise ConfigError(f"iters_per_epoch: must be >= 0 (0: automatic), got {self.iters_per_epoch}")
+        for key in ("epochs", "batch_size", "downsample"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        names = {a.name for a in self.supernet.archs}
+        for key in ("latency_weights", "fps_min", "fps_max"):
+            unknown = set(getattr(self, key)) - names
+            if unknown:
+                raise ConfigError(f"{key}: no architecture named {sorted(unknown)}")
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    lr: float
+    weight_loss: float
+    arch_loss: float | None
+    latency: dict[str, float]
+    miou: dict[str, list[float]] = field(default_factory=dict)  # arch -> the five outputs' mIoU
+    fps: dict[str, dict[str, float]] = field(default_factory=dict)  # arch -> pairing -> table FPS
+    latency_weights: dict[str, float] = field(default_factory=dict)  # for the next epoch
+
+
+def iterations_per_epoch(cfg: SearchConfig, half_size: int) -> int:
+    """``cfg.iters_per_epoch``, or the official rule: one pass over a half, at least 400 steps."""
+    return cfg.iters_per_epoch or max(half_size // cfg.batch_size, 400)
+
+
+def arch_state(net: Supernet) -> dict[str, dict[str, list]]:
+    """Every architecture's parameters as nested lists (JSON-ready)."""
+    return {name: {k: v.detach().cpu().tolist() for k, v in params.named_parameters()} for name, params in net.arch.items()}
+
+
+def save_epoch(net: Supernet, run_dir: Path, record: EpochRecord) -> None:
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    with atomic_path(run_dir / "weights.safetensors") as tmp:
+        save_file(state, str(tmp))
+    atomic_write_text(run_dir / "arch.json", json.dumps(arch_state(net)) + "\n")
+    log = run_dir / "log.csv"
+    archs = [a.name for a in net.cfg.archs]
+    header = ["epoch", "lr", "weight_loss", "arch_loss"] + [f"latency_{a}" for a in archs]
+    header += [f"miou_{a}_{o}" for a in archs for o in OUTPUT_NAMES]
+    header += [f"fps_{a}_{p}" for a in archs for p in ("8_32", "16_32")] + [f"latency_weight_{a}" for a in archs]
+    old = log.read_text() if log.exists() else ""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    if not old:
+        writer.writerow(header)
+    writer.writerow([record.epoch, record.lr, record.weight_loss, "" if record.arch_loss is None else record.arch_loss]
+                    + [record.latency.get(a, "") for a in archs]
+                    + [record.miou[a][i] if a in record.miou else "" for a in archs for i in range(len(OUTPUT_NAMES))]
+                    + [record.fps.get(a, {}).get(p, "") for a in archs for p in ("8_32", "16_32")]
+                    + [record.latency_weights.get(a, "") for a in archs])
+    atomic_write_text(log, old + buf.getvalue())
+
+
+def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | None = None,
+               init_weights: str | Path | None = None, device: str | torch.device = "cpu",
+               genotype_latency: GenotypeLatencyFn | None = None, resume: bool = False) -> list[EpochRecord]:
+    """Run one phase of ``cfg`` into ``run_dir``; ``init_weights`` starts from a saved supernet.
+
+    ``latency_fn`` is the differentiable supernet latency of the architecture step;
+    ``genotype_latency`` the latency (ms) of a derived network, for the end-of-epoch choice of
+    branch pairing and the FPS window. Both usually come from the same lookup table.
+    ``resume`` continues the interrupted run in ``run_dir`` from its last finished epoch, with
+    the same configuration, exactly as if it had not stopped.
+
+    Started under ``torchrun`` (process group initialised by the caller), every process takes
+    its share of each global batch of ``cfg.batch_size`` and the run computes what one process
+    computes; only the first process writes files.
+    """
+    run_dir = Path(run_dir)
+    world, me = world_size(), rank()
+    if cfg.batch_size % world:
+        raise ConfigError(f"batch_size: {cfg.batch_size} cannot be shared equally by {world} processes")
+    if resume:
+        _check_resumable(cfg, run_dir)
+    elif me == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    torch.manual_seed(cfg.seed)
+    transform = SearchTransform(cfg.crop, cfg.scales, cfg.downsample)
+    base = build_dataset(cfg.train_data, "train")
+    dataset = Augmented(base, transform, cfg.seed)
+    info = getattr(base, "info", None)
+    if info is not None and info.num_classes != cfg.supernet.num_classes:
+        raise ConfigError(
+            f"supernet.num_classes: {cfg.supernet.num_classes}, but {cfg.train_data} has {info.num_classes} classes"
+        )
+    val = None
+    if cfg.val_data:
+        val = build_dataset(cfg.val_data, "val", EvalTransform(cfg.downsample))
+        count = min(cfg.val_limit, len(val)) if cfg.val_limit else len(val)
+        val = torch.utils.data.Subset(val, range(me, count, world))  # each process scores its share
+    latency_weights = dict(cfg.latency_weights)
+    weight_half, arch_half = split_halves(len(dataset), cfg.seed)
+    iters = iterations_per_epoch(cfg, len(weight_half))
+    net = globalise_batchnorm(Supernet(cfg.supernet)).to(device)
+    if init_weights is not None:
+        net.load_state_dict(load_file(str(init_weights)))
+    opt = make_optimisers(net, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.arch_lr)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(opt.weights, cfg.lr_decay)
+    criterion = OhemCrossEntropy(cfg.ohem_thresh)
+    records = []
+    first_epoch = 0
+    if resume:
+        resumed = load_checkpoint(run_dir, net, opt.weights, opt.archs, schedule)
+        first_epoch, latency_weights = resumed.next_epoch, resumed.latency_weights
+        if me == 0:
+            _truncate_log(run_dir / "log.csv", first_epoch)
+    for epoch in range(first_epoch, cfg.epochs):
+        seed = cfg.seed + 1000 * epoch
+        dataset.set_epoch(epoch)
+        weights = half_loader(dataset, weight_half, cfg.batch_size, iters, seed, cfg.num_workers, me, world)
+        archs = half_loader(dataset, arch_half, cfg.batch_size, iters, seed + 1, cfg.num_workers, me, world)
+        lr = opt.weights.param_groups[0]["lr"]
+        sums = {"weight": 0.0, "arch": 0.0}
+        latency: dict[str, float] = {}
+        bar = tqdm(zip(weights, archs), total=iters, file=sys.stderr, disable=me != 0,
+                   desc=f"{'pretrain' if cfg.pretrain else 'search'} {epoch + 1}/{cfg.epochs}")
+        for w_batch, a_batch in bar:
+            w_batch = [t.to(device) for t in w_batch]
+            a_batch = None if cfg.pretrain else [t.to(device) for t in a_batch]
+            result = search_step(net, opt, criterion, w_batch, a_batch, cfg.pretrain, cfg.grad_clip,
+                                 latency_fn, latency_weights)
+            sums["weight"] += result.weight_loss
+            sums["arch"] += result.arch_loss or 0.0
+            latency = result.latency
+            bar.set_postfix(loss=f"{result.weight_loss:.3f}")
+        schedule.step()
+        n = iters
+        record = EpochRecord(epoch, lr, sums["weight"] / n, None if cfg.pretrain else sums["arch"] / n, latency)
+        if val is not None:
+            # Widths are drawn per image from (seed, epoch, image): the scores do not depend on
+            # how images are shared, and the training stream is left in step on every process.
+            eval_seed = cfg.seed * 1_000_003 + epoch
+            if cfg.pretrain:  # only the first architecture's stem and heads have trained
+                first = cfg.supernet.archs[0].name
+                record.miou[first] = evaluate_outputs(net, first, val, "max", device, seed=eval_seed)
+            else:
+                for spec in cfg.supernet.archs:
+                    record.miou[spec.name] = evaluate_outputs(net, spec.name, val, "arch", device, seed=eval_seed)
+        if not cfg.pretrain and genotype_latency is not None and record.miou:
+            for name, miou in record.miou.items():
+                derived = derive_arch(net, name, miou, genotype_latency)
+                if me == 0:
+                    save_derived(derived, run_dir / f"{name}.json")
+                record.fps[name] = derived.fps
+                if latency_weights.get(name, 0) > 0 and name in cfg.fps_min and name in cfg.fps_max:
+                    latency_weights[name] = adapt_latency_weight(
+                        latency_weights[name], list(derived.fps.values()), cfg.fps_min[name], cfg.fps_max[name]
+                    )
+        record.latency_weights = dict(latency_weights)
+        if me == 0:
+            save_epoch(net, run_dir, record)
+            save_checkpoint(run_dir, epoch, net, opt.weights, opt.archs, schedule, latency_weights)
+        records.append(record)
+    return records
+
+
+def _check_resumable(cfg: SearchConfig, run_dir: Path) -> None:
+    saved = run_dir / "config.yaml"
+    if not saved.is_file() or not has_checkpoint(run_dir):
+        raise ConfigError(f"{run_dir}: nothing to resume (needs config.yaml and a checkpoint of a finished epoch)")
+    old = yaml.safe_load(saved.read_text())
+    new = to_dict(cfg)
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if changed:
+        raise ConfigError(f"{saved}: the run was started with other settings for {changed}; resume with the same config")
+
+
+def _truncate_log(log: Path, next_epoch: int) -> None:
+    """Drop rows of epochs the resumed run will redo (written after the last checkpoint)."""
+    if not log.exists():
+        return
+    lines = log.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < next_epoch]
+    atomic_write_text(log, "".join(kept))

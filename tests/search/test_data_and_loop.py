@@ -1,0 +1,169 @@
+"""Search batches and the search loop on a small CamVid-layout dataset written to disk."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from fasterseg.config import ConfigError
+from fasterseg.genotype import Genotype
+from fasterseg.nets.summary import count_macs
+from fasterseg.search.data import IMAGENET_MEAN, IMAGENET_STD, SearchTransform, half_loader, split_halves
+from fasterseg.search.loop import SearchConfig, iterations_per_epoch, run_search
+from fasterseg.space.supernet import ArchSpec, Supernet, SupernetConfig
+
+
+def write_camvid(root, n=6, size=(64, 96), seed=0, splits=("train",)):
+    """CamVid layout: {split}.txt of 'image label' lines; labels 0..10 and 11 (void)."""
+    rng = np.random.default_rng(seed)
+    for split in splits:
+        lines = []
+        (root / split).mkdir(parents=True, exist_ok=True)
+        (root / f"{split}annot").mkdir(exist_ok=True)
+        for i in range(n):
+            label = rng.integers(0, 12, size=size, dtype=np.uint8)
+            image = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+            Image.fromarray(image).save(root / split / f"{i}.png")
+            Image.fromarray(label, mode="L").save(root / f"{split}annot" / f"{i}.png")
+            lines.append(f"{split}/{i}.png {split}annot/{i}.png")
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_transform_keeps_image_and_label_aligned():
+    torch.manual_seed(0)
+    label = np.arange(40 * 50, dtype=np.int64).reshape(40, 50) % 11
+    image = np.repeat((label * 20).astype(np.uint8)[..., None], 3, axis=2)
+    t = SearchTransform(crop=(32, 48), scales=(1.0,), downsample=1, label_stride=1)
+    for _ in range(5):  # random flips and crop positions
+        img, lab = t(image, label)
+        red = img[0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]
+        assert torch.allclose(red * 255, lab.float() * 20, atol=1e-3)
+
+
+def test_transform_pads_with_ignore_and_shrinks_the_label_to_1_8():
+    torch.manual_seed(0)
+    label = np.zeros((20, 30), dtype=np.uint8)
+    image = np.zeros((20, 30, 3), dtype=np.uint8)
+    img, lab = SearchTransform(crop=(32, 48), scales=(1.0,), downsample=1)(image, label)
+    assert img.shape == (3, 32, 48) and lab.shape == (4, 6) and lab.dtype == torch.long
+    # 20 of 32 rows are image: label rows 0..2 (pixels 0, 8, 16) are 0, row 3 (pixel 24) is padding.
+    assert (lab[3] == 255).all() and (lab[:3, :3] == 0).all()
+    with pytest.raises(ValueError, match="multiples of 8"):
+        SearchTransform(crop=(30, 48))
+
+
+def test_halves_are_disjoint_and_cover_the_split():
+    w, a = split_halves(7, seed=3)
+    assert len(w) == 3 and len(a) == 4 and sorted(w + a) == list(range(7))
+    assert split_halves(7, seed=3) == (w, a)
+    loader = half_loader(list(range(100)), [5, 6, 7], batch_size=2, num_batches=4, seed=0)
+    batches = [b.tolist() for b in loader]
+    assert len(batches) == 4 and all(set(b) <= {5, 6, 7} for b in batches)
+
+
+def tiny_search_config(root, **kw):
+    supernet = SupernetConfig(
+        layers=6, base_channels=2, width_choices=[0.5, 1.0], num_classes=11,
+        archs=[ArchSpec("teacher", 1.0, 1.0, False, True), ArchSpec("student", 0.5, 0.5, True, False)],
+    )
+    base = dict(supernet=supernet, train_data=f"camvid:{root}", epochs=2, iters_per_epoch=1, batch_size=2,
+                crop=[64, 64], downsample=1, scales=[1.0])
+    base.update(kw)
+    return SearchConfig(**base)
+
+
+def _cost(net, arch):
+    return sum(torch.softmax(a, -1)[:, 1:].sum() for a in net.arch[arch].alphas)
+
+
+def _macs_latency(genotype):  # a MAC-proportional latency model of the derived network
+    return count_macs(genotype, (512, 1024)) / 1e7
+
+
+def test_pretrain_then_search_writes_every_epoch(tmp_path):
+    data = write_camvid(tmp_path / "camvid", splits=("train", "val"))
+    pre = run_search(tiny_search_config(data), tmp_path / "pretrain")
+    assert [r.epoch for r in pre] == [0, 1] and all(r.arch_loss is None for r in pre)
+    arch = json.loads((tmp_path / "pretrain" / "arch.json").read_text())
+    initial = np.full((6, 5), np.float32(1e-3))
+    assert np.array_equal(np.array(arch["student"]["alpha_0"], dtype=np.float32), initial)  # untouched
+    assert pre[1].lr == pytest.approx(0.02 * 0.978)
+
+    cfg = tiny_search_config(data, pretrain=False, epochs=1, lr=0.01, val_data=f"camvid:{data}", val_limit=2,
+                             fps_min={"student": 1e6}, fps_max={"student": 2e6})
+    found = run_search(cfg, tmp_path / "search", latency_fn=_cost, genotype_latency=_macs_latency,
+                       init_weights=tmp_path / "pretrain" / "weights.safetensors")
+    assert found[0].arch_loss is not None and "student" in found[0].latency
+    # Scored, derived and saved per architecture; the student is far below its FPS window,
+    # so its latency weight doubles for the next epoch.
+    assert set(found[0].miou) == {"teacher", "student"} and all(len(m) == 5 for m in found[0].miou.values())
+    student = json.loads((tmp_path / "search" / "student.json").read_text())
+    assert Genotype.from_dict(student["genotype"]).stem_width == 0.5
+    assert (tmp_path / "search" / "teacher.json").is_file()
+    assert found[0].latency_weights == {"student": 0.02}
+    arch = json.loads((tmp_path / "search" / "arch.json").read_text())
+    assert not np.array_equal(np.array(arch["student"]["alpha_0"], dtype=np.float32), initial)
+    assert np.array(arch["student"]["ratio_2"]).shape == (4, 2)
+    rows = list(csv.DictReader((tmp_path / "search" / "log.csv").open()))
+    assert len(rows) == 1 and rows[0]["latency_student"] and rows[0]["latency_teacher"] == ""
+    assert float(rows[0]["miou_student_8_32"]) == found[0].miou["student"][3]
+    assert float(rows[0]["latency_weight_student"]) == 0.02
+    # The saved supernet loads back into a fresh one of the same configuration.
+    Supernet(cfg.supernet).load_state_dict(load_file(str(tmp_path / "search" / "weights.safetensors")))
+    assert (tmp_path / "search" / "config.yaml").is_file()
+
+
+def test_class_count_must_match_the_dataset(tmp_path):
+    data = write_camvid(tmp_path / "camvid", n=2)
+    cfg = tiny_search_config(data)
+    cfg.supernet.num_classes = 19
+    with pytest.raises(ConfigError, match="supernet.num_classes: 19, but .* has 11 classes"):
+        run_search(cfg, tmp_path / "run")
+    with pytest.raises(ConfigError, match="latency_weights"):
+        tiny_search_config(data, latency_weights={"nobody": 1.0})
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_continues_exactly(tmp_path):
+    data = write_camvid(tmp_path / "camvid", n=4)
+    cfg = tiny_search_config(data, pretrain=False, epochs=2, latency_weights={"student": 0.5})
+    straight = run_search(cfg, tmp_path / "straight", latency_fn=_cost)
+
+    calls = {"n": 0}
+
+    def dies_in_the_second_epoch(net, arch):
+        calls["n"] += 1
+        if calls["n"] == 2:  # one architecture step per epoch
+            raise Interrupt
+        return _cost(net, arch)
+
+    with pytest.raises(Interrupt):
+        run_search(cfg, tmp_path / "resumed", latency_fn=dies_in_the_second_epoch)
+    resumed = run_search(cfg, tmp_path / "resumed", latency_fn=_cost, resume=True)
+    assert [r.epoch for r in resumed] == [1]
+    assert resumed[0].weight_loss == straight[1].weight_loss and resumed[0].arch_loss == straight[1].arch_loss
+    a = load_file(str(tmp_path / "straight" / "weights.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "weights.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "straight" / "log.csv").read_text() == (tmp_path / "resumed" / "log.csv").read_text()
+    with pytest.raises(ConfigError, match=r"other settings for \['lr'\]"):
+        run_search(tiny_search_config(data, pretrain=False, epochs=2, lr=0.5, latency_weights={"student": 0.5}),
+                   tmp_path / "resumed", resume=True)
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        run_search(cfg, tmp_path / "empty", resume=True)
+
+
+def test_iterations_per_epoch_follow_the_official_rule():
+    # Cityscapes: 2975 training images, halves of 1487 and 1488.
+    assert iterations_per_epoch(SearchConfig(batch_size=3), 1487) == 495  # pretraining
+    assert iterations_per_epoch(SearchConfig(batch_size=2), 1487) == 743  # search
+    assert iterations_per_epoch(SearchConfig(batch_size=2), 183) == 400  # CamVid: at least 400
+    assert iterations_per_epoch(SearchConfig(iters_per_epoch=7), 1487) == 7
