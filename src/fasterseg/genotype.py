@@ -240,3 +240,21 @@ def validate(g: Genotype) -> None:
         for j, w in enumerate(b.widths):
             if not (math.isfinite(w) and w > 0):
                 raise GenotypeError(f"{where}.widths[{j}]: must be a positive number, got {w}")
+
+
+def load_genotype(path: str | Path) -> Genotype:
+    """A genotype from a genotype JSON, a search result JSON (``{"genotype": ...}``) or a model file."""
+    path = Path(path)
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except OSError as exc:
+            raise GenotypeError(f"{path}: cannot read ({exc.strerror})") from None
+        except json.JSONDecodeError as exc:
+            raise GenotypeError(f"{path}: not valid JSON ({exc})") from None
+        if isinstance(data, dict) and "genotype" in data and "branches" not in data:
+            data = data["genotype"]
+        return Genotype.from_dict(data, source=str(path))
+    from fasterseg.modelfile import read_model_file
+
+    return read_model_file(path)[1].genotype

@@ -27,7 +27,9 @@ def load_genotype_or_model(source: str):
 
     path = Path(source)
     if path.suffix == ".json":
-        return Genotype.load(path), None
+        from fasterseg.genotype import load_genotype
+
+        return load_genotype(path), None
     _, meta = read_model_file(path)
     return meta.genotype, meta
 

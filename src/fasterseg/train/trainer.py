@@ -111,11 +111,9 @@ def learning_rate(cfg: TrainConfig, epoch: int, it: int, iters: int) -> float:
 def load_genotype(path: str) -> Genotype:
     if not path:
         raise TrainingError("no genotype given (--genotype G.json or genotype=... in the config)")
-    if path.endswith(".json"):
-        return Genotype.load(path)
-    from fasterseg.modelfile import read_model_file
+    from fasterseg.genotype import load_genotype as load_any
 
-    return read_model_file(path)[1].genotype
+    return load_any(path)
 
 
 @torch.no_grad()

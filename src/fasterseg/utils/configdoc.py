@@ -49,7 +49,7 @@ def reference_rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str
         if dataclasses.is_dataclass(value):
             rows.extend(reference_rows(type(value), prefix=f"{key}."))
             continue
-        default = yaml.safe_dump(to_dict(value), default_flow_style=True).strip().removesuffix("...").strip()
+        default = yaml.safe_dump(to_dict(value), default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
         rows.append((key, _type_name(hints[f.name]), default, comments.get(f.name, "")))
     return rows
 

@@ -1,0 +1,163 @@
+"""The whole search as one job: latency table -> pretraining -> co-search -> genotypes.
+
+This joins the pieces: the latency table (file or named profile) gives both the differentiable
+supernet latency of the architecture step (decoupled into the paper's three terms, or coupled
+for the collapse ablation) and the table latency of derived networks used each epoch to pick
+the branch pairing and adapt the latency weight to the FPS window.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from fasterseg.config import ConfigError, save_config
+from fasterseg.genotype import Genotype
+from fasterseg.latency.lut import LatencyTable
+from fasterseg.latency.model import (
+    SupernetLatencyLUT, SupernetSpec, decoupled_latency, fixed_ratios, network_latency, supernet_latency,
+)
+from fasterseg.search.loop import SearchConfig, run_search
+from fasterseg.space.supernet import Supernet, SupernetConfig, _gumbel_hard
+from fasterseg.utils.io import atomic_write_text
+
+
+@dataclass
+class PhaseConfig:
+    """One phase's schedule (the supernet and data are the job's)."""
+
+    epochs: int = 20  # epochs of this phase
+    iters_per_epoch: int = 0  # 0: the official max(len(half) // batch_size, 400)
+    batch_size: int = 3  # global batch (shared by torchrun processes)
+    crop: list[int] = field(default_factory=lambda: [256, 512])  # training crop (height, width) after downsampling
+    downsample: int = 2  # images are first shrunk by this factor (the paper searches at half resolution)
+    scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25])  # random rescaling factors
+    lr: float = 0.02  # SGD learning rate of the supernet weights
+    lr_decay: float = 0.978  # per-epoch exponential decay of lr
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 5e-4  # SGD weight decay
+    grad_clip: float = 5.0  # gradient-norm clip of the weight step
+    arch_lr: float = 3e-4  # Adam learning rate of the architecture parameters
+    ohem_thresh: float = 0.7  # OHEM probability threshold
+    latency_weights: dict[str, float] = field(default_factory=lambda: {"student": 0.01})  # initial latency-loss weight per architecture
+    fps_min: dict[str, float] = field(default_factory=lambda: {"student": 155.0})  # below this table FPS the weight doubles
+    fps_max: dict[str, float] = field(default_factory=lambda: {"student": 175.0})  # above this table FPS the weight halves
+    val_limit: int = 0  # score only the first N validation images each epoch (0: all)
+    seed: int = 12345  # seeds the halves, the data order and the augmentation
+    num_workers: int = 0  # data-loading processes
+
+
+def _pretrain_phase() -> PhaseConfig:
+    return PhaseConfig(epochs=20, batch_size=3, crop=[256, 512], lr=0.02)
+
+
+def _search_phase() -> PhaseConfig:
+    return PhaseConfig(epochs=30, batch_size=2, crop=[224, 448], lr=0.01)
+
+
+@dataclass
+class SearchJobConfig:
+    """``fasterseg search``: both phases over one supernet and one latency table."""
+
+    name: str = "search"  # run directory name under out_dir
+    out_dir: str = "runs"  # where run directories are created
+    data: str = ""  # dataset spec KIND:PATH for both phases (train split searched, val split scored)
+    lut: str = "official-1080ti-trt5"  # latency table file, or a named profile shipped with fasterseg
+    latency_size: tuple[int, int] = (1024, 2048)  # input size at which latency (and FPS) is judged
+    latency_terms: str = "decoupled"  # decoupled (the paper's 3 terms) | coupled (one term: the collapse ablation)
+    device: str = "auto"  # auto | cpu | cuda
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    pretrain: PhaseConfig = field(default_factory=_pretrain_phase)  # weights only, random and sandwich widths
+    search: PhaseConfig = field(default_factory=_search_phase)  # alternating weight and architecture steps
+
+    def __post_init__(self) -> None:
+        if self.latency_terms not in ("decoupled", "coupled"):
+            raise ConfigError(f"latency_terms: must be decoupled or coupled, got {self.latency_terms!r}")
+
+
+def phase_config(job: SearchJobConfig, phase: PhaseConfig, pretrain: bool) -> SearchConfig:
+    """The loop's configuration of one phase: the job's supernet and data, the phase's schedule."""
+    from fasterseg.config import to_dict
+
+    return SearchConfig(supernet=job.supernet, train_data=job.data, val_data=job.data, pretrain=pretrain,
+                        **to_dict(phase))
+
+
+def load_lut(name_or_path: str) -> LatencyTable:
+    from fasterseg.latency.official import load_table
+
+    return load_table(name_or_path)
+
+
+class LatencyModel:
+    """The table seen by the search: differentiable supernet latency and derived-network ms."""
+
+    def __init__(self, table: LatencyTable, supernet: SupernetConfig, size: tuple[int, int], terms: str = "decoupled"):
+        self.table, self.size, self.terms, self.supernet = table, tuple(size), terms, supernet
+        self.luts = {
+            a.name: SupernetLatencyLUT(table, SupernetSpec(
+                layers=supernet.layers, base_channels=supernet.base_channels,
+                width_choices=tuple(supernet.width_choices), stem_width=a.stem_width, head_width=a.head_width,
+                size=self.size, num_classes=supernet.num_classes))
+            for a in supernet.archs
+        }
+
+    def supernet_ms(self, net: Supernet, arch: str) -> torch.Tensor:
+        params = net.arch[arch]
+        spec = net.cfg.arch(arch)
+        lut = self.luts[arch]
+        ratios = [_gumbel_hard(F.log_softmax(r, dim=-1), None) for r in params.ratios] if spec.search_width else None
+        if self.terms == "decoupled":
+            return decoupled_latency(lut, params.alphas, params.betas, ratios)
+        widest = fixed_ratios(lut.spec, dtype=params.alphas[0].dtype)
+        return supernet_latency(lut, params.alphas, params.betas, ratios if ratios is not None else widest)
+
+    def genotype_ms(self, genotype: Genotype) -> float:
+        return network_latency(genotype, self.table, self.size).ms
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def run_search_job(job: SearchJobConfig, resume: bool = False) -> dict:
+    """Pretrain then co-search into ``out_dir/name``; returns the final genotypes' summary."""
+    if not job.data:
+        raise ConfigError("data: a dataset spec is required (e.g. --data synth:data/synth)")
+    run_dir = Path(job.out_dir) / job.name
+    if not resume and (run_dir / "config.yaml").exists():
+        raise ConfigError(f"{run_dir} already holds a search; pass --resume to continue it or choose another name")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(job, run_dir / "config.yaml")
+    device = resolve_device(job.device)
+    model = LatencyModel(load_lut(job.lut), job.supernet, job.latency_size, job.latency_terms)
+
+    pre_dir, search_dir = run_dir / "pretrain", run_dir / "search"
+    pretrain_cfg = phase_config(job, job.pretrain, pretrain=True)
+    done_marker = pre_dir / "done"
+    if not done_marker.exists():
+        run_search(pretrain_cfg, pre_dir, device=device, resume=resume and (pre_dir / "config.yaml").exists())
+        done_marker.write_text("ok\n")
+    search_cfg = phase_config(job, job.search, pretrain=False)
+    run_search(search_cfg, search_dir, latency_fn=model.supernet_ms, init_weights=pre_dir / "weights.safetensors",
+               device=device, genotype_latency=model.genotype_ms, resume=resume and (search_dir / "config.yaml").exists())
+    summary = {}
+    for a in job.supernet.archs:
+        path = search_dir / f"{a.name}.json"
+        if path.exists():
+            data = json.loads(path.read_text())
+            genotype = Genotype.from_dict(data["genotype"], source=str(path))
+            out = run_dir / f"{a.name}.json"
+            genotype.save(out)
+            lat = network_latency(genotype, model.table, model.size)
+            summary[a.name] = {"genotype": str(out), "latency_ms": lat.ms, "fps": 1000.0 / lat.ms,
+                               "ends": list(genotype.ends), "miou": data.get("miou"),
+                               "candidates_latency_ms": data.get("latency_ms")}
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
