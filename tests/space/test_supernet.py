@@ -10,7 +10,7 @@ from fasterseg.genotype import Branch, Genotype
 from fasterseg.nets.derive import derive_branches
 from fasterseg.nets.official import load_official_arch, official_genotype
 from fasterseg.space.ops import OP_NAMES
-from fasterseg.space.supernet import OUTPUT_NAMES, ArchSpec, Supernet, SupernetConfig, WidthSample
+from fasterseg.space.supernet import OUTPUT_NAMES, ArchSpec, Supernet, SupernetConfig
 
 SKIP = OP_NAMES.index("skip")
 WIDTHS = [0.5, 0.75, 1.0]
