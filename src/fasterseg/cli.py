@@ -14,6 +14,7 @@ from fasterseg.errors import FasterSegError
 COMMAND_MODULES = (
     "info",
     "import_official",
+    "search",
 )
 
 
