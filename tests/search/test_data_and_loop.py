@@ -105,6 +105,7 @@ def test_pretrain_then_search_writes_every_epoch(tmp_path):
     student = json.loads((tmp_path / "search" / "student.json").read_text())
     assert Genotype.from_dict(student["genotype"]).stem_width == 0.5
     assert (tmp_path / "search" / "teacher.json").is_file()
+    assert (tmp_path / "search" / "student.png").stat().st_size > 1000
     assert found[0].latency_weights == {"student": 0.02}
     arch = json.loads((tmp_path / "search" / "arch.json").read_text())
     assert not np.array_equal(np.array(arch["student"]["alpha_0"], dtype=np.float32), initial)

@@ -1,5 +1,6 @@
 """The supernet: shapes, gradients, width sampling, and agreement with derived networks."""
 
+import copy
 import json
 
 import pytest
@@ -10,7 +11,7 @@ from fasterseg.genotype import Branch, Genotype
 from fasterseg.nets.derive import derive_branches
 from fasterseg.nets.official import load_official_arch, official_genotype
 from fasterseg.space.ops import OP_NAMES
-from fasterseg.space.supernet import OUTPUT_NAMES, ArchSpec, Supernet, SupernetConfig, WidthSample
+from fasterseg.space.supernet import OUTPUT_NAMES, ArchSpec, Supernet, SupernetConfig
 
 SKIP = OP_NAMES.index("skip")
 WIDTHS = [0.5, 0.75, 1.0]
@@ -225,6 +226,18 @@ def test_one_hot_supernet_computes_the_derived_network(one_hot_supernet, arch, e
         expected = _last_cell_output(derived_net, x)
         got = net.features(x, arch, "argmax")[end]
     assert got.shape == expected.shape
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("arch", ["student", "teacher"])
+def test_one_hot_supernet_matches_in_train_mode_too(one_hot_supernet, arch):
+    # Batch statistics instead of running ones: both networks see identical tensors.
+    net = copy.deepcopy(one_hot_supernet).train()
+    derived_net = net.subnet(net.genotype(arch, (2,)), arch).train()
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        expected = _last_cell_output(derived_net, x)
+        got = net.features(x, arch, "argmax")[2]
     assert torch.equal(got, expected)
 
 

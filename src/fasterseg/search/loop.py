@@ -5,8 +5,8 @@ the search phase usually starts from the pretraining run's weights. Each epoch l
 run directory: ``weights.safetensors`` (the supernet), ``arch.json`` (every architecture's
 alphas, betas and width logits, official layout) and a row of ``log.csv``. With a validation
 split the five outputs are scored each epoch; with a genotype latency function the search
-phase also derives every architecture (``<arch>.json``) and adapts the latency weights to the
-FPS windows.
+phase also derives every architecture (``<arch>.json`` and its diagram ``<arch>.png``) and
+adapts the latency weights to the FPS windows.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tqdm import tqdm
 import yaml
 
 from fasterseg.config import ConfigError, save_config, to_dict
+from fasterseg.nets.summary import plot_architecture
 from fasterseg.search.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from fasterseg.data.registry import build_dataset
 from fasterseg.search.data import Augmented, SearchTransform, half_loader, split_halves
@@ -213,6 +214,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
                 derived = derive_arch(net, name, miou, genotype_latency)
                 if me == 0:
                     save_derived(derived, run_dir / f"{name}.json")
+                    plot_architecture(derived.genotype, run_dir / f"{name}.png")
                 record.fps[name] = derived.fps
                 if latency_weights.get(name, 0) > 0 and name in cfg.fps_min and name in cfg.fps_max:
                     latency_weights[name] = adapt_latency_weight(
