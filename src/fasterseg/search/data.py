@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
+
+from fasterseg.config import ConfigError
 import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Subset
 
@@ -121,7 +123,7 @@ def half_loader(dataset, indices: Sequence[int], batch_size: int, num_batches: i
     needed; with ``world`` processes each gets its contiguous share of every global batch."""
     subset = Subset(dataset, list(indices))
     if len(subset) < batch_size:
-        raise ValueError(f"a half of {len(subset)} samples cannot fill a batch of {batch_size}")
+        raise ConfigError(f"batch_size: a half of the training split has {len(subset)} samples, too few for a batch of {batch_size}")
     if batch_size % world:
         raise ValueError(f"a batch of {batch_size} cannot be shared equally by {world} processes")
     sampler = RandomSampler(subset, replacement=False, num_samples=batch_size * num_batches,

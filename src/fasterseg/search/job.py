@@ -117,7 +117,7 @@ class LatencyModel:
         return supernet_latency(lut, params.alphas, params.betas, ratios if ratios is not None else widest)
 
     def genotype_ms(self, genotype: Genotype) -> float:
-        return network_latency(genotype, self.table, self.size).ms
+        return network_latency(genotype, self.table, self.size).total_ms
 
 
 def resolve_device(name: str) -> torch.device:
@@ -156,7 +156,7 @@ def run_search_job(job: SearchJobConfig, resume: bool = False) -> dict:
             out = run_dir / f"{a.name}.json"
             genotype.save(out)
             lat = network_latency(genotype, model.table, model.size)
-            summary[a.name] = {"genotype": str(out), "latency_ms": lat.ms, "fps": 1000.0 / lat.ms,
+            summary[a.name] = {"genotype": str(out), "latency_ms": lat.total_ms, "fps": lat.fps,
                                "ends": list(genotype.ends), "miou": data.get("miou"),
                                "candidates_latency_ms": data.get("latency_ms")}
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,83 @@
+"""`fasterseg search` end to end on a tiny space: table -> pretrain -> co-search -> genotypes -> train."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fasterseg.cli import main
+from fasterseg.config import load_config
+from fasterseg.genotype import load_genotype
+from fasterseg.latency.lut import LatencyTable
+from fasterseg.latency.model import network_latency
+from fasterseg.search.job import LatencyModel, SearchJobConfig
+from fasterseg.space.supernet import Supernet
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "configs" / "search" / "tiny.yaml"
+SPACE = REPO / "configs" / "latency" / "tiny_space.yaml"
+
+
+@pytest.fixture(scope="module")
+def tiny_lut(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("lut") / "tiny.json"
+    assert main(["lut", "build", "--device", "cpu", "--backend", "torch", "--size", "64x128", "--space", str(SPACE),
+                 "--repeats", "3", "--warmup", "1", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def _job(lut: Path, data: str, out: Path, *extra: str) -> SearchJobConfig:
+    return load_config(SearchJobConfig, TINY, [
+        f"data={data}", f"lut={lut}", f"out_dir={out}", "latency_size=[64, 128]",
+        "pretrain.epochs=1", "pretrain.iters_per_epoch=2", "search.epochs=1", "search.iters_per_epoch=2",
+        "search.val_limit=2", "pretrain.val_limit=2", *extra])
+
+
+def test_table_latency_of_the_supernet_matches_the_derived_network(tiny_lut):
+    job = load_config(SearchJobConfig, TINY, [f"lut={tiny_lut}", "latency_size=[64, 128]"])
+    model = LatencyModel(LatencyTable.load(tiny_lut), job.supernet, (64, 128), "coupled")
+    net = Supernet(job.supernet)
+    with torch.no_grad():  # make the teacher's choices one-hot: its path and ops become certain
+        for p in net.arch["teacher"].parameters():
+            p.zero_()
+        params = net.arch["teacher"]
+        params.alpha_0[:, 3] = 50.0
+        params.alpha_1[:, 3] = 50.0
+        params.alpha_2[:, 3] = 50.0
+        params.beta_1[:, 1] = 50.0  # keep at 1/16 ...
+        params.beta_2[:, 1] = 50.0
+        params.beta_1[0, 0] = 50.0  # ... after going down at the first chance
+        params.beta_2[0, 0] = 50.0
+    ms = model.supernet_ms(net, "teacher")
+    ms.backward()
+    assert net.arch["teacher"].alpha_0.grad is not None
+    assert torch.isfinite(ms) and ms.item() > 0
+
+
+def test_search_writes_genotypes_that_train_and_report_their_fps(tiny_lut, synth_root, tmp_path, capsys):
+    rc = main(["search", "--config", str(TINY), "--data", f"synth:{synth_root}", "--lut", str(tiny_lut),
+               "--out-dir", str(tmp_path), "--name", "s",
+               "--set", "latency_size=[64, 128]", "--set", "pretrain.epochs=1", "--set", "pretrain.iters_per_epoch=2",
+               "--set", "search.epochs=1", "--set", "search.iters_per_epoch=2", "--set", "search.val_limit=2",
+               "--set", "pretrain.val_limit=2", "--set", "pretrain.batch_size=2", "--set", "search.batch_size=2"])
+    assert rc == 0
+    run = tmp_path / "s"
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(summary) == {"teacher", "student"}
+    table = LatencyTable.load(tiny_lut)
+    for name, info in summary.items():
+        genotype = load_genotype(info["genotype"])
+        assert genotype.ends[0] == 2 and genotype.ends[1] in (0, 1)
+        assert abs(network_latency(genotype, table, (64, 128)).total_ms - info["latency_ms"]) < 1e-9
+        assert (run / "search" / f"{name}.png").is_file()
+    # The student searched widths within the tiny space's choices; the teacher stayed at full width.
+    teacher = load_genotype(summary["teacher"]["genotype"])
+    assert all(w == 1.0 for b in teacher.branches for w in b.widths)
+    assert "skip" not in {op for b in teacher.branches for op in b.ops}
+    # A second search into the same run is refused.
+    from fasterseg.config import ConfigError
+    from fasterseg.search.job import run_search_job
+
+    with pytest.raises(ConfigError, match="--resume"):
+        run_search_job(load_config(SearchJobConfig, run / "config.yaml"))
