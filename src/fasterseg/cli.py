@@ -12,6 +12,7 @@ from fasterseg.errors import FasterSegError
 
 # Subcommand modules under fasterseg.commands, in the order --help lists them.
 COMMAND_MODULES = (
+    "demo",
     "info",
     "import_official",
     "search",

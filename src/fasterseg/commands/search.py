@@ -19,12 +19,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="run name (directory under out_dir)")
     p.add_argument("--out-dir", help="where runs are written (default: runs)")
     p.add_argument("--resume", metavar="RUN", help="continue the interrupted search in directory RUN")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for PyTorch (small supernets on small CPUs run fastest with 1)")
 
 
 def run(args: argparse.Namespace) -> int:
     from fasterseg.config import ConfigError, load_config
     from fasterseg.search.job import SearchJobConfig, run_search_job
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     overrides = list(args.overrides)
     if args.resume:
         run_dir = Path(args.resume)

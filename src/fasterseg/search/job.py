@@ -21,6 +21,7 @@ from fasterseg.latency.lut import LatencyTable
 from fasterseg.latency.model import (
     SupernetLatencyLUT, SupernetSpec, decoupled_latency, fixed_ratios, network_latency, supernet_latency,
 )
+from fasterseg.search.checkpoint import has_checkpoint
 from fasterseg.search.loop import SearchConfig, run_search
 from fasterseg.space.supernet import Supernet, SupernetConfig, _gumbel_hard
 from fasterseg.utils.io import atomic_write_text
@@ -142,11 +143,11 @@ def run_search_job(job: SearchJobConfig, resume: bool = False) -> dict:
     pretrain_cfg = phase_config(job, job.pretrain, pretrain=True)
     done_marker = pre_dir / "done"
     if not done_marker.exists():
-        run_search(pretrain_cfg, pre_dir, device=device, resume=resume and (pre_dir / "config.yaml").exists())
+        run_search(pretrain_cfg, pre_dir, device=device, resume=resume and has_checkpoint(pre_dir))
         done_marker.write_text("ok\n")
     search_cfg = phase_config(job, job.search, pretrain=False)
     run_search(search_cfg, search_dir, latency_fn=model.supernet_ms, init_weights=pre_dir / "weights.safetensors",
-               device=device, genotype_latency=model.genotype_ms, resume=resume and (search_dir / "config.yaml").exists())
+               device=device, genotype_latency=model.genotype_ms, resume=resume and has_checkpoint(search_dir))
     summary = {}
     for a in job.supernet.archs:
         path = search_dir / f"{a.name}.json"
