@@ -38,7 +38,7 @@ def test_models_metrics_onnx_and_predictions_are_written(demo):
     bench = json.loads((demo / "bench.json").read_text())
     assert {r["backend"] for r in bench["results"]} == {"eager", "optimized", "onnxruntime"}
     onnx.checker.check_model(str(demo / "student.onnx"))
-    overlays = sorted((demo / "predictions" / "overlay").glob("*.png"))
+    overlays = sorted((demo / "predictions" / "overlay").rglob("*.png"))
     assert len(overlays) == 4
     assert np.asarray(Image.open(overlays[0])).shape == (64, 128, 3)
 

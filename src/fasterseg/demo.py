@@ -29,19 +29,19 @@ class DemoError(FasterSegError, RuntimeError):
 
 @dataclass
 class DemoConfig:
-    """Sizes of the demo (the defaults take about ten minutes on two CPU cores)."""
+    """Sizes of the demo (the defaults take under ten minutes on two CPU cores)."""
 
     out: str = "runs/demo"  # where everything is written
     size: tuple[int, int] = (128, 256)  # synthetic image size (height, width)
-    train_images: int = 60  # synthetic training scenes
+    train_images: int = 80  # synthetic training scenes
     val_images: int = 20  # synthetic validation scenes
     seed: int = 0  # data, search and training seed
     layers: int = 6  # supernet layers
-    pretrain_epochs: int = 2  # supernet pretraining epochs
-    search_epochs: int = 3  # co-search epochs
-    search_iters: int = 10  # iterations per search epoch (each phase)
-    teacher_epochs: int = 6  # teacher training epochs
-    student_epochs: int = 6  # student training epochs
+    pretrain_epochs: int = 3  # supernet pretraining epochs
+    search_epochs: int = 5  # co-search epochs
+    search_iters: int = 15  # iterations per search epoch (each phase)
+    teacher_epochs: int = 20  # teacher training epochs
+    student_epochs: int = 20  # student training epochs
     train_iters: int = 15  # iterations per training epoch
     batch_size: int = 8  # training batch size
     bench_repeats: int = 10  # timed runs per deploy path

@@ -122,7 +122,7 @@ def write_report(out: Path, timings: dict[str, float] | None = None) -> Path:
                          f"| {r.get('path') or r.get('backend')} | unavailable: {r.get('error', '')} | | |")
         lines.append("")
 
-    overlays = sorted((out / "predictions" / "overlay").glob("*.png"))[:4]
+    overlays = sorted((out / "predictions" / "overlay").rglob("*.png"))[:4]
     if overlays:
         lines += ["## Predictions (overlays)", ""] + [f"![{p.stem}]({_rel(p, out)})" for p in overlays] + [""]
     if (out / "student.onnx").exists():

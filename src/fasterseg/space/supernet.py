@@ -79,11 +79,11 @@ def _paper_archs() -> list[ArchSpec]:
 class SupernetConfig:
     """Sizes of the supernet; defaults are the paper's (METHOD.md)."""
 
-    layers: int = 16
-    base_channels: int = 12
-    width_choices: list[float] = field(default_factory=lambda: [4 / 12, 6 / 12, 8 / 12, 10 / 12, 1.0])
-    num_classes: int = 19
-    archs: list[ArchSpec] = field(default_factory=_paper_archs)
+    layers: int = 16  # cells per scale (the paper: 16)
+    base_channels: int = 12  # F: a feature at stride s has s * F channels at full width
+    width_choices: list[float] = field(default_factory=lambda: [4 / 12, 6 / 12, 8 / 12, 10 / 12, 1.0])  # searched width multipliers
+    num_classes: int = 19  # classes of the dataset searched on
+    archs: list[ArchSpec] = field(default_factory=_paper_archs)  # architectures searched over the shared weights (teacher, student)
 
     def __post_init__(self) -> None:
         if self.layers < 3:
