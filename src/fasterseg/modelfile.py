@@ -154,3 +154,13 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> FasterSe
     state, meta = read_model_file(path)
     model = build_from_state(state, meta, str(path))
     return model.to(device).eval()
+
+
+def convert_model_file(src: str | Path, dst: str | Path, half: bool = True, include_aux: bool = False,
+                       extra: dict[str, Any] | None = None) -> Path:
+    """A copy of a model file for shipping: fp16 weights, no auxiliary heads, extra metadata merged in."""
+    model = load_model(src)
+    meta = model.meta
+    if extra:
+        meta = ModelMeta(**{**meta.__dict__, "extra": {**meta.extra, **extra}})
+    return save_model(dst, model, meta, half=half, include_aux=include_aux)

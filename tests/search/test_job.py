@@ -81,3 +81,9 @@ def test_search_writes_genotypes_that_train_and_report_their_fps(tiny_lut, synth
 
     with pytest.raises(ConfigError, match="--resume"):
         run_search_job(load_config(SearchJobConfig, run / "config.yaml"))
+
+
+def test_shipped_search_configs_load():
+    for name in ("cityscapes", "camvid", "tiny"):
+        job = load_config(SearchJobConfig, REPO / "configs" / "search" / f"{name}.yaml")
+        assert job.supernet.layers >= 6

@@ -15,10 +15,11 @@ HELP = "evaluate prediction PNGs against a dataset split: IoU/iIoU table, JSON, 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # What is scored: a folder of predictions (a model, scored by the same evaluator, can join this group).
-    source = p.add_mutually_exclusive_group(required=True)
+    source = p.add_mutually_exclusive_group(required=False)
     source.add_argument("--pred-dir", metavar="DIR",
                         help="prediction PNGs, one per ground-truth image, matched by name (searched recursively)")
-    source.add_argument("--model", metavar="MODEL.safetensors", help="a fasterseg model file: predict and score")
+    source.add_argument("--model", metavar="MODEL.safetensors",
+                        help="a fasterseg model file: predict and score (default without --pred-dir: the built-in CamVid student)")
     p.add_argument("--data", required=True, metavar="SPEC", help="dataset spec KIND:PATH, e.g. cityscapes:/data/cityscapes")
     p.add_argument("--split", default="val", help="split to evaluate (default: val)")
     p.add_argument("--ids", choices=("label", "train"), default="label",
@@ -98,6 +99,11 @@ def report(args: argparse.Namespace, dataset, result) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fasterseg.data.registry import build_dataset
+
+    if not args.pred_dir and not args.model:
+        from fasterseg.models import builtin_model_path
+
+        args.model = str(builtin_model_path())
 
     dataset = build_dataset(args.data, args.split)
     report(args, dataset, score(args, dataset))

@@ -18,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from fasterseg.infer.predict import OUTPUT_KINDS
     from fasterseg.infer.runners import BACKENDS, PRECISIONS
 
-    p.add_argument("--model", required=True, metavar="MODEL.safetensors", help="the model file")
+    p.add_argument("--model", default=None, metavar="MODEL.safetensors",
+                   help="the model file (default: the built-in CamVid student)")
     p.add_argument("--input", required=True, nargs="+", metavar="PATH",
                    help="images, folders (searched recursively), glob patterns (quote them) or videos")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (one subfolder per output kind)")
@@ -51,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
         outputs += ("label_ids",)
     if not 0 <= args.alpha <= 1:
         raise FasterSegError(f"--alpha must be between 0 and 1, got {args.alpha}")
+    if args.model is None:
+        from fasterseg.models import builtin_model_path
+
+        args.model = str(builtin_model_path())
     model = load_model(args.model)
     options = RunnerOptions(backend=args.backend, device=args.device, precision=args.precision, compile=args.compile)
     predictor = Predictor(model, options, batch_size=args.batch_size, tile=args.tile, tile_overlap=args.tile_overlap)
