@@ -129,3 +129,32 @@ def test_two_processes_match_one_on_the_same_global_batch(toy, tmp_path):
     b = torch.load(tmp_path / "two" / CHECKPOINT, weights_only=True)["model"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_resume_after_a_real_kill_matches_an_uninterrupted_run(toy, tmp_path):
+    """SIGKILL a `fasterseg train` process mid-run, resume it, compare with a run never stopped."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    spec, geno = toy
+    args = ["--genotype", geno, "--data", spec, "--out-dir", str(tmp_path), "--quiet",
+            "--set", "epochs=3", "--set", "iters_per_epoch=6", "--set", "batch_size=4", "--set", "data.crop_size=[64, 64]",
+            "--set", "data.workers=0", "--set", "val_every=0", "--set", "optim.lr=0.05"]
+    cmd = [sys.executable, "-m", "fasterseg.cli", "train"]
+    proc = subprocess.Popen(cmd + args + ["--name", "killed"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "killed" / CHECKPOINT
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert checkpoint.exists(), "the first epoch never finished"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    subprocess.run(cmd + ["--resume", str(tmp_path / "killed"), "--quiet"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd + args + ["--name", "straight"], check=True, stdout=subprocess.DEVNULL)
+    a = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=True)
+    b = torch.load(tmp_path / "killed" / CHECKPOINT, weights_only=True)
+    assert a["epoch"] == b["epoch"] == 2
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
