@@ -22,13 +22,13 @@ SEARCH, TRAIN, USE, DATA = "#dbe9f6", "#e3f1dc", "#fbe8d3", "#eeeeee"
 BOXES = {
     "data": (0, 1, "dataset", "cityscapes: camvid:\nfolder: synth:", DATA),
     "lut": (2, 0, "latency table", "lut build\nlut import-official", SEARCH),
-    "pretrain": (1, 1, "pretrain supernet", "search*\n(pretrain phase)", SEARCH),
-    "cosearch": (2, 1, "co-search T + S", "search*\n(search phase)", SEARCH),
-    "genotypes": (3, 1, "genotypes", "teacher/student .json\n(or import-official)", SEARCH),
+    "pretrain": (1, 1, "pretrain supernet", "search\n(phase 1)", SEARCH),
+    "cosearch": (2, 1, "co-search T + S", "search\n(phase 2)", SEARCH),
+    "genotypes": (3, 1, "genotypes", "RUN/teacher.json\nRUN/student.json\n(or import-official)", SEARCH),
     "teacher": (4, 1.55, "train teacher", "train --genotype T", TRAIN),
     "student": (4, 0.45, "train student", "train --genotype S\n--teacher T (distil)", TRAIN),
     "eval": (5, 1, "evaluate", "eval --model\neval --pred-dir", USE),
-    "use": (6, 1, "deploy", "predict*  export*\nbench*  info", USE),
+    "use": (6, 1, "deploy", "predict  export\nbench  info", USE),
 }
 ARROWS = [("data", "pretrain"), ("lut", "cosearch"), ("pretrain", "cosearch"), ("cosearch", "genotypes"),
           ("genotypes", "teacher"), ("genotypes", "student"), ("teacher", "student"), ("student", "eval"),
@@ -61,7 +61,7 @@ def draw(out: Path) -> Path:
         ax.add_patch(FancyBboxPatch((x - 0.9, -0.95), 0.35, 0.22, boxstyle="square,pad=0", facecolor=colour,
                                     edgecolor="#444444"))
         ax.text(x - 0.45, -0.84, label, va="center", fontsize=9)
-    ax.text(6 * DX + W / 2, -0.84, "fasterseg <command>;  * not merged yet (subject to change)", ha="right",
+    ax.text(6 * DX + W / 2, -0.84, "fasterseg <command>;  fasterseg demo runs them all", ha="right",
             va="center", fontsize=8, style="italic")
     ax.set_xlim(-W / 2 - 0.1, 6 * DX + W / 2 + 0.1)
     ax.set_ylim(-1.05, 1.55 * DY + H / 2 + 0.1)
