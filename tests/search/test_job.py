@@ -87,3 +87,14 @@ def test_shipped_search_configs_load():
     for name in ("cityscapes", "camvid", "tiny"):
         job = load_config(SearchJobConfig, REPO / "configs" / "search" / f"{name}.yaml")
         assert job.supernet.layers >= 6
+
+
+def test_a_table_that_misses_the_space_fails_before_anything_is_written(tiny_lut, synth_root, tmp_path):
+    from fasterseg.config import ConfigError
+    from fasterseg.search.job import run_search_job
+
+    job = load_config(SearchJobConfig, TINY, [f"data=synth:{synth_root}", f"lut={tiny_lut}", f"out_dir={tmp_path}",
+                                              "name=bad", "latency_size=[128, 256]"])  # the table is for 64x128
+    with pytest.raises(ConfigError, match="num_classes"):
+        run_search_job(job)
+    assert not (tmp_path / "bad").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 from pathlib import Path
 
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
                 overrides.append(f"{key}={flag}")
         job = load_config(SearchJobConfig, args.config, overrides)
     summary = run_search_job(job, resume=bool(args.resume))
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun only the first process reports
     for name, info in summary.items():
         ends = ", ".join(f"1/{2 ** (e + 3)}" for e in info["ends"])
         print(f"{name}: {info['genotype']} (branches {ends}; {info['latency_ms']:.2f} ms, {info['fps']:.1f} FPS from the table)")

@@ -9,6 +9,7 @@ the branch pairing and adapt the latency weight to the FPS window.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,27 +129,52 @@ def resolve_device(name: str) -> torch.device:
 
 
 def run_search_job(job: SearchJobConfig, resume: bool = False) -> dict:
-    """Pretrain then co-search into ``out_dir/name``; returns the final genotypes' summary."""
+    """Pretrain then co-search into ``out_dir/name``; returns the final genotypes' summary.
+
+    Everything is checked (data, table entries) before the run directory is written, so a start
+    that fails leaves nothing that blocks the next try; a resumed run keeps its saved config.
+    Under ``torchrun`` every process runs the job and only the first writes files.
+    """
+    from fasterseg.latency.lut import MissingEntriesError
+    from fasterseg.search.distributed import init_from_env, rank
+
     if not job.data:
         raise ConfigError("data: a dataset spec is required (e.g. --data synth:data/synth)")
+    init_from_env()
     run_dir = Path(job.out_dir) / job.name
-    if not resume and (run_dir / "config.yaml").exists():
+    started = has_checkpoint(run_dir / "pretrain") or (run_dir / "pretrain" / "done").exists()
+    if not resume and started:
         raise ConfigError(f"{run_dir} already holds a search; pass --resume to continue it or choose another name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(job, run_dir / "config.yaml")
     device = resolve_device(job.device)
-    model = LatencyModel(load_lut(job.lut), job.supernet, job.latency_size, job.latency_terms)
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    try:
+        model = LatencyModel(load_lut(job.lut), job.supernet, job.latency_size, job.latency_terms)
+    except MissingEntriesError as exc:
+        raise ConfigError(
+            f"{exc}\nThe table must cover this search space at latency_size {job.latency_size[0]}x{job.latency_size[1]} "
+            f"(layers {job.supernet.layers}, base_channels {job.supernet.base_channels}, widths {job.supernet.width_choices}, "
+            f"{job.supernet.num_classes} classes): build it with `fasterseg lut build --size ... --space FILE` "
+            f"(or --set num_classes={job.supernet.num_classes})."
+        ) from None
+    if rank() == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            save_config(job, run_dir / "config.yaml")
 
     pre_dir, search_dir = run_dir / "pretrain", run_dir / "search"
     pretrain_cfg = phase_config(job, job.pretrain, pretrain=True)
     done_marker = pre_dir / "done"
     if not done_marker.exists():
         run_search(pretrain_cfg, pre_dir, device=device, resume=resume and has_checkpoint(pre_dir))
-        done_marker.write_text("ok\n")
+        if rank() == 0:
+            done_marker.write_text("ok\n")
     search_cfg = phase_config(job, job.search, pretrain=False)
     run_search(search_cfg, search_dir, latency_fn=model.supernet_ms, init_weights=pre_dir / "weights.safetensors",
                device=device, genotype_latency=model.genotype_ms, resume=resume and has_checkpoint(search_dir))
     summary = {}
+    if rank() != 0:
+        return summary
     for a in job.supernet.archs:
         path = search_dir / f"{a.name}.json"
         if path.exists():

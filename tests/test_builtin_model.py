@@ -1,0 +1,45 @@
+"""The CamVid student shipped inside the package: small, self-describing, and it segments road scenes."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fasterseg
+from fasterseg.cli import main
+from fasterseg.models import builtin_model_path
+
+
+def test_builtin_model_is_small_fp16_and_records_how_it_was_trained():
+    path = builtin_model_path()
+    assert path.stat().st_size <= 10 * 1024 * 1024
+    model = fasterseg.load_model(path)
+    assert model.meta.class_names[:4] == ("sky", "building", "pole", "road")
+    assert not model.aux_heads
+    extra = model.meta.extra
+    assert "fasterseg train" in extra["command"] and extra["data"].startswith("camvid:")
+    assert 0 < extra["val_mIoU"] <= 1
+
+
+def test_predict_without_model_uses_it_on_a_real_camvid_frame(shared, tmp_path):
+    root = shared / "data" / "camvid"
+    image_rel, label_rel = (root / "val.txt").read_text().split("\n")[0].split()
+    assert main(["predict", "--input", str(root / image_rel), "--out", str(tmp_path), "--outputs", "labels"]) == 0
+    pred = np.asarray(Image.open(next((tmp_path / "labels").rglob("*.png"))))
+    truth = np.asarray(Image.open(root / label_rel))
+    valid = truth != 11
+    # Far better than chance (11 classes) on a real frame the model never trained on.
+    assert (pred[valid] == truth[valid]).mean() > 0.6
+
+
+def test_eval_without_model_scores_it(shared, tmp_path, monkeypatch):
+    from fasterseg.data import registry
+
+    spec = f"camvid:{shared / 'data' / 'camvid'}"
+    full = registry.build_dataset(spec, "val")
+    full.pairs = full.pairs[:3]  # three real frames keep the test quick
+    monkeypatch.setattr(registry, "build_dataset", lambda *a, **k: full)
+    out = tmp_path / "r.json"
+    assert main(["eval", "--data", spec, "--split", "val", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["average"]["IoU Classes"] > 0.2
