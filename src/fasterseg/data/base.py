@@ -51,17 +51,20 @@ def read_image(path: Path) -> np.ndarray:
         raise DatasetError(f"{path}: cannot decode image ({exc})") from None
 
 
-def read_label(path: Path) -> np.ndarray:
-    """A single-channel label PNG as a uint8/uint16 array, read without any colour conversion."""
+def read_label(path: Path, what: str = "label image", error: type[Exception] = DatasetError) -> np.ndarray:
+    """A single-channel PNG of ids (labels, or predictions with ``what``/``error`` set by the
+    evaluator) as a uint8/uint16 array, read without any colour conversion."""
     try:
         with Image.open(path) as im:
             if im.mode not in ("L", "P", "I", "I;16"):
-                raise DatasetError(f"{path}: label images must be single-channel, got mode {im.mode}")
-            return np.asarray(im)
+                raise error(f"{path}: {what}s must be single-channel PNGs of ids, got mode {im.mode}")
+            return np.array(im)
     except FileNotFoundError:
-        raise DatasetError(f"{path}: no such label image") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise DatasetError(f"{path}: cannot decode label image ({exc})") from None
+        raise error(f"{path}: no such {what}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, error):
+            raise
+        raise error(f"{path}: cannot decode {what} ({exc})") from None
 
 
 class PairedFileDataset:

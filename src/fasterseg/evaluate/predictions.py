@@ -24,15 +24,9 @@ from fasterseg.evaluate.scorer import Result, make_scorer
 
 def read_prediction(path: Path) -> np.ndarray:
     """A single-channel PNG of ids; anything else is an error naming the file."""
-    try:
-        with Image.open(path) as im:
-            if im.mode not in ("L", "P", "I", "I;16"):
-                raise EvaluationError(f"{path}: predictions must be single-channel PNGs of ids, got mode {im.mode}")
-            return np.array(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        if isinstance(exc, EvaluationError):
-            raise
-        raise EvaluationError(f"{path}: cannot decode prediction ({exc})") from None
+    from fasterseg.data.base import read_label
+
+    return read_label(path, what="prediction", error=EvaluationError)
 
 
 def _owner(stem: str, names: set[str]) -> str | None:
