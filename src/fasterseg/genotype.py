@@ -102,12 +102,9 @@ class Genotype:
 
     @classmethod
     def load(cls, path: str | Path) -> "Genotype":
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise GenotypeError(f"{path}: cannot read ({exc.strerror})") from None
-        return cls.from_json(text, source=str(path))
+        from fasterseg.utils.io import read_json
+
+        return _from_dict(read_json(Path(path), GenotypeError), str(path))
 
     def save(self, path: str | Path) -> None:
         from fasterseg.utils.io import atomic_write_text
@@ -244,14 +241,11 @@ def validate(g: Genotype) -> None:
 
 def load_genotype(path: str | Path) -> Genotype:
     """A genotype from a genotype JSON, a search result JSON (``{"genotype": ...}``) or a model file."""
+    from fasterseg.utils.io import read_json
+
     path = Path(path)
     if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except OSError as exc:
-            raise GenotypeError(f"{path}: cannot read ({exc.strerror})") from None
-        except json.JSONDecodeError as exc:
-            raise GenotypeError(f"{path}: not valid JSON ({exc})") from None
+        data = read_json(path, GenotypeError)
         if isinstance(data, dict) and "genotype" in data and "branches" not in data:
             data = data["genotype"]
         return Genotype.from_dict(data, source=str(path))

@@ -209,16 +209,9 @@ class LatencyTable:
 
     @classmethod
     def load(cls, path: str | Path) -> "LatencyTable":
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise LatencyTableError(f"{path}: cannot read ({exc.strerror})") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise LatencyTableError(f"{path}: not valid JSON ({exc})") from None
-        return cls.from_dict(data, source=str(path))
+        from fasterseg.utils.io import read_json
+
+        return cls.from_dict(read_json(Path(path), LatencyTableError), source=str(path))
 
 
 class MissingEntriesError(LatencyTableError):

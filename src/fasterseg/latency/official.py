@@ -78,13 +78,10 @@ def official_name(spec: OpSpec) -> str:
 
 def import_official(path: str | Path) -> LatencyTable:
     """Convert the official table (JSON ``{"source", "entries": {name: ms}}``) to ours."""
+    from fasterseg.utils.io import read_json
+
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise LatencyTableError(f"{path}: cannot read ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise LatencyTableError(f"{path}: not valid JSON ({exc})") from None
+    data = read_json(path, LatencyTableError)
     entries = data.get("entries") if isinstance(data, dict) else None
     if not isinstance(entries, dict) or not entries:
         raise LatencyTableError(f"{path}: expected an object with a non-empty 'entries' object")

@@ -109,6 +109,7 @@ def learning_rate(cfg: TrainConfig, epoch: int, it: int, iters: int) -> float:
 
 
 def load_genotype(path: str) -> Genotype:
+    """The genotype to train (JSON, search result or model file); an empty setting is an error."""
     if not path:
         raise TrainingError("no genotype given (--genotype G.json or genotype=... in the config)")
     from fasterseg.genotype import load_genotype as load_any
