@@ -51,3 +51,12 @@ def tiny_genotype(num_classes: int = 11) -> Genotype:
         ),
         num_classes=num_classes, base_channels=4, stem_width=0.5, head_width=0.5,
     )
+
+
+def tensorboard_scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar series TensorBoard reads from ``log_dir``, as (step, value) pairs."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

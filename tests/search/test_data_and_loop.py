@@ -15,6 +15,7 @@ from fasterseg.nets.summary import count_macs
 from fasterseg.search.data import IMAGENET_MEAN, IMAGENET_STD, SearchTransform, half_loader, split_halves
 from fasterseg.search.loop import SearchConfig, iterations_per_epoch, run_search
 from fasterseg.space.supernet import ArchSpec, Supernet, SupernetConfig
+from tests.helpers import tensorboard_scalars
 
 
 def write_camvid(root, n=6, size=(64, 96), seed=0, splits=("train",)):
@@ -155,6 +156,13 @@ def test_resume_continues_exactly(tmp_path):
     b = load_file(str(tmp_path / "resumed" / "weights.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "straight" / "log.csv").read_text() == (tmp_path / "resumed" / "log.csv").read_text()
+    # TensorBoard (a test dependency) shows the CSV's numbers, once per epoch, across the interruption.
+    rows = list(csv.DictReader((tmp_path / "resumed" / "log.csv").open()))
+    scalars = tensorboard_scalars(tmp_path / "resumed" / "tensorboard")
+    for column in ("weight_loss", "arch_loss", "latency_student", "latency_weight_student"):
+        assert [step for step, _ in scalars[column]] == [0, 1], column
+        assert [v for _, v in scalars[column]] == pytest.approx([float(r[column]) for r in rows], rel=1e-6)
+    assert "latency_teacher" not in scalars  # empty cells are not logged
     with pytest.raises(ConfigError, match=r"other settings for \['lr'\]"):
         run_search(tiny_search_config(data, pretrain=False, epochs=2, lr=0.5, latency_weights={"student": 0.5}),
                    tmp_path / "resumed", resume=True)

@@ -17,7 +17,7 @@ from fasterseg.train.config import TrainConfig
 from fasterseg.train.distributed import DistInfo
 from fasterseg.train.trainer import CHECKPOINT, TrainingError, evaluate_model, train
 
-from tests.helpers import tiny_genotype, write_toy_camvid
+from tests.helpers import tensorboard_scalars, tiny_genotype, write_toy_camvid
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,11 @@ def test_resume_continues_exactly(toy, tmp_path):
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
+    # TensorBoard (a test dependency): the curves continue across the resume, one point per epoch.
+    scalars = tensorboard_scalars(resumed.run_dir / "tensorboard")
+    assert [s for s, _ in scalars["epoch/loss"]] == [6, 12]  # 6 iterations per epoch
+    assert [v for _, v in scalars["epoch/loss"]] == pytest.approx([h["loss"] for h in full.history], rel=1e-6)
+    assert [s for s, _ in scalars["train/loss"]] == [2, 4, 6, 8, 10, 12]  # log_every=2
 
 
 def test_a_second_run_into_the_same_directory_is_refused(toy, tmp_path):

@@ -35,6 +35,7 @@ from fasterseg.search.loss import OhemCrossEntropy
 from fasterseg.search.steps import LatencyFn, make_optimisers, search_step
 from fasterseg.space.supernet import OUTPUT_NAMES, Supernet, SupernetConfig
 from fasterseg.utils.io import atomic_path, atomic_write_text
+from fasterseg.utils.tensorboard import ScalarLog
 
 
 @dataclass
@@ -100,27 +101,34 @@ def arch_state(net: Supernet) -> dict[str, dict[str, list]]:
     return {name: {k: v.detach().cpu().tolist() for k, v in params.named_parameters()} for name, params in net.arch.items()}
 
 
-def save_epoch(net: Supernet, run_dir: Path, record: EpochRecord) -> None:
+def epoch_row(record: EpochRecord, archs: list[str]) -> dict[str, object]:
+    """One epoch as ``column -> value`` (the CSV row; "" where a value does not apply)."""
+    row: dict[str, object] = {"epoch": record.epoch, "lr": record.lr, "weight_loss": record.weight_loss,
+                              "arch_loss": "" if record.arch_loss is None else record.arch_loss}
+    row.update({f"latency_{a}": record.latency.get(a, "") for a in archs})
+    row.update({f"miou_{a}_{o}": record.miou[a][i] if a in record.miou else ""
+                for a in archs for i, o in enumerate(OUTPUT_NAMES)})
+    row.update({f"fps_{a}_{p}": record.fps.get(a, {}).get(p, "") for a in archs for p in ("8_32", "16_32")})
+    row.update({f"latency_weight_{a}": record.latency_weights.get(a, "") for a in archs})
+    return row
+
+
+def save_epoch(net: Supernet, run_dir: Path, record: EpochRecord) -> dict[str, object]:
+    """Weights, architecture parameters and the epoch's row of ``log.csv``; returns the row."""
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     with atomic_path(run_dir / "weights.safetensors") as tmp:
         save_file(state, str(tmp))
     atomic_write_text(run_dir / "arch.json", json.dumps(arch_state(net)) + "\n")
     log = run_dir / "log.csv"
-    archs = [a.name for a in net.cfg.archs]
-    header = ["epoch", "lr", "weight_loss", "arch_loss"] + [f"latency_{a}" for a in archs]
-    header += [f"miou_{a}_{o}" for a in archs for o in OUTPUT_NAMES]
-    header += [f"fps_{a}_{p}" for a in archs for p in ("8_32", "16_32")] + [f"latency_weight_{a}" for a in archs]
+    row = epoch_row(record, [a.name for a in net.cfg.archs])
     old = log.read_text() if log.exists() else ""
     buf = io.StringIO()
     writer = csv.writer(buf)
     if not old:
-        writer.writerow(header)
-    writer.writerow([record.epoch, record.lr, record.weight_loss, "" if record.arch_loss is None else record.arch_loss]
-                    + [record.latency.get(a, "") for a in archs]
-                    + [record.miou[a][i] if a in record.miou else "" for a in archs for i in range(len(OUTPUT_NAMES))]
-                    + [record.fps.get(a, {}).get(p, "") for a in archs for p in ("8_32", "16_32")]
-                    + [record.latency_weights.get(a, "") for a in archs])
+        writer.writerow(list(row))
+    writer.writerow(list(row.values()))
     atomic_write_text(log, old + buf.getvalue())
+    return row
 
 
 def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | None = None,
@@ -177,6 +185,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         first_epoch, latency_weights = resumed.next_epoch, resumed.latency_weights
         if me == 0:
             _truncate_log(run_dir / "log.csv", first_epoch)
+    scalars = ScalarLog(run_dir / "tensorboard", enabled=me == 0, purge_step=first_epoch or None)
     for epoch in range(first_epoch, cfg.epochs):
         seed = cfg.seed + 1000 * epoch
         dataset.set_epoch(epoch)
@@ -222,9 +231,11 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
                     )
         record.latency_weights = dict(latency_weights)
         if me == 0:
-            save_epoch(net, run_dir, record)
+            row = save_epoch(net, run_dir, record)
+            scalars.add({k: v for k, v in row.items() if k != "epoch"}, epoch)
             save_checkpoint(run_dir, epoch, net, opt.weights, opt.archs, schedule, latency_weights)
         records.append(record)
+    scalars.close()
     return records
 
 

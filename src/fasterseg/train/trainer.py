@@ -35,6 +35,7 @@ from fasterseg.train.distributed import DistInfo, barrier, cleanup, init_distrib
 from fasterseg.train.losses import OhemCrossEntropy, distillation_kl, segmentation_loss
 from fasterseg.utils.env import environment
 from fasterseg.utils.io import atomic_path, atomic_write_text
+from fasterseg.utils.tensorboard import ScalarLog
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -243,7 +244,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
 
     meta = ModelMeta(genotype=genotype, class_names=info.class_names, train_size=tuple(d.crop_size),
                      extra={"dataset": info.name, "data": d.spec, "palette": [list(c) for c in info.palette]})
-    logger = _Logger(run_dir, enabled=dist_info.is_main)
+    logger = _Logger(run_dir, dist_info.is_main, iters, start_epoch)
     val_transform = EvalTransform(scale=d.val_scale)
 
     for epoch in range(start_epoch, cfg.epochs):
@@ -335,21 +336,16 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
 
 
 class _Logger:
-    """CSV always; TensorBoard too when the tensorboard package is installed."""
+    """CSV always (on the main process); TensorBoard too when the tensorboard package is installed."""
 
-    def __init__(self, run_dir: Path, enabled: bool):
+    def __init__(self, run_dir: Path, enabled: bool, iters_per_epoch: int, start_epoch: int = 0):
         self.enabled = enabled
-        self.tb = None
-        if not enabled:
-            return
+        self.iters = iters_per_epoch
         self.train_csv = run_dir / "train_log.csv"
         self.epoch_csv = run_dir / "epochs.csv"
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
-        except Exception:  # tensorboard is optional
-            self.tb = None
+        # a resumed run drops what an interrupted epoch logged: every step after the last finished epoch's end
+        self.tb = ScalarLog(run_dir / "tensorboard", enabled,
+                            purge_step=start_epoch * iters_per_epoch + 1 if start_epoch else None)
 
     def _append(self, path: Path, row: dict) -> None:
         new = not path.exists()
@@ -360,22 +356,18 @@ class _Logger:
             writer.writerow(row)
 
     def train_row(self, epoch: int, it: int, loss: float, lr: float, rate: float) -> None:
+        """``epoch`` and ``it`` count from 1; TensorBoard's step is the global iteration."""
         if not self.enabled:
             return
         self._append(self.train_csv, {"epoch": epoch, "iter": it, "loss": loss, "lr": lr, "images_per_s": rate})
-        if self.tb:
-            self.tb.add_scalar("train/loss", loss, (epoch - 1) * 100000 + it)
+        self.tb.add({"train/loss": loss, "train/lr": lr, "train/images_per_s": rate}, (epoch - 1) * self.iters + it)
 
     def epoch_row(self, record: dict) -> None:
         if not self.enabled:
             return
         row = {k: record.get(k, "") for k in ("epoch", "loss", "lr", "seconds", "val_mIoU", "val_pixel_accuracy")}
         self._append(self.epoch_csv, row)
-        if self.tb:
-            for k, v in row.items():
-                if k != "epoch" and v != "":
-                    self.tb.add_scalar(f"epoch/{k}", v, record["epoch"])
+        self.tb.add({f"epoch/{k}": v for k, v in row.items() if k != "epoch"}, record["epoch"] * self.iters)
 
     def close(self) -> None:
-        if self.tb:
-            self.tb.close()
+        self.tb.close()
