@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from fasterseg.search.loss import OhemCrossEntropy, ohem_cross_entropy
+from fasterseg.search.loss import OhemCrossEntropy
+from fasterseg.train.losses import ohem_cross_entropy
 
 
 def _two_class_logits(p_class0):

@@ -6,19 +6,58 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fasterseg.data.base import IGNORE_INDEX
 
-class OhemCrossEntropy(nn.Module):
-    """Cross-entropy over the hard pixels only.
+
+def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, thresh: float = 0.7, min_kept: int = 0,
+                       ignore_index: int = IGNORE_INDEX, across_processes: bool = False) -> torch.Tensor:
+    """Mean cross-entropy of ``logits`` (N, C, H, W) over the hard pixels of ``target`` (N, H, W).
 
     A pixel is hard when the probability of its true class is at most ``thresh``; if fewer than
     ``min_kept`` pixels are that hard, the threshold rises to the ``min_kept``-th smallest
-    probability so at least that many pixels always contribute (the official rule).
-    ``min_kept`` is per batch; ``min_kept_ratio`` sets it as a fraction of the batch's pixels
-    (the paper: 1/16) when ``min_kept`` is None.
+    probability. Ignored pixels rank as solved (probability 1), as in the official
+    ``ProbOhemCrossEntropy2d``; ``min_kept <= 0`` or more than the valid pixels turns mining off
+    (plain cross-entropy over the valid pixels), as there too. With no valid pixel the loss is a
+    zero that still belongs to the graph (the official one is NaN).
+
+    ``across_processes``: each process holds a slice of one batch and ``min_kept`` counts the
+    whole batch, so ranks and means are global and the gradients summed over processes are the
+    single-process ones (the search). Without it every process mines its own slice (DDP training,
+    which averages gradients).
     """
+    from fasterseg.search.distributed import gather_cat, global_sum, is_distributed
+
+    if logits.dim() != 4 or target.shape != (logits.shape[0], *logits.shape[2:]):
+        raise ValueError(f"logits (N, C, H, W) and target (N, H, W) must agree, got {tuple(logits.shape)} "
+                         f"and {tuple(target.shape)}")
+    group = across_processes and is_distributed()
+    total = global_sum if group else (lambda t: t)
+    target = target.long()
+    valid = target != ignore_index
+    num_valid = int(total(valid.sum()))
+    if num_valid == 0:
+        return logits.sum() * 0.0
+    if 0 < min_kept <= num_valid:
+        with torch.no_grad():
+            safe = target.masked_fill(~valid, 0)
+            prob = logits.detach().float().softmax(dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
+            prob = prob.masked_fill(~valid, 1.0).flatten()
+            everyone = gather_cat(prob) if group else prob
+            kth = everyone.kthvalue(min(everyone.numel(), min_kept)).values
+            threshold = torch.clamp(kth, min=thresh)
+            target = target.masked_fill(~(valid & (prob <= threshold).view_as(valid)), ignore_index)
+    if not group:
+        return F.cross_entropy(logits, target, ignore_index=ignore_index)
+    kept = global_sum((target != ignore_index).sum()).clamp(min=1)
+    return F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="sum") / kept
+
+
+class OhemCrossEntropy(nn.Module):
+    """OHEM of each process's batch (see :func:`ohem_cross_entropy`); ``min_kept`` defaults to
+    ``min_kept_ratio`` (the paper: 1/16) of the batch's pixels."""
 
     def __init__(self, thresh: float = 0.7, min_kept: int | None = None, min_kept_ratio: float = 1 / 16,
-                 ignore_index: int = 255):
+                 ignore_index: int = IGNORE_INDEX):
         super().__init__()
         self.thresh = thresh
         self.min_kept = min_kept
@@ -26,27 +65,8 @@ class OhemCrossEntropy(nn.Module):
         self.ignore_index = ignore_index
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = logits.shape
-        min_kept = self.min_kept if self.min_kept is not None else int(n * h * w * self.min_kept_ratio)
-        flat_target = target.reshape(-1)
-        valid = flat_target != self.ignore_index
-        num_valid = int(valid.sum())
-        if num_valid == 0:
-            return logits.sum() * 0.0
-        target_kept = flat_target.clone()
-        if min_kept <= num_valid:
-            with torch.no_grad():
-                prob = F.softmax(logits.float(), dim=1).permute(1, 0, 2, 3).reshape(c, -1)
-                safe_target = torch.where(valid, flat_target, torch.zeros_like(flat_target))
-                true_prob = prob.gather(0, safe_target[None]).squeeze(0)
-                true_prob = torch.where(valid, true_prob, torch.ones_like(true_prob))
-                threshold = torch.tensor(self.thresh, device=logits.device, dtype=true_prob.dtype)
-                if min_kept > 0:
-                    kth = torch.kthvalue(true_prob, min(min_kept, true_prob.numel())).values
-                    threshold = torch.maximum(threshold, kth)
-                hard = true_prob <= threshold
-            target_kept = torch.where(valid & hard, flat_target, torch.full_like(flat_target, self.ignore_index))
-        return F.cross_entropy(logits, target_kept.view(n, h, w), ignore_index=self.ignore_index)
+        min_kept = self.min_kept if self.min_kept is not None else int(target.numel() * self.min_kept_ratio)
+        return ohem_cross_entropy(logits, target, self.thresh, min_kept, self.ignore_index)
 
 
 def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
