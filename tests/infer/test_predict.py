@@ -78,13 +78,20 @@ def test_globs_select_files_by_pattern(cityscapes_tiny_model, folder, tmp_path):
 
 def test_submission_zip_holds_label_ids_named_for_the_server(cityscapes_tiny_model, folder, tmp_path):
     zip_path = tmp_path / "submission.zip"
+    (folder / "aachen").mkdir()  # the test split's layout: one folder per city
+    Image.fromarray(random_image(64, 96, 3)).save(folder / "aachen" / "aachen_000000_000019_leftImg8bit.png")
+    (folder / "zurich").mkdir()
+    Image.fromarray(random_image(64, 96, 4)).save(folder / "zurich" / "berlin_000000_000019_leftImg8bit.jpg")
     rc = main(["predict", "--model", cityscapes_tiny_model, "--input", str(folder), "--out", str(tmp_path / "out"),
                "--submission", str(zip_path)])
-    # Only Cityscapes frame names can be submitted: "second" and "third" fail, as does the corrupt file.
-    assert rc == 3
+    # Only Cityscapes frame names can be submitted, each frame once: "second", "third", the corrupt file
+    # and the later (in path order) of the two berlin frames fail before the model runs: no outputs.
+    assert rc == 4  # the exit status counts the failed inputs
+    labels_written = sorted(str(p.relative_to(tmp_path / "out" / "labels")) for p in (tmp_path / "out" / "labels").rglob("*.png"))
+    assert labels_written == ["aachen/aachen_000000_000019_leftImg8bit.png", "berlin_000000_000019_leftImg8bit.png"]
     with zipfile.ZipFile(zip_path) as archive:
         names = sorted(archive.namelist())
-        assert names == ["berlin/berlin_000000_000019_leftImg8bit.png"]
+        assert names == ["aachen/aachen_000000_000019_leftImg8bit.png", "berlin/berlin_000000_000019_leftImg8bit.png"]
         with archive.open("berlin/berlin_000000_000019_leftImg8bit.png") as f:
             ids = np.asarray(Image.open(f))
     labels = np.asarray(Image.open(tmp_path / "out" / "labels" / "berlin_000000_000019_leftImg8bit.png"))

@@ -23,7 +23,7 @@ from fasterseg.infer.palette import colorize, overlay, palette_for, train_to_lab
 from fasterseg.infer.predictor import Predictor
 from fasterseg.infer.sources import InputError, Source, VideoReader, expand_inputs, read_rgb
 from fasterseg.evaluate.cityscapes import EvaluationError
-from fasterseg.evaluate.submission import SubmissionWriter
+from fasterseg.evaluate.submission import SubmissionWriter, submission_name
 from fasterseg.utils.io import atomic_path
 
 OUTPUT_KINDS = ("labels", "label_ids", "color", "overlay")
@@ -69,6 +69,8 @@ def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, ou
         fail(argument, reason)
     images = [s for s in expansion.sources if s.kind == "image"]
     videos = [s for s in expansion.sources if s.kind == "video"]
+    if submission:
+        images = _submittable(images, fail)
     writer = SubmissionWriter(submission) if submission else None
     try:
         with tqdm(total=len(images), desc="images", unit="img", disable=not images, leave=False) as bar:
@@ -76,7 +78,7 @@ def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, ou
                 _write_image_outputs(out_dir, source.name, image, labels, outputs, palette, label_id_table, alpha)
                 if writer:
                     try:
-                        writer.add(source.name, labels)
+                        writer.add(source.path.stem, labels)  # the frame's own name, whatever folder it is in
                     except EvaluationError as exc:
                         fail(str(source.path), f"not added to the submission: {exc}")
                         continue
@@ -94,6 +96,24 @@ def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, ou
     if writer:
         report.submission = writer.close()
     return report
+
+
+def _submittable(images: list[Source], fail: Callable) -> list[Source]:
+    """The images a submission can hold (Cityscapes frame names, each frame once), checked before
+    any model time is spent; the others fail by name and are not segmented."""
+    kept, frames = [], {}
+    for source in images:
+        try:
+            member = submission_name(source.path.stem)
+        except EvaluationError as exc:
+            fail(str(source.path), f"not segmented: {exc}, which --submission needs")
+            continue
+        if member in frames:
+            fail(str(source.path), f"not segmented: {frames[member]} is the same frame ({member}) in the submission")
+            continue
+        frames[member] = source.path
+        kept.append(source)
+    return kept
 
 
 def _segment_images(predictor: Predictor, images: list[Source], fail: Callable, bar) -> Iterator:
