@@ -1,0 +1,64 @@
+"""The table of issue 5's experiment, from the run directories `search_fps_windows.sh` wrote.
+
+    python benchmarks/fps_windows_table.py runs/fps_windows [slow_window fast_window coupled]
+
+Per search: its FPS window, how the latency weight and the student's candidates moved, and the
+final student: branch ends, where each branch goes down, how many of its cells are skips, its
+mean width, table FPS (inside the window or not), the supernet's val mIoU of that pairing at the
+last search epoch and, when trained, the val mIoU of the student trained from scratch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from fasterseg.genotype import END_STRIDES, load_genotype
+from fasterseg.nets.summary import count_macs
+
+
+def _branch(b) -> str:
+    downs = [i for i, d in enumerate(b.downs) if d]
+    skips = sum(op == "skip" for op in b.ops)
+    width = sum(b.widths) / len(b.widths) if b.widths else 1.0
+    return f"1/{END_STRIDES[b.end]}: down after cells {downs or '-'}, {skips}/{len(b.ops)} skips, width {width:.2f}"
+
+
+def row(run: Path) -> str:
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    lo, hi = cfg["search"]["fps_min"]["student"], cfg["search"]["fps_max"]["student"]
+    summary = json.loads((run / "summary.json").read_text())["student"]
+    log = list(csv.DictReader((run / "search" / "log.csv").open()))
+    weights = [float(r["latency_weight_student"]) for r in log]
+    first, last = log[0], log[-1]
+    genotype = load_genotype(run / "student.json")
+    size = tuple(cfg["latency_size"])
+    fps = summary["fps"]
+    inside = "inside" if lo <= fps <= hi else "outside"
+    pairing = "_".join(str(END_STRIDES[e]) for e in sorted(summary["ends"]))
+    trained = run.parent / f"train_{run.name}" / "metrics.json"
+    trained_miou = f"{100 * json.loads(trained.read_text())['best_val_mIoU']:.1f}" if trained.is_file() else "-"
+    return (f"| {run.name} ({cfg['latency_terms']}) | [{lo:g}, {hi:g}] | {cfg['search']['latency_weights']['student']:g} -> "
+            f"{weights[-1]:g} (max {max(weights):g}) | {float(first['fps_student_8_32']):.0f}/{float(first['fps_student_16_32']):.0f}"
+            f" -> {float(last['fps_student_8_32']):.0f}/{float(last['fps_student_16_32']):.0f} | "
+            f"**{fps:.1f}** ({inside}) | {'; '.join(_branch(b) for b in genotype.branches)} | "
+            f"{count_macs(genotype, size) / 1e6:.0f} M | {100 * summary['miou'][pairing]:.1f} | {trained_miou} |")
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[0]) if argv else Path("runs/fps_windows")
+    names = argv[1:] or ["slow_window", "fast_window", "coupled"]
+    print("| search | window (FPS) | latency weight | candidates' FPS (8+32 / 16+32), first -> last epoch "
+          "| final student FPS | its branches | MACs | search val mIoU | trained val mIoU |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in names:
+        print(row(out / name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
