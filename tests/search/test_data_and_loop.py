@@ -120,6 +120,18 @@ def test_pretrain_then_search_writes_every_epoch(tmp_path):
     assert (tmp_path / "search" / "config.yaml").is_file()
 
 
+def test_a_window_below_what_accuracy_picks_is_reported_once(tmp_path, capsys):
+    data = write_camvid(tmp_path / "camvid", n=4, splits=("train", "val"))
+    cfg = tiny_search_config(data, pretrain=False, epochs=11, val_data=f"camvid:{data}", val_limit=1,
+                             latency_weights={"student": 0.5}, fps_min={"student": 1e-9}, fps_max={"student": 1e-6})
+    records = run_search(cfg, tmp_path / "search", latency_fn=_cost, genotype_latency=_macs_latency)
+    # Every epoch a candidate is above fps_max: the weight halves; the 10th halving (0.5 / 1024)
+    # takes it below 1/1000 of where it started, and the user is told once.
+    assert [r.latency_weights["student"] for r in records] == [0.5 / 2 ** k for k in range(1, 12)]
+    err = capsys.readouterr().err
+    assert err.count("latency weight fell to") == 1 and "0.00049 (candidates now" in err
+
+
 def test_class_count_must_match_the_dataset(tmp_path):
     data = write_camvid(tmp_path / "camvid", n=2)
     cfg = tiny_search_config(data)

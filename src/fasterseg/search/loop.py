@@ -226,9 +226,13 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
                     plot_architecture(derived.genotype, run_dir / f"{name}.png")
                 record.fps[name] = derived.fps
                 if latency_weights.get(name, 0) > 0 and name in cfg.fps_min and name in cfg.fps_max:
+                    before = latency_weights[name]
                     latency_weights[name] = adapt_latency_weight(
-                        latency_weights[name], list(derived.fps.values()), cfg.fps_min[name], cfg.fps_max[name]
+                        before, list(derived.fps.values()), cfg.fps_min[name], cfg.fps_max[name]
                     )
+                    if me == 0 and latency_weights[name] < cfg.latency_weights[name] / 1000 <= before:
+                        tqdm.write(_window_below_note(name, latency_weights[name], derived.fps, cfg.fps_max[name]),
+                                   file=sys.stderr)
         record.latency_weights = dict(latency_weights)
         if me == 0:
             row = save_epoch(net, run_dir, record)
@@ -237,6 +241,15 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         records.append(record)
     scalars.close()
     return records
+
+
+def _window_below_note(name: str, weight: float, fps: dict[str, float], fps_max: float) -> str:
+    """Said once, when halving has made the latency term negligible: the latency loss can only make
+    networks faster, so a window below what accuracy alone picks stops steering the search."""
+    now = ", ".join(f"{f:.0f}" for f in fps.values())
+    return (f"note: the {name}'s latency weight fell to {weight:.2g} (candidates now {now} FPS; each epoch one reached "
+            f"fps_max {fps_max:g}), so the search now follows accuracy alone. The latency loss can only make a "
+            f"network faster: to steer the search, set a window above the FPS that accuracy alone picks")
 
 
 def _check_resumable(cfg: SearchConfig, run_dir: Path) -> None:
