@@ -171,10 +171,12 @@ def test_resume_continues_exactly(tmp_path):
     # TensorBoard (a test dependency) shows the CSV's numbers, once per epoch, across the interruption.
     rows = list(csv.DictReader((tmp_path / "resumed" / "log.csv").open()))
     scalars = tensorboard_scalars(tmp_path / "resumed" / "tensorboard")
-    for column in ("weight_loss", "arch_loss", "latency_student", "latency_weight_student"):
-        assert [step for step, _ in scalars[column]] == [0, 1], column
-        assert [v for _, v in scalars[column]] == pytest.approx([float(r[column]) for r in rows], rel=1e-6)
-    assert "latency_teacher" not in scalars  # empty cells are not logged
+    tags = {"weight_loss": "loss/weight", "arch_loss": "loss/arch", "latency_student": "latency/student",
+            "latency_weight_student": "latency_weight/student"}
+    for column, tag in tags.items():
+        assert [step for step, _ in scalars[tag]] == [0, 1], tag
+        assert [v for _, v in scalars[tag]] == pytest.approx([float(r[column]) for r in rows], rel=1e-6)
+    assert "latency/teacher" not in scalars  # empty cells are not logged
     with pytest.raises(ConfigError, match=r"other settings for \['lr'\]"):
         run_search(tiny_search_config(data, pretrain=False, epochs=2, lr=0.5, latency_weights={"student": 0.5}),
                    tmp_path / "resumed", resume=True)

@@ -113,6 +113,17 @@ def epoch_row(record: EpochRecord, archs: list[str]) -> dict[str, object]:
     return row
 
 
+def tensorboard_tag(column: str) -> str:
+    """A ``log.csv`` column as a TensorBoard tag, grouped by quantity: ``miou_student_8_32`` ->
+    ``miou/student_8_32``, ``latency_weight_student`` -> ``latency_weight/student``."""
+    for prefix in ("latency_weight", "latency", "miou", "fps"):
+        if column.startswith(prefix + "_"):
+            return f"{prefix}/{column[len(prefix) + 1:]}"
+    if column.endswith("_loss"):
+        return f"loss/{column[:-len('_loss')]}"
+    return column
+
+
 def save_epoch(net: Supernet, run_dir: Path, record: EpochRecord) -> dict[str, object]:
     """Weights, architecture parameters and the epoch's row of ``log.csv``; returns the row."""
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -236,7 +247,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         record.latency_weights = dict(latency_weights)
         if me == 0:
             row = save_epoch(net, run_dir, record)
-            scalars.add({k: v for k, v in row.items() if k != "epoch"}, epoch)
+            scalars.add({tensorboard_tag(k): v for k, v in row.items() if k != "epoch"}, epoch)
             save_checkpoint(run_dir, epoch, net, opt.weights, opt.archs, schedule, latency_weights)
         records.append(record)
     scalars.close()
