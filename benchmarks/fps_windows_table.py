@@ -51,7 +51,7 @@ def row(run: Path) -> str:
 
 def main(argv: list[str]) -> int:
     out = Path(argv[0]) if argv else Path("runs/fps_windows")
-    names = argv[1:] or ["slow_window", "mid_window", "fast_window", "coupled"]
+    names = argv[1:] or ["slow_window", "mid_window", "fast_window", "faster_window", "coupled", "coupled_faster"]
     print("| search | window (FPS) | latency weight | candidates' FPS (8+32 / 16+32), first -> last epoch "
           "| final student FPS | its branches | MACs | search val mIoU | trained val mIoU |")
     print("|---|---|---|---|---|---|---|---|---|")
