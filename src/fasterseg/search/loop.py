@@ -258,9 +258,9 @@ def _window_below_note(name: str, weight: float, fps: dict[str, float], fps_max:
     """Said once, when halving has made the latency term negligible: the latency loss can only make
     networks faster, so a window below what accuracy alone picks stops steering the search."""
     now = ", ".join(f"{f:.0f}" for f in fps.values())
-    return (f"note: the {name}'s latency weight fell to {weight:.2g} (candidates now {now} FPS; each epoch one reached "
-            f"fps_max {fps_max:g}), so the search now follows accuracy alone. The latency loss can only make a "
-            f"network faster: to steer the search, set a window above the FPS that accuracy alone picks")
+    return (f"note: the {name}'s latency weight fell to {weight:.2g} (candidates now {now} FPS, fps_max {fps_max:g}), "
+            f"so the search now follows accuracy alone. The latency loss can only make a network faster: "
+            f"to steer the search, set a window above the FPS that accuracy alone picks")
 
 
 def _check_resumable(cfg: SearchConfig, run_dir: Path) -> None:
