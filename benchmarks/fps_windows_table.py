@@ -3,8 +3,8 @@
     python benchmarks/fps_windows_table.py runs/fps_windows [slow_window fast_window coupled]
 
 Per search: its FPS window, how the latency weight and the student's candidates moved, and the
-final student: branch ends, where each branch goes down, how many of its cells are skips, its
-mean width, table FPS (inside the window or not), the supernet's val mIoU of that pairing at the
+final student: per branch its cells, where it goes down and its mean width, how often each op
+appears, table FPS (inside the window or not), the supernet's val mIoU of that pairing at the
 last search epoch and, when trained, the val mIoU of the student trained from scratch.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -23,9 +24,14 @@ from fasterseg.nets.summary import count_macs
 
 def _branch(b) -> str:
     downs = [i for i, d in enumerate(b.downs) if d]
-    skips = sum(op == "skip" for op in b.ops)
     width = sum(b.widths) / len(b.widths) if b.widths else 1.0
-    return f"1/{END_STRIDES[b.end]}: down after cells {downs or '-'}, {skips}/{len(b.ops)} skips, width {width:.2f}"
+    return f"1/{END_STRIDES[b.end]}: {len(b.ops)} cells, down after {downs or '-'}, width {width:.2f}"
+
+
+def _ops(genotype) -> str:
+    """How often each operator appears in the student's cells (the ops the latency term can cheapen)."""
+    counts = Counter(op for b in genotype.branches for op in b.ops)
+    return ", ".join(f"{op} {n}" for op, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def row(run: Path) -> str:
@@ -45,7 +51,7 @@ def row(run: Path) -> str:
     return (f"| {run.name} ({cfg['latency_terms']}) | [{lo:g}, {hi:g}] | {cfg['search']['latency_weights']['student']:g} -> "
             f"{weights[-1]:g} (max {max(weights):g}) | {float(first['fps_student_8_32']):.0f}/{float(first['fps_student_16_32']):.0f}"
             f" -> {float(last['fps_student_8_32']):.0f}/{float(last['fps_student_16_32']):.0f} | "
-            f"**{fps:.1f}** ({inside}) | {'; '.join(_branch(b) for b in genotype.branches)} | "
+            f"**{fps:.1f}** ({inside}) | {'; '.join(_branch(b) for b in genotype.branches)} | {_ops(genotype)} | "
             f"{count_macs(genotype, size) / 1e6:.0f} M | {100 * summary['miou'][pairing]:.1f} | {trained_miou} |")
 
 
@@ -53,8 +59,8 @@ def main(argv: list[str]) -> int:
     out = Path(argv[0]) if argv else Path("runs/fps_windows")
     names = argv[1:] or ["slow_window", "mid_window", "fast_window", "faster_window", "coupled", "coupled_faster"]
     print("| search | window (FPS) | latency weight | candidates' FPS (8+32 / 16+32), first -> last epoch "
-          "| final student FPS | its branches | MACs | search val mIoU | trained val mIoU |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| final student FPS | its branches | its ops | MACs | search val mIoU | trained val mIoU |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         print(row(out / name))
     return 0
