@@ -1,6 +1,7 @@
-"""The table of issue 5's experiment, from the run directories `search_fps_windows.sh` wrote.
+"""The table of issue 5's experiments, from the run directories `search_fps_windows.sh` (or
+`search_collapse_official_table.sh`) wrote.
 
-    python benchmarks/fps_windows_table.py runs/fps_windows [slow_window fast_window coupled]
+    python benchmarks/fps_windows_table.py runs/fps_windows [RUN ...]   (default: the six runs of search_fps_windows.sh)
 
 Per search: its FPS window, how the latency weight and the student's candidates moved, and the
 final student: per branch its cells, where it goes down and its mean width, how often each op
