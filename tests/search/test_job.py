@@ -68,6 +68,8 @@ def test_search_writes_genotypes_that_train_and_report_their_fps(tiny_lut, synth
     assert rc == 0
     run = tmp_path / "s"
     summary = json.loads((run / "summary.json").read_text())
+    env = json.loads((run / "environment.json").read_text())  # the run keeps where it ran
+    assert env["torch"] == torch.__version__ and env["fasterseg"]
     assert set(summary) == {"teacher", "student"}
     table = LatencyTable.load(tiny_lut)
     for name, info in summary.items():

@@ -25,6 +25,7 @@ from fasterseg.latency.model import (
 from fasterseg.search.checkpoint import has_checkpoint
 from fasterseg.search.loop import SearchConfig, run_search
 from fasterseg.space.supernet import Supernet, SupernetConfig, _gumbel_hard
+from fasterseg.utils.env import environment
 from fasterseg.utils.io import atomic_write_text
 
 
@@ -161,6 +162,7 @@ def run_search_job(job: SearchJobConfig, resume: bool = False) -> dict:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
             save_config(job, run_dir / "config.yaml")
+            atomic_write_text(run_dir / "environment.json", json.dumps(environment(), indent=2) + "\n")
 
     pre_dir, search_dir = run_dir / "pretrain", run_dir / "search"
     pretrain_cfg = phase_config(job, job.pretrain, pretrain=True)
