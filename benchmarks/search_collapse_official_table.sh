@@ -19,28 +19,7 @@ common=(--config configs/search/cityscapes.yaml --data "synth:$DATA" --out-dir "
         --set search.downsample=1 --set search.val_limit=20
         --set "search.fps_min={student: 200.0}" --set "search.fps_max={student: 240.0}")
 
-search() {  # NAME ARGS...: run (or resume) one search, logging to OUT/NAME.log
-  local name=$1; shift
-  if [[ -f "$OUT/$name/summary.json" ]]; then return 0; fi
-  if [[ -d "$OUT/$name" ]]; then
-    fasterseg search --resume "$OUT/$name" --threads 1 >"$OUT/$name.log" 2>&1
-  else
-    fasterseg search "${common[@]}" --name "$name" "$@" >"$OUT/$name.log" 2>&1
-  fi
-}
-
-train() {  # NAME: train OUT/NAME/student.json from scratch with search_fps_windows.sh's recipe
-  local name=$1 run="$OUT/train_$1"
-  if [[ -f "$run/metrics.json" ]]; then return 0; fi
-  if [[ -f "$run/config.yaml" ]]; then
-    OMP_NUM_THREADS=1 fasterseg train --resume "$run" --quiet >"$run.log" 2>&1
-  else
-    OMP_NUM_THREADS=1 fasterseg train --genotype "$OUT/$name/student.json" --data "synth:$DATA" \
-      --config configs/train/synth.yaml --name "train_$name" --out-dir "$OUT" --quiet \
-      --set "data.crop_size=[128, 256]" --set epochs=30 --set iters_per_epoch=15 --set val_every=10 \
-      --set data.workers=0 >"$run.log" 2>&1
-  fi
-}
+source "$(dirname "$0")/search_experiment_steps.sh"
 
 mkdir -p "$OUT"
 search decoupled & search coupled --set latency_terms=coupled & wait
