@@ -12,14 +12,12 @@ HELP = "search teacher and student networks: pretraining, then latency-aware co-
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML config (configs/search/*.yaml); defaults are the paper's settings")
+    from fasterseg.commands.common import add_run_arguments
+
     p.add_argument("--data", help="dataset spec KIND:PATH (train split searched, val split scored)")
     p.add_argument("--lut", help="latency table file or profile name (default: official-1080ti-trt5)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set search.epochs=10 (repeatable)")
-    p.add_argument("--name", help="run name (directory under out_dir)")
-    p.add_argument("--out-dir", help="where runs are written (default: runs)")
-    p.add_argument("--resume", metavar="RUN", help="continue the interrupted search in directory RUN")
+    add_run_arguments(p, "YAML config (configs/search/*.yaml); defaults are the paper's settings",
+                      "--set search.epochs=10", "continue the interrupted search in directory RUN")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for PyTorch (small supernets on small CPUs run fastest with 1)")
 

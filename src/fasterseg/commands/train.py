@@ -11,15 +11,13 @@ HELP = "train a derived network (genotype) from scratch, optionally with distill
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from fasterseg.commands.common import add_run_arguments
+
     p.add_argument("--genotype", help="genotype JSON (or a model file whose genotype to train)")
     p.add_argument("--data", help="dataset spec KIND:PATH, e.g. camvid:../shared/data/camvid")
     p.add_argument("--teacher", help="model file of a trained teacher: adds the distillation loss")
-    p.add_argument("--config", help="YAML config (see configs/train/); defaults are the paper's recipe")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set epochs=10 --set optim.lr=0.02 (repeatable)")
-    p.add_argument("--name", help="run name (directory under out_dir)")
-    p.add_argument("--out-dir", help="where runs are written (default: runs)")
-    p.add_argument("--resume", metavar="RUN", help="continue the interrupted run in directory RUN exactly")
+    add_run_arguments(p, "YAML config (see configs/train/); defaults are the paper's recipe",
+                      "--set epochs=10 --set optim.lr=0.02", "continue the interrupted run in directory RUN exactly")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
