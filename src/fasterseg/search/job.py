@@ -123,12 +123,6 @@ class LatencyModel:
         return network_latency(genotype, self.table, self.size).total_ms
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def run_search_job(job: SearchJobConfig, resume: bool = False) -> dict:
     """Pretrain then co-search into ``out_dir/name``; returns the final genotypes' summary.
 
@@ -146,6 +140,8 @@ def run_search_job(job: SearchJobConfig, resume: bool = False) -> dict:
     started = has_checkpoint(run_dir / "pretrain") or (run_dir / "pretrain" / "done").exists()
     if not resume and started:
         raise ConfigError(f"{run_dir} already holds a search; pass --resume to continue it or choose another name")
+    from fasterseg.train.trainer import resolve_device  # one rule for every command, CUDA checked
+
     device = resolve_device(job.device)
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))

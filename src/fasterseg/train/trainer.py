@@ -31,7 +31,7 @@ from fasterseg.genotype import Genotype
 from fasterseg.modelfile import ModelMeta, save_model
 from fasterseg.nets.network import FasterSegNet, init_weights
 from fasterseg.train.config import TrainConfig
-from fasterseg.train.distributed import DistInfo, barrier, cleanup, init_distributed
+from fasterseg.train.distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
 from fasterseg.train.losses import OhemCrossEntropy, distillation_kl, segmentation_loss
 from fasterseg.utils.env import environment
 from fasterseg.utils.io import atomic_path, atomic_write_text
@@ -272,13 +272,10 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
                     with torch.no_grad():
                         target_logits = teacher(img)
                     loss = loss + cfg.loss.distill_weight * distillation_kl(outputs[0], target_logits)
-            loss_value = loss.detach().float()
-            if dist_info.enabled:
-                torch.distributed.all_reduce(loss_value)
-                loss_value /= dist_info.world_size
-            if not torch.isfinite(loss_value):
+            loss_value = all_reduce_mean(loss.detach().float(), dist_info).item()  # the step's one device sync
+            if not math.isfinite(loss_value):
                 last = f"the last good checkpoint is {checkpoint_path}" if checkpoint_path.exists() else "no checkpoint was written yet"
-                raise TrainingError(f"loss became {loss_value.item()} at epoch {epoch + 1}, iteration {it + 1}; "
+                raise TrainingError(f"loss became {loss_value} at epoch {epoch + 1}, iteration {it + 1}; "
                                     f"stopping ({last}). Try a lower optim.lr or precision=fp32.")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -288,11 +285,11 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
             scaler.step(optimizer)
             scaler.update()
             seen += img.shape[0] * dist_info.world_size
-            loss_sum += loss_value.item()
+            loss_sum += loss_value
             rate = seen / max(time.perf_counter() - t0, 1e-9)
-            bar.set_postfix(loss=f"{loss_value.item():.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}")
+            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}")
             if (it + 1) % cfg.log_every == 0 or it + 1 == iters:
-                logger.train_row(epoch + 1, it + 1, loss_value.item(), lr, rate)
+                logger.train_row(epoch + 1, it + 1, loss_value, lr, rate)
         bar.close()
         record = {"epoch": epoch + 1, "loss": loss_sum / iters, "lr": learning_rate(cfg, epoch, 0, iters),
                   "seconds": time.perf_counter() - t0}
@@ -311,7 +308,6 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
             meta.extra["metrics"] = record
             save_model(run_dir / "last.safetensors", model, meta)
             if improved:
-                meta.extra["metrics"] = record
                 save_model(run_dir / "best.safetensors", model, meta)
             state = {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
