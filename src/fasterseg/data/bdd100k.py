@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fasterseg.data.base import IGNORE_INDEX, DatasetError, DatasetInfo, PairedFileDataset, PairTransform
+from fasterseg.data.base import IGNORE_INDEX, DatasetError, DatasetInfo, PairedFileDataset, PairTransform, read_label
 from fasterseg.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 
 BDD100K_INFO = DatasetInfo(name="bdd100k", class_names=CITYSCAPES_CLASSES, palette=CITYSCAPES_PALETTE)
@@ -21,8 +21,6 @@ class _TrainIdDataset(PairedFileDataset):
     """Labels stored as train ids: a value that is neither a class nor ignore is an error."""
 
     def load_label(self, index: int) -> np.ndarray:
-        from fasterseg.data.base import read_label
-
         path = self.pairs[index][1]
         raw = read_label(path)
         n = self.info.num_classes

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fasterseg.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_LABELS, CITYSCAPES_PALETTE, train_labels
+from fasterseg.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, train_to_id_table
 from fasterseg.errors import FasterSegError
 
 
@@ -51,10 +51,7 @@ def train_to_label_id_table(meta) -> np.ndarray:
     if not is_cityscapes(meta):
         raise FasterSegError(f"label ids are defined for the 19 Cityscapes classes; this model has {len(meta.class_names)} "
                              f"classes ({', '.join(meta.class_names[:4])}, ...); write train ids instead")
-    table = np.zeros(256, dtype=np.uint8)
-    for label in train_labels(CITYSCAPES_LABELS):
-        table[label.train_id] = label.id
-    return table
+    return train_to_id_table()
 
 
 def colorize(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:

@@ -18,9 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Subset
 
 from fasterseg.data.base import IGNORE_INDEX
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from fasterseg.modelfile import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int], label: bool) -> torch.Tensor:
