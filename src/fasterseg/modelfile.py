@@ -16,6 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from fasterseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fasterseg.errors import FasterSegError, ModelFileError
 from fasterseg.genotype import Genotype
 from fasterseg.nets.network import FasterSegNet
@@ -23,8 +24,6 @@ from fasterseg.utils.io import atomic_path
 
 FORMAT_NAME = "fasterseg-model"
 FORMAT_VERSION = 1
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass

@@ -25,6 +25,7 @@ import numpy as np
 
 from fasterseg.config import ConfigError, load_config
 from fasterseg.data.base import DatasetError, DatasetInfo, PairedFileDataset, PairTransform, read_image, read_label
+from fasterseg.data.labels import generated_palette
 
 CONFIG_NAME = "dataset.yaml"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -40,21 +41,6 @@ class FolderConfig:
     labels: str = "labels/{split}"
     label_format: Literal["index", "color"] = "index"
     ignore_color: list[int] | None = None
-
-
-def default_palette(n: int) -> list[tuple[int, int, int]]:
-    """Distinct colours for classes that come without any (the PASCAL VOC bit-interleaving scheme)."""
-    out = []
-    for i in range(n):
-        r = g = b = 0
-        c = i + 1
-        for k in range(8):
-            r |= ((c >> 0) & 1) << (7 - k)
-            g |= ((c >> 1) & 1) << (7 - k)
-            b |= ((c >> 2) & 1) << (7 - k)
-            c >>= 3
-        out.append((r, g, b))
-    return out
 
 
 def load_folder_config(root: Path) -> FolderConfig:
@@ -82,7 +68,7 @@ class FolderDataset(PairedFileDataset):
     def __init__(self, root: Path, split: str, transform: PairTransform | None = None):
         root = Path(root)
         cfg = load_folder_config(root)
-        palette = [tuple(c) for c in cfg.colors] or default_palette(len(cfg.classes))
+        palette = [tuple(c) for c in cfg.colors] or [tuple(int(v) for v in c) for c in generated_palette(len(cfg.classes))]
         info = DatasetInfo(name=cfg.name, class_names=tuple(cfg.classes), palette=tuple(palette),
                            ignore_index=cfg.ignore_index)
         image_dir, label_dir = root / cfg.images.format(split=split), root / cfg.labels.format(split=split)

@@ -137,3 +137,20 @@ def color_table() -> "np.ndarray":
     for lab in ID_TO_LABEL.values():
         table[lab.id] = lab.color
     return table
+
+
+def generated_palette(num_classes: int) -> "np.ndarray":
+    """Distinct colours for classes that come without any: the bits of the class index spread over
+    R, G and B, high bits first (the PASCAL VOC scheme); index + 1, so class 0 is not black."""
+    import numpy as np
+
+    palette = np.zeros((num_classes, 3), dtype=np.uint8)
+    for index in range(num_classes):
+        value, r, g, b = index + 1, 0, 0, 0
+        for bit in range(8):
+            r |= ((value >> 0) & 1) << (7 - bit)
+            g |= ((value >> 1) & 1) << (7 - bit)
+            b |= ((value >> 2) & 1) << (7 - bit)
+            value >>= 3
+        palette[index] = (r, g, b)
+    return palette

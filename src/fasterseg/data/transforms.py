@@ -15,6 +15,10 @@ import torch.nn.functional as F
 
 from fasterseg.data.base import IGNORE_INDEX
 
+# The normalisation every FasterSeg network is trained with (ImageNet statistics).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 def to_tensors(image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 HWC image -> float CHW in [0, 1]; label -> int64 HW."""
@@ -42,8 +46,8 @@ class TrainTransform:
     crop_size: tuple[int, int]
     scales: tuple[float, ...] = (0.75, 1.0, 1.25)
     flip: bool = True
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
     base_scale: float = 1.0  # e.g. 0.5 to train on 2x-downsampled images
     ignore_index: int = IGNORE_INDEX
 
@@ -74,8 +78,8 @@ class TrainTransform:
 class EvalTransform:
     """Normalise only (optionally rescale the image; the label stays at full size)."""
 
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
     scale: float = 1.0
 
     def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,22 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fasterseg.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, train_to_id_table
+from fasterseg.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, generated_palette, train_to_id_table
 from fasterseg.errors import FasterSegError
-
-
-def generated_palette(num_classes: int) -> np.ndarray:
-    """Distinct colours by spreading the bits of the class index over R, G and B (high bits first)."""
-    palette = np.zeros((num_classes, 3), dtype=np.uint8)
-    for index in range(num_classes):
-        value, r, g, b = index + 1, 0, 0, 0  # index + 1: class 0 is not black (black reads as "nothing")
-        for bit in range(8):
-            r |= ((value >> 0) & 1) << (7 - bit)
-            g |= ((value >> 1) & 1) << (7 - bit)
-            b |= ((value >> 2) & 1) << (7 - bit)
-            value >>= 3
-        palette[index] = (r, g, b)
-    return palette
 
 
 def palette_for(meta) -> np.ndarray:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Subset
 
 from fasterseg.data.base import IGNORE_INDEX
-from fasterseg.modelfile import IMAGENET_MEAN, IMAGENET_STD
+from fasterseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int], label: bool) -> torch.Tensor:
