@@ -6,7 +6,8 @@
 Per search: its FPS window, how the latency weight and the student's candidates moved, and the
 final student: per branch its cells, where it goes down and its mean width, how often each op
 appears, table FPS (inside the window or not), the supernet's val mIoU of that pairing at the
-last search epoch and, when trained, the val mIoU of the student trained from scratch.
+last search epoch and, when trained, the val mIoU of the student trained from scratch (each
+training seed, and their mean; with several runs also the mean over runs).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from statistics import mean, stdev
 
 import yaml
 
@@ -35,6 +37,16 @@ def _ops(genotype) -> str:
     return ", ".join(f"{op} {n}" for op, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def trained_mious(run: Path) -> list[float]:
+    """Val mIoU (%) of the student trained from scratch: training seed 0 (``train_NAME``), then
+    any further training seeds (``train_NAME_seedK``) in order of K."""
+    runs = [run.parent / f"train_{run.name}"]
+    seeded = [p for p in run.parent.glob(f"train_{run.name}_seed*") if p.is_dir()]
+    runs += sorted(seeded, key=lambda p: int(p.name.rsplit("seed", 1)[1]))
+    return [100 * json.loads((r / "metrics.json").read_text())["best_val_mIoU"]
+            for r in runs if (r / "metrics.json").is_file()]
+
+
 def row(run: Path) -> str:
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     lo, hi = cfg["search"]["fps_min"]["student"], cfg["search"]["fps_max"]["student"]
@@ -47,8 +59,10 @@ def row(run: Path) -> str:
     fps = summary["fps"]
     inside = "inside" if lo <= fps <= hi else "outside"
     pairing = "_".join(str(END_STRIDES[e]) for e in sorted(summary["ends"]))
-    trained = run.parent / f"train_{run.name}" / "metrics.json"
-    trained_miou = f"{100 * json.loads(trained.read_text())['best_val_mIoU']:.1f}" if trained.is_file() else "-"
+    trained = trained_mious(run)
+    trained_miou = " / ".join(f"{m:.1f}" for m in trained) or "-"
+    if len(trained) > 1:
+        trained_miou += f" (mean {mean(trained):.1f})"
     return (f"| {run.name} ({cfg['latency_terms']}) | [{lo:g}, {hi:g}] | {cfg['search']['latency_weights']['student']:g} -> "
             f"{weights[-1]:g} (max {max(weights):g}) | {float(first['fps_student_8_32']):.0f}/{float(first['fps_student_16_32']):.0f}"
             f" -> {float(last['fps_student_8_32']):.0f}/{float(last['fps_student_16_32']):.0f} | "
@@ -64,6 +78,11 @@ def main(argv: list[str]) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         print(row(out / name))
+    per_search = [mean(m) for m in (trained_mious(out / name) for name in names) if m]
+    if len(per_search) > 1:
+        print(f"\nTrained val mIoU, mean over training seeds, then over these {len(per_search)} searches: "
+              f"{mean(per_search):.1f} (searches: {', '.join(f'{m:.1f}' for m in per_search)}; "
+              f"spread between searches: sd {stdev(per_search):.1f})")
     return 0
 
 

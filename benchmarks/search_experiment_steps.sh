@@ -12,15 +12,17 @@ search() {  # NAME ARGS...: run (or resume) one search, logging to OUT/NAME.log
   fi
 }
 
-train() {  # NAME: train OUT/NAME/student.json from scratch, one recipe for every experiment
-  local name=$1 run="$OUT/train_$1"
+train() {  # NAME [SEED]: train OUT/NAME/student.json from scratch, one recipe for every experiment;
+           # with SEED the run is OUT/train_NAME_seedSEED and uses that training seed
+  local name=$1 seed=${2:-} run="$OUT/train_$1" extra=()
+  if [[ -n "$seed" ]]; then run="$run"_seed"$seed"; extra=(--set "seed=$seed"); fi
   if [[ -f "$run/metrics.json" ]]; then return 0; fi
   if [[ -f "$run/config.yaml" ]]; then
     OMP_NUM_THREADS=1 fasterseg train --resume "$run" --quiet >"$run.log" 2>&1
   else
     OMP_NUM_THREADS=1 fasterseg train --genotype "$OUT/$name/student.json" --data "synth:$DATA" \
-      --config configs/train/synth.yaml --name "train_$name" --out-dir "$OUT" --quiet \
+      --config configs/train/synth.yaml --name "$(basename "$run")" --out-dir "$OUT" --quiet \
       --set "data.crop_size=[128, 256]" --set epochs=30 --set iters_per_epoch=15 --set val_every=10 \
-      --set data.workers=0 >"$run.log" 2>&1
+      --set data.workers=0 "${extra[@]}" >"$run.log" 2>&1
   fi
 }
