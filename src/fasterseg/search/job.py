@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from fasterseg.config import ConfigError, save_config
 from fasterseg.genotype import Genotype
 from fasterseg.latency.lut import LatencyTable
+from fasterseg.latency.official import load_table
 from fasterseg.latency.model import (
     SupernetLatencyLUT, SupernetSpec, decoupled_latency, fixed_ratios, network_latency, supernet_latency,
 )
@@ -90,12 +91,6 @@ def phase_config(job: SearchJobConfig, phase: PhaseConfig, pretrain: bool) -> Se
                         **to_dict(phase))
 
 
-def load_lut(name_or_path: str) -> LatencyTable:
-    from fasterseg.latency.official import load_table
-
-    return load_table(name_or_path)
-
-
 class LatencyModel:
     """The table seen by the search: differentiable supernet latency and derived-network ms."""
 
@@ -146,7 +141,7 @@ def run_search_job(job: SearchJobConfig, resume: bool = False) -> dict:
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     try:
-        model = LatencyModel(load_lut(job.lut), job.supernet, job.latency_size, job.latency_terms)
+        model = LatencyModel(load_table(job.lut), job.supernet, job.latency_size, job.latency_terms)
     except MissingEntriesError as exc:
         raise ConfigError(
             f"{exc}\nThe table must cover this search space at latency_size {job.latency_size[0]}x{job.latency_size[1]} "
