@@ -26,6 +26,7 @@ from fasterseg.latency.model import (
 from fasterseg.search.checkpoint import has_checkpoint
 from fasterseg.search.loop import SearchConfig, run_search
 from fasterseg.space.supernet import Supernet, SupernetConfig, _gumbel_hard
+from fasterseg.utils.device import resolve_device
 from fasterseg.utils.env import environment
 from fasterseg.utils.io import atomic_write_text
 
@@ -135,8 +136,6 @@ def run_search_job(job: SearchJobConfig, resume: bool = False) -> dict:
     started = has_checkpoint(run_dir / "pretrain") or (run_dir / "pretrain" / "done").exists()
     if not resume and started:
         raise ConfigError(f"{run_dir} already holds a search; pass --resume to continue it or choose another name")
-    from fasterseg.train.trainer import resolve_device  # one rule for every command, CUDA checked
-
     device = resolve_device(job.device)
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))

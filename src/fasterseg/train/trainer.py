@@ -33,6 +33,7 @@ from fasterseg.nets.network import FasterSegNet, init_weights
 from fasterseg.train.config import TrainConfig
 from fasterseg.train.distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
 from fasterseg.train.losses import OhemCrossEntropy, distillation_kl, segmentation_loss
+from fasterseg.utils.device import resolve_device
 from fasterseg.utils.env import environment
 from fasterseg.utils.io import atomic_path, atomic_write_text
 from fasterseg.utils.tensorboard import ScalarLog
@@ -93,14 +94,6 @@ class AugmentedDataset(Dataset):
 
 
 # ----------------------------------------------------------------------------- helpers
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device 'cuda' requested but no CUDA device is available")
-    return torch.device(name)
-
-
 def learning_rate(cfg: TrainConfig, epoch: int, it: int, iters: int) -> float:
     o = cfg.optim
     if o.schedule == "poly":
