@@ -47,7 +47,7 @@ def trained_mious(run: Path) -> list[float]:
             for r in runs if (r / "metrics.json").is_file()]
 
 
-def row(run: Path) -> str:
+def row(run: Path, trained: list[float]) -> str:
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     lo, hi = cfg["search"]["fps_min"]["student"], cfg["search"]["fps_max"]["student"]
     summary = json.loads((run / "summary.json").read_text())["student"]
@@ -59,7 +59,6 @@ def row(run: Path) -> str:
     fps = summary["fps"]
     inside = "inside" if lo <= fps <= hi else "outside"
     pairing = "_".join(str(END_STRIDES[e]) for e in sorted(summary["ends"]))
-    trained = trained_mious(run)
     trained_miou = " / ".join(f"{m:.1f}" for m in trained) or "-"
     if len(trained) > 1:
         trained_miou += f" (mean {mean(trained):.1f})"
@@ -76,9 +75,12 @@ def main(argv: list[str]) -> int:
     print("| search | window (FPS) | latency weight | candidates' FPS (8+32 / 16+32), first -> last epoch "
           "| final student FPS | its branches | its ops | MACs | search val mIoU | trained val mIoU |")
     print("|---|---|---|---|---|---|---|---|---|---|")
+    per_search = []
     for name in names:
-        print(row(out / name))
-    per_search = [mean(m) for m in (trained_mious(out / name) for name in names) if m]
+        trained = trained_mious(out / name)
+        print(row(out / name, trained))
+        if trained:
+            per_search.append(mean(trained))
     if len(per_search) > 1:
         print(f"\nTrained val mIoU, mean over training seeds, then over these {len(per_search)} searches: "
               f"{mean(per_search):.1f} (searches: {', '.join(f'{m:.1f}' for m in per_search)}; "

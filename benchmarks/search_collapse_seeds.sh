@@ -11,18 +11,13 @@ set -euo pipefail
 DATA=${1:-runs/demo/data}
 LUT=${2:-runs/demo/lut.json}
 OUT=${3:-runs/fps_windows}
+source "$(dirname "$0")/cpu_table_search_settings.sh"
 case ${4:-faster} in
-  faster) WINDOW=(460.0 560.0) BASE_DECOUPLED=faster_window BASE_COUPLED=coupled_faster ;;
-  fast) WINDOW=(380.0 440.0) BASE_DECOUPLED=fast_window BASE_COUPLED=coupled ;;
+  faster) FPS_WINDOW=("${FASTER[@]}") BASE_DECOUPLED=faster_window BASE_COUPLED=coupled_faster ;;
+  fast) FPS_WINDOW=("${FAST[@]}") BASE_DECOUPLED=fast_window BASE_COUPLED=coupled ;;
   *) echo "window must be 'faster' or 'fast', not '$4'" >&2; exit 2 ;;
 esac
 read -r -a SEEDS <<<"${SEEDS:-1 2 3}"
-FPS_WINDOW=(--set "search.fps_min={student: ${WINDOW[0]}}" --set "search.fps_max={student: ${WINDOW[1]}}")
-common=(--config configs/search/tiny.yaml --data "synth:$DATA" --lut "$LUT" --out-dir "$OUT" --threads 1
-        --set "latency_size=[128, 256]" --set supernet.layers=8
-        --set pretrain.epochs=5 --set pretrain.iters_per_epoch=20
-        --set search.epochs=20 --set search.iters_per_epoch=20 --set search.val_limit=20)
-
 source "$(dirname "$0")/search_experiment_steps.sh"
 
 mkdir -p "$OUT"
