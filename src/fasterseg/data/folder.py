@@ -68,7 +68,7 @@ class FolderDataset(PairedFileDataset):
     def __init__(self, root: Path, split: str, transform: PairTransform | None = None):
         root = Path(root)
         cfg = load_folder_config(root)
-        palette = [tuple(c) for c in cfg.colors] or [tuple(int(v) for v in c) for c in generated_palette(len(cfg.classes))]
+        palette = [tuple(c) for c in cfg.colors] or [tuple(c) for c in generated_palette(len(cfg.classes)).tolist()]
         info = DatasetInfo(name=cfg.name, class_names=tuple(cfg.classes), palette=tuple(palette),
                            ignore_index=cfg.ignore_index)
         image_dir, label_dir = root / cfg.images.format(split=split), root / cfg.labels.format(split=split)
