@@ -10,7 +10,8 @@ from fasterseg.data.base import IGNORE_INDEX
 
 
 def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, thresh: float = 0.7, min_kept: int = 0,
-                       ignore_index: int = IGNORE_INDEX, across_processes: bool = False) -> torch.Tensor:
+                       ignore_index: int = IGNORE_INDEX, across_processes: bool = False,
+                       class_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean cross-entropy of ``logits`` (N, C, H, W) over the hard pixels of ``target`` (N, H, W).
 
     A pixel is hard when the probability of its true class is at most ``thresh``; if fewer than
@@ -19,6 +20,12 @@ def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, thresh: float
     ``ProbOhemCrossEntropy2d``; ``min_kept <= 0`` or more than the valid pixels turns mining off
     (plain cross-entropy over the valid pixels), as there too. With no valid pixel the loss is a
     zero that still belongs to the graph (the official one is NaN).
+
+    One log-softmax (float32 at least) serves both the ranking (the true class's probability is
+    ``exp(log p)``) and the loss, so a step pays for one softmax per head instead of two; the
+    result is ``F.cross_entropy`` over the kept pixels. ``class_weight`` (C,) weights each
+    pixel's term by its true class and divides by the kept pixels' summed weight, as
+    ``F.cross_entropy(weight=...)`` does; the ranking is unweighted and in float32.
 
     ``across_processes``: each process holds a slice of one batch and ``min_kept`` counts the
     whole batch, so ranks and means are global and the gradients summed over processes are the
@@ -37,28 +44,37 @@ def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, thresh: float
     num_valid = int(total(valid.sum()))
     if num_valid == 0:
         return logits.sum() * 0.0
+    log_prob = F.log_softmax(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits, dim=1)
+    true_log_prob = log_prob.gather(1, target.masked_fill(~valid, 0).unsqueeze(1)).squeeze(1)
+    kept = valid
     if 0 < min_kept <= num_valid:
         with torch.no_grad():
-            safe = target.masked_fill(~valid, 0)
-            prob = logits.detach().float().softmax(dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
-            prob = prob.masked_fill(~valid, 1.0).flatten()
-            everyone = gather_cat(prob) if group else prob
-            kth = everyone.kthvalue(min(everyone.numel(), min_kept)).values
-            threshold = torch.clamp(kth, min=thresh)
-            target = target.masked_fill(~(valid & (prob <= threshold).view_as(valid)), ignore_index)
-    if not group:
-        return F.cross_entropy(logits, target, ignore_index=ignore_index)
-    kept = global_sum((target != ignore_index).sum()).clamp(min=1)
-    return F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="sum") / kept
+            prob = true_log_prob.detach().float().exp().masked_fill(~valid, 1.0).flatten()
+            # the min_kept-th smallest probability only matters when fewer pixels than that are
+            # below thresh (otherwise it is below thresh too): skip the costly selection then
+            threshold = torch.tensor(thresh, device=prob.device)
+            if int(total((prob <= thresh).sum())) < min_kept:
+                everyone = gather_cat(prob) if group else prob
+                threshold = torch.clamp(everyone.kthvalue(min(everyone.numel(), min_kept)).values, min=thresh)
+            kept = valid & (prob <= threshold).view_as(valid)
+    weight = kept.to(log_prob.dtype)
+    if class_weight is not None:
+        weight = weight * class_weight.to(log_prob.device, log_prob.dtype)[target.masked_fill(~valid, 0)]
+    loss_sum = -(true_log_prob * weight).sum()
+    norm = total(weight.sum())
+    if float(norm) == 0.0:  # every kept pixel weighs 0 (class weights): cross_entropy's NaN, made a zero
+        return logits.sum() * 0.0
+    return loss_sum / norm.clamp(min=torch.finfo(norm.dtype).tiny)
 
 
 class OhemCrossEntropy(nn.Module):
     """OHEM of each process's batch (see :func:`ohem_cross_entropy`); ``min_kept`` defaults to
-    ``min_kept_ratio`` (the paper: 1/16) of the batch's pixels."""
+    ``min_kept_ratio`` (the paper: 1/16) of the batch's pixels; ``class_weight`` as there."""
 
     def __init__(self, thresh: float = 0.7, min_kept: int | None = None, min_kept_ratio: float = 1 / 16,
-                 ignore_index: int = IGNORE_INDEX):
+                 ignore_index: int = IGNORE_INDEX, class_weight: torch.Tensor | None = None):
         super().__init__()
+        self.class_weight = class_weight
         self.thresh = thresh
         self.min_kept = min_kept
         self.min_kept_ratio = min_kept_ratio
@@ -66,7 +82,7 @@ class OhemCrossEntropy(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         min_kept = self.min_kept if self.min_kept is not None else int(target.numel() * self.min_kept_ratio)
-        return ohem_cross_entropy(logits, target, self.thresh, min_kept, self.ignore_index)
+        return ohem_cross_entropy(logits, target, self.thresh, min_kept, self.ignore_index, class_weight=self.class_weight)
 
 
 def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
