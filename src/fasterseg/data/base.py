@@ -101,3 +101,38 @@ class PairedFileDataset:
         if self.transform is not None:
             return self.transform(image, label)
         return image, label
+
+
+class ConcatDataset:
+    """Several splits of one dataset read as one (e.g. ``train`` + ``val``): indices run through
+    the parts in order, so an epoch over it visits every sample of every part once."""
+
+    def __init__(self, parts: list, source: str = ""):
+        if not parts:
+            raise DatasetError(f"{source or 'dataset'}: no splits given")
+        info = parts[0].info
+        for part in parts[1:]:
+            if part.info.class_names != info.class_names:
+                raise DatasetError(f"{source or info.name}: the splits do not share their classes "
+                                   f"({info.class_names} vs {part.info.class_names})")
+        self.parts = parts
+        self.info = info
+        self.transform = None
+        self._starts = np.cumsum([0] + [len(p) for p in parts]).tolist()
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def _locate(self, index: int) -> tuple:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} is outside 0..{len(self) - 1}")
+        part = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return self.parts[part], index - self._starts[part]
+
+    def name(self, index: int) -> str:
+        part, i = self._locate(index)
+        return part.name(i)
+
+    def __getitem__(self, index: int):
+        part, i = self._locate(index)
+        return part[i]
