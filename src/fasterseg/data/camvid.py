@@ -1,4 +1,12 @@
-"""CamVid in the SegNet layout: ``{split}.txt`` lists ``image label`` pairs; 11 classes, 11 ignored."""
+"""CamVid in the SegNet layout: ``{split}.txt`` lists ``image label`` pairs; 11 classes, 11 ignored.
+
+Besides the listed splits (``train``, ``val``, ``test`` where present) there are splits made
+from them: ``trainval`` (train + val), and two that share no sequence, for choosing models on
+scenes training never saw. CamVid frame names start with their sequence (0001TP, 0006R0,
+0016E5, Seq05VD); the SegNet ``val`` frames come from 0016E5, which also gives 204 of the 367
+``train`` frames, so ``val`` flatters a model. ``seq_val`` is every train + val frame of 0006R0
+(101 frames) and ``seq_train`` the rest (0001TP and 0016E5, 367 frames).
+"""
 
 from __future__ import annotations
 
@@ -22,11 +30,35 @@ def camvid_id_table() -> np.ndarray:
     return table
 
 
+HELDOUT_SEQUENCE = "0006R0"
+DERIVED_SPLITS = {  # name -> (listed splits it is made of, keep a frame of this sequence?)
+    "trainval": (("train", "val"), lambda seq: True),
+    "seq_train": (("train", "val"), lambda seq: seq != HELDOUT_SEQUENCE),
+    "seq_val": (("train", "val"), lambda seq: seq == HELDOUT_SEQUENCE),
+}
+
+
+def sequence_of(path: Path) -> str:
+    """The recording sequence a CamVid frame belongs to (the part of its name before ``_``)."""
+    return path.name.split("_", 1)[0]
+
+
 def camvid(root: str | Path, split: str, transform: PairTransform | None = None) -> PairedFileDataset:
     root = Path(root)
+    if split in DERIVED_SPLITS and not (root / f"{split}.txt").is_file():
+        listed, keep = DERIVED_SPLITS[split]
+        pairs = [pair for name in listed for pair in _listed_pairs(root, name) if keep(sequence_of(pair[0]))]
+        return PairedFileDataset(CAMVID_INFO, pairs, camvid_id_table(), transform, source=f"{root} split '{split}'")
+    return PairedFileDataset(CAMVID_INFO, _listed_pairs(root, split), camvid_id_table(), transform,
+                             source=str(root / f"{split}.txt"))
+
+
+def _listed_pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
     listing = root / f"{split}.txt"
     if not listing.is_file():
-        raise DatasetError(f"{listing}: no list file for split '{split}' (CamVid expects {split}.txt of 'image label' lines)")
+        derived = ", ".join(DERIVED_SPLITS)
+        raise DatasetError(f"{listing}: no list file for split '{split}' (CamVid expects {split}.txt of 'image label' "
+                           f"lines; made from train.txt and val.txt: {derived})")
     pairs = []
     for n, line in enumerate(listing.read_text().splitlines(), 1):
         if not line.strip():
@@ -39,4 +71,4 @@ def camvid(root: str | Path, split: str, transform: PairTransform | None = None)
             if not p.is_file():
                 raise DatasetError(f"{listing}:{n}: {p} does not exist")
         pairs.append((image, label))
-    return PairedFileDataset(CAMVID_INFO, pairs, camvid_id_table(), transform, source=str(listing))
+    return pairs
