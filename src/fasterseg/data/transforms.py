@@ -7,6 +7,7 @@ loads it: this is what makes resumed and multi-process runs reproduce single-pro
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,9 +40,84 @@ def resize_pair(img: torch.Tensor, lab: torch.Tensor, size: tuple[int, int]) -> 
     return img, lab
 
 
+@dataclass(frozen=True)
+class Photometric:
+    """Colour and sensor jitter of a training image (values in [0, 1]), all off by default.
+
+    ``brightness``, ``contrast`` and ``saturation`` scale by a factor drawn from
+    [1 - x, 1 + x]; ``hue`` rotates the chroma plane by up to ``hue`` of a full turn; with
+    probability ``blur_prob`` a Gaussian blur of sigma up to ``blur_sigma`` px; ``noise`` is the
+    largest standard deviation of added Gaussian noise. Applied in this fixed order with draws
+    from the sample's generator, so a sample looks the same on every worker and after resume.
+    """
+
+    brightness: float = 0.0  # scale brightness by a factor in [1 - x, 1 + x]; 0: off
+    contrast: float = 0.0  # scale contrast about the mean grey by a factor in [1 - x, 1 + x]; 0: off
+    saturation: float = 0.0  # scale saturation by a factor in [1 - x, 1 + x]; 0: off
+    hue: float = 0.0  # rotate hue by up to this fraction of a turn (at most 0.5); 0: off
+    blur_prob: float = 0.0  # probability of a Gaussian blur; 0: off
+    blur_sigma: float = 1.5  # largest blur sigma in pixels
+    noise: float = 0.0  # largest standard deviation of added Gaussian noise (image in [0, 1]); 0: off
+
+    def __post_init__(self) -> None:
+        for name in ("brightness", "contrast", "saturation"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"photometric.{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.hue <= 0.5:
+            raise ValueError(f"photometric.hue must be in [0, 0.5], got {self.hue}")
+        if not 0.0 <= self.blur_prob <= 1.0 or self.blur_sigma <= 0 or self.noise < 0:
+            raise ValueError("photometric.blur_prob must be in [0, 1], blur_sigma > 0 and noise >= 0")
+
+    @property
+    def enabled(self) -> bool:
+        return any((self.brightness, self.contrast, self.saturation, self.hue, self.blur_prob, self.noise))
+
+    def __call__(self, img: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        u = torch.rand(7, generator=generator).tolist()  # one fixed-size draw: later settings never shift earlier ones
+        gray_weights = torch.tensor([0.299, 0.587, 0.114], dtype=img.dtype).view(3, 1, 1)
+        if self.brightness:
+            img = img * (1 + self.brightness * (2 * u[0] - 1))
+        if self.contrast:
+            mean = (img * gray_weights).sum(0).mean()
+            img = mean + (img - mean) * (1 + self.contrast * (2 * u[1] - 1))
+        if self.saturation:
+            gray = (img * gray_weights).sum(0, keepdim=True)
+            img = gray + (img - gray) * (1 + self.saturation * (2 * u[2] - 1))
+        if self.hue:
+            img = rotate_hue(img, self.hue * (2 * u[3] - 1) * 2 * math.pi)
+        if self.blur_prob and u[4] < self.blur_prob:
+            img = gaussian_blur(img, sigma=max(0.1, self.blur_sigma * u[5]))
+        if self.noise:
+            img = img + torch.randn(img.shape, generator=generator, dtype=img.dtype) * (self.noise * u[6])
+        return img.clamp_(0.0, 1.0)
+
+
+def rotate_hue(img: torch.Tensor, angle: float) -> torch.Tensor:
+    """Rotate the chroma of an RGB image (3, H, W) by ``angle`` radians about the grey axis (YIQ)."""
+    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=img.dtype)
+    c, s = math.cos(angle), math.sin(angle)
+    rot = torch.tensor([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]], dtype=img.dtype)
+    matrix = torch.linalg.inv(to_yiq) @ rot @ to_yiq
+    return torch.einsum("ij,jhw->ihw", matrix, img)
+
+
+def gaussian_blur(img: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (C, H, W) with reflected borders."""
+    radius = max(1, int(math.ceil(2 * sigma)))
+    x = torch.arange(-radius, radius + 1, dtype=img.dtype)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    c = img.shape[0]
+    out = F.pad(img[None], (radius, radius, radius, radius), mode="reflect")
+    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    out = F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return out[0]
+
+
 @dataclass
 class TrainTransform:
-    """Random scale, pad (image 0 after normalisation, label ignore) and crop, flip, normalise."""
+    """Random scale, pad (image 0 after normalisation, label ignore) and crop, flip, optional
+    photometric jitter of the crop, normalise."""
 
     crop_size: tuple[int, int]
     scales: tuple[float, ...] = (0.75, 1.0, 1.25)
@@ -50,6 +126,7 @@ class TrainTransform:
     std: tuple[float, float, float] = IMAGENET_STD
     base_scale: float = 1.0  # e.g. 0.5 to train on 2x-downsampled images
     ignore_index: int = IGNORE_INDEX
+    photometric: Photometric = Photometric()
 
     def __call__(self, image: np.ndarray, label: np.ndarray, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         img, lab = to_tensors(image, label)
@@ -57,12 +134,14 @@ class TrainTransform:
         if scale != 1.0:
             h, w = img.shape[1:]
             img, lab = resize_pair(img, lab, (max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))))
-        img = normalize(img, self.mean, self.std)
         ch, cw = self.crop_size
         h, w = img.shape[1:]
         pad_h, pad_w = max(ch - h, 0), max(cw - w, 0)
-        if pad_h or pad_w:
-            img = F.pad(img, (0, pad_w, 0, pad_h), value=0.0)
+        if pad_h or pad_w:  # with the mean colour, which normalises to exactly 0
+            padded = torch.empty((3, h + pad_h, w + pad_w), dtype=img.dtype)
+            padded.copy_(torch.as_tensor(self.mean, dtype=img.dtype).view(3, 1, 1).expand_as(padded))
+            padded[:, :h, :w] = img
+            img = padded
             lab = F.pad(lab, (0, pad_w, 0, pad_h), value=self.ignore_index)
             h, w = img.shape[1:]
         top = int(torch.randint(h - ch + 1, (1,), generator=generator))
@@ -71,6 +150,9 @@ class TrainTransform:
         lab = lab[top: top + ch, left: left + cw]
         if self.flip and bool(torch.rand((1,), generator=generator) < 0.5):
             img, lab = img.flip(-1), lab.flip(-1)
+        if self.photometric.enabled:
+            img = self.photometric(img, generator)
+        img = normalize(img, self.mean, self.std)
         return img.contiguous(), lab.contiguous()
 
 
