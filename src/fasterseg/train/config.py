@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fasterseg.data.transforms import Photometric
+
 
 @dataclass
 class DataConfig:
     spec: str = "camvid:../shared/data/camvid"  # dataset spec KIND:PATH (cityscapes, camvid, bdd100k, folder, synth)
-    train_split: str = "train"  # split trained on
+    train_split: str | list[str] = "train"  # split trained on, or a list read as one (e.g. [train, val])
     val_split: str = "val"  # split validated on
     crop_size: tuple[int, int] = (512, 1024)  # training crop (height, width); smaller images are padded with ignore
     scales: tuple[float, ...] = (0.75, 1.0, 1.25)  # random rescaling factors before cropping
@@ -16,6 +18,12 @@ class DataConfig:
     flip: bool = True  # random horizontal flip
     val_scale: float = 1.0  # evaluate on images resized by this (labels stay full size)
     workers: int = 2  # data-loading processes per training process
+    cache: bool = True  # decode each split once into a memory-mapped uint8 file instead of reading PNGs every step
+    cache_dir: str = ""  # where decoded splits are kept; empty: OUT_DIR/.cache/data
+    photometric: Photometric = field(default_factory=Photometric)  # colour/blur/noise jitter of training crops
+
+
+CLASS_WEIGHTINGS = ("none", "median_frequency", "inverse_log")
 
 
 @dataclass
@@ -35,6 +43,7 @@ class LossConfig:
     ohem_min_kept_ratio: float = 1 / 16  # ...and at least this fraction of the batch's pixels
     aux_weight: float = 0.2  # weight of each auxiliary head (1/16, 1/32) loss
     distill_weight: float = 1.0  # weight of the KL distillation loss (with a teacher)
+    class_weight: str = "none"  # none | median_frequency (SegNet) | inverse_log (ENet), from the training labels
 
 
 @dataclass
@@ -50,8 +59,8 @@ class TrainConfig:
     val_every: int = 10  # epochs; 0: only at the end
     val_batches: int = 0  # 0: the whole val split
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast on CUDA)
-    channels_last: bool = False  # NHWC memory format on CUDA
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast); auto: bf16 where the CPU has bf16 units, else fp32
+    channels_last: bool = True  # NHWC memory format (faster with oneDNN on CPU and with cuDNN)
     sync_bn: bool = True  # under torchrun on CUDA
     freeze_bn: bool = False  # keep BatchNorm statistics fixed (fine-tuning; exact multi-process CPU checks)
     deterministic: bool = False  # deterministic algorithms where the backend allows (slower on CUDA)
@@ -61,8 +70,13 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if self.loss.class_weight not in CLASS_WEIGHTINGS:
+            raise ValueError(f"loss.class_weight must be one of {list(CLASS_WEIGHTINGS)}, got {self.loss.class_weight!r}")
+        splits = [self.data.train_split] if isinstance(self.data.train_split, str) else list(self.data.train_split)
+        if not splits or not all(splits):
+            raise ValueError(f"data.train_split must name at least one split, got {self.data.train_split!r}")
         if self.optim.schedule not in ("exponential", "poly"):
             raise ValueError(f"optim.schedule must be exponential or poly, got {self.optim.schedule!r}")
         if self.device not in ("auto", "cpu", "cuda"):

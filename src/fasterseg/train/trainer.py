@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from fasterseg.config import save_config, to_dict
-from fasterseg.data.base import DatasetInfo
+from fasterseg.data.base import ConcatDataset, DatasetInfo
+from fasterseg.data.cache import cached
 from fasterseg.data.registry import build_dataset
 from fasterseg.data.transforms import EvalTransform, TrainTransform
 from fasterseg.errors import FasterSegError
@@ -33,7 +34,8 @@ from fasterseg.nets.network import FasterSegNet, init_weights
 from fasterseg.train.config import TrainConfig
 from fasterseg.train.distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
 from fasterseg.train.losses import OhemCrossEntropy, distillation_kl, segmentation_loss
-from fasterseg.utils.device import resolve_device
+from fasterseg.train.class_weights import class_weights, label_statistics
+from fasterseg.utils.device import resolve_device, resolve_precision
 from fasterseg.utils.env import environment
 from fasterseg.utils.io import atomic_path, atomic_write_text
 from fasterseg.utils.tensorboard import ScalarLog
@@ -100,6 +102,18 @@ def learning_rate(cfg: TrainConfig, epoch: int, it: int, iters: int) -> float:
         progress = (epoch * iters + it) / max(1, cfg.epochs * iters)
         return o.lr * (1 - progress) ** o.power
     return o.lr * o.gamma ** epoch
+
+
+def training_data(spec: str, splits: list[str], cache_dir: str | None, show_progress: bool = True):
+    """The named splits of ``spec`` read as one dataset, each decoded into ``cache_dir`` first
+    (when given and the dataset lists its files)."""
+    parts = []
+    for split in splits:
+        part = build_dataset(spec, split)
+        if cache_dir is not None and hasattr(part, "pairs"):
+            part = cached(part, cache_dir, show_progress)
+        parts.append(part)
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts, source=f"{spec} {'+'.join(splits)}")
 
 
 def load_genotype(path: str) -> Genotype:
@@ -178,11 +192,16 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
 
     # Data.
     d = cfg.data
-    train_base = build_dataset(d.spec, d.train_split)
-    val_set = build_dataset(d.spec, d.val_split) if cfg.val_every >= 0 else None
+    splits = [d.train_split] if isinstance(d.train_split, str) else list(d.train_split)
+    cache_dir = (d.cache_dir or str(Path(cfg.out_dir) / ".cache" / "data")) if d.cache else None
+    show = show_progress and dist_info.is_main
+    train_base = training_data(d.spec, splits, cache_dir, show)
+    val_set = training_data(d.spec, [d.val_split], cache_dir, show) if cfg.val_every >= 0 else None
     info: DatasetInfo = train_base.info
     transform = TrainTransform(crop_size=tuple(d.crop_size), scales=tuple(d.scales), flip=d.flip,
-                               base_scale=d.base_scale, ignore_index=info.ignore_index)
+                               base_scale=d.base_scale, ignore_index=info.ignore_index, photometric=d.photometric)
+    precision = resolve_precision(cfg.precision, device, note=tqdm.write if dist_info.is_main else (lambda _: None))
+    channels_last = cfg.channels_last
     iters = cfg.iters_per_epoch or max(1, len(train_base) // (cfg.batch_size * dist_info.world_size))
     sampler = ShardedEpochSampler(len(train_base), cfg.seed, iters, cfg.batch_size, dist_info)
     loader = DataLoader(AugmentedDataset(train_base, transform, cfg.seed), batch_size=cfg.batch_size, sampler=sampler,
@@ -196,7 +215,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
     model = FasterSegNet(genotype, aux_heads=True)
     init_weights(model)
     model.to(device)
-    if cfg.channels_last and device.type == "cuda":
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     teacher = None
     if cfg.teacher:
@@ -214,11 +233,15 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
 
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                 weight_decay=cfg.optim.weight_decay)
-    use_amp = device.type == "cuda" and cfg.precision != "fp32"
-    amp_dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and cfg.precision == "fp16")
+    use_amp = precision != "fp32"
+    amp_dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    weights = None
+    if cfg.loss.class_weight != "none":
+        pixels, present_in = label_statistics(train_base, info.num_classes, info.ignore_index, show)
+        weights = class_weights(cfg.loss.class_weight, pixels, present_in).to(device)
     criterion = OhemCrossEntropy(cfg.loss.ohem_thresh, min_kept_ratio=cfg.loss.ohem_min_kept_ratio,
-                                 ignore_index=info.ignore_index)
+                                 ignore_index=info.ignore_index, class_weight=weights)
 
     start_epoch, best_miou, history = 0, None, []
     if resume:
@@ -233,6 +256,10 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
         save_config(cfg, run_dir / "config.yaml")
         genotype.save(run_dir / "genotype.json")
         atomic_write_text(run_dir / "environment.json", json.dumps(environment(), indent=2) + "\n")
+        resolved = {"precision": precision, "channels_last": channels_last, "device": str(device),
+                    "train_samples": len(train_base), "train_splits": splits,
+                    "class_weight": None if weights is None else dict(zip(info.class_names, weights.tolist()))}
+        atomic_write_text(run_dir / "resolved.json", json.dumps(resolved, indent=2) + "\n")
     barrier(dist_info)
 
     meta = ModelMeta(genotype=genotype, class_names=info.class_names, train_size=tuple(d.crop_size),
@@ -256,7 +283,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
                 group["lr"] = lr
             img = img.to(device, non_blocking=True)
             lab = lab.to(device, non_blocking=True)
-            if cfg.channels_last and device.type == "cuda":
+            if channels_last:
                 img = img.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=amp_dtype) if use_amp else nullcontext():
                 outputs = net(img)
