@@ -97,3 +97,19 @@ def test_pretraining_loss_sums_the_sandwich_passes_of_the_first_architecture():
         by_hand = sum(crit(o, target) for mode in ("max", "min", "random", "random") for o in net(images, "teacher", mode))
     assert loss.requires_grad
     assert loss.item() == pytest.approx(by_hand.item(), rel=1e-6)
+
+
+@pytest.mark.skipif(not __import__("fasterseg.utils.device", fromlist=["x"]).bf16_supported(torch.device("cpu")),
+                    reason="this CPU has no native bf16 (AVX512-BF16/AMX)")
+def test_bf16_search_steps_run_in_bf16_and_lower_the_loss():
+    images, target = batch()
+    net = tiny_net()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert net(images, "student", "max")[0].dtype == torch.bfloat16  # the passes really are bf16
+    opt = make_optimisers(net, lr=0.1)
+    losses = [search_step(net, opt, OhemCrossEntropy(), (images, target), (images, target), pretrain=False,
+                          latency_fn=expected_cost, latency_weights={"student": 0.1}, amp_dtype=torch.bfloat16)
+              for _ in range(8)]
+    assert all(torch.isfinite(torch.tensor(r.weight_loss)) for r in losses)
+    assert losses[-1].weight_loss < losses[0].weight_loss
+    assert all(p.dtype == torch.float32 for p in net.parameters())  # master weights stay fp32

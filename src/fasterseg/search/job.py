@@ -54,6 +54,7 @@ class PhaseConfig:
     val_limit: int = 0  # score only the first N validation images each epoch (0: all)
     seed: int = 12345  # seeds the halves, the data order and the augmentation
     num_workers: int = 0  # data-loading processes
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 autocast of the supernet passes; auto: bf16 where the device has it
 
 
 def _pretrain_phase() -> PhaseConfig:

@@ -34,6 +34,7 @@ from fasterseg.search.epoch import EvalTransform, GenotypeLatencyFn, adapt_laten
 from fasterseg.search.loss import OhemCrossEntropy
 from fasterseg.search.steps import LatencyFn, make_optimisers, search_step
 from fasterseg.space.supernet import OUTPUT_NAMES, Supernet, SupernetConfig
+from fasterseg.utils.device import resolve_precision
 from fasterseg.utils.io import atomic_path, atomic_write_text
 from fasterseg.utils.tensorboard import ScalarLog
 
@@ -65,8 +66,11 @@ class SearchConfig:
     val_limit: int = 0  # score only the first N validation images (0: all)
     seed: int = 12345
     num_workers: int = 0
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ConfigError(f"precision: must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.iters_per_epoch < 0:
             raise ConfigError(f"iters_per_epoch: must be >= 0 (0: automatic), got {self.iters_per_epoch}")
         for key in ("epochs", "batch_size", "downsample"):
@@ -189,6 +193,9 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
     opt = make_optimisers(net, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.arch_lr)
     schedule = torch.optim.lr_scheduler.ExponentialLR(opt.weights, cfg.lr_decay)
     criterion = OhemCrossEntropy(cfg.ohem_thresh)
+    device = torch.device(device)
+    precision = resolve_precision(cfg.precision, device, note=tqdm.write if me == 0 else (lambda _: None))
+    amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     records = []
     first_epoch = 0
     if resume:
@@ -211,7 +218,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
             w_batch = [t.to(device) for t in w_batch]
             a_batch = None if cfg.pretrain else [t.to(device) for t in a_batch]
             result = search_step(net, opt, criterion, w_batch, a_batch, cfg.pretrain, cfg.grad_clip,
-                                 latency_fn, latency_weights)
+                                 latency_fn, latency_weights, amp_dtype)
             sums["weight"] += result.weight_loss
             sums["arch"] += result.arch_loss or 0.0
             latency = result.latency

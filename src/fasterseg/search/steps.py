@@ -20,6 +20,7 @@ passes its slice of the batch and the steps are the single-process steps on the 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -37,6 +38,11 @@ LatencyFn = Callable[[Supernet, str], torch.Tensor]
 def _all_outputs(net: Supernet, criterion: Criterion, images: torch.Tensor, target: torch.Tensor,
                  arch: str, widths: str) -> torch.Tensor:
     return sum(criterion(logits, target) for logits in net(images, arch, widths))
+
+
+def autocast_for(images: torch.Tensor, dtype: torch.dtype | None):
+    """bf16/fp16 autocast of the supernet's passes on the images' device; ``None``: fp32."""
+    return torch.autocast(images.device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
 def supernet_loss(net: Supernet, criterion: Criterion, images: torch.Tensor, target: torch.Tensor,
@@ -79,14 +85,16 @@ class StepResult:
 
 
 def arch_step(net: Supernet, opt: Optimisers, criterion: Criterion, images: torch.Tensor, target: torch.Tensor,
-              latency_fn: LatencyFn | None, latency_weights: dict[str, float]) -> tuple[float, dict[str, float]]:
+              latency_fn: LatencyFn | None, latency_weights: dict[str, float],
+              amp_dtype: torch.dtype | None = None) -> tuple[float, dict[str, float]]:
     """Update every architecture's parameters on a batch of the architecture half."""
     weighted = {arch: w for arch, w in latency_weights.items() if w > 0}
     if weighted and latency_fn is None:
         raise ValueError(f"latency weights {weighted} are positive but no latency function was given")
     for o in opt.archs.values():
         o.zero_grad(set_to_none=True)
-    loss = supernet_loss(net, criterion, images, target, pretrain=False)
+    with autocast_for(images, amp_dtype):
+        loss = supernet_loss(net, criterion, images, target, pretrain=False)
     latencies: dict[str, float] = {}
     for arch, weight in weighted.items():
         latency = latency_fn(net, arch)
@@ -100,10 +108,11 @@ def arch_step(net: Supernet, opt: Optimisers, criterion: Criterion, images: torc
 
 
 def weight_step(net: Supernet, opt: Optimisers, criterion: Criterion, images: torch.Tensor, target: torch.Tensor,
-                pretrain: bool, grad_clip: float) -> float:
+                pretrain: bool, grad_clip: float, amp_dtype: torch.dtype | None = None) -> float:
     """Update the weights on a batch of the weight half (gradient norm clipped)."""
     net.zero_grad(set_to_none=True)
-    loss = supernet_loss(net, criterion, images, target, pretrain)
+    with autocast_for(images, amp_dtype):
+        loss = supernet_loss(net, criterion, images, target, pretrain)
     loss.backward()
     params = list(net.parameters())
     sum_gradients(params)
@@ -117,15 +126,16 @@ def weight_step(net: Supernet, opt: Optimisers, criterion: Criterion, images: to
 def search_step(net: Supernet, opt: Optimisers, criterion: Criterion,
                 weight_batch: Sequence[torch.Tensor], arch_batch: Sequence[torch.Tensor] | None,
                 pretrain: bool, grad_clip: float = 5.0, latency_fn: LatencyFn | None = None,
-                latency_weights: dict[str, float] | None = None) -> StepResult:
-    """One iteration: the architecture step first (unless pretraining), then the weight step."""
+                latency_weights: dict[str, float] | None = None, amp_dtype: torch.dtype | None = None) -> StepResult:
+    """One iteration: the architecture step first (unless pretraining), then the weight step;
+    the supernet's passes under ``amp_dtype`` autocast when given (the latency term stays fp32)."""
     net.train()
     result = StepResult(weight_loss=0.0)
     if not pretrain:
         if arch_batch is None:
             raise ValueError("the search phase needs a batch from the architecture half")
         result.arch_loss, result.latency = arch_step(
-            net, opt, criterion, arch_batch[0], arch_batch[1], latency_fn, latency_weights or {}
+            net, opt, criterion, arch_batch[0], arch_batch[1], latency_fn, latency_weights or {}, amp_dtype
         )
-    result.weight_loss = weight_step(net, opt, criterion, weight_batch[0], weight_batch[1], pretrain, grad_clip)
+    result.weight_loss = weight_step(net, opt, criterion, weight_batch[0], weight_batch[1], pretrain, grad_clip, amp_dtype)
     return result
