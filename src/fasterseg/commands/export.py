@@ -29,8 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fasterseg.infer.export import export_onnx
     from fasterseg.infer.fold import fold_batchnorm
+    from fasterseg.errors import FasterSegError
     from fasterseg.modelfile import load_model
+    from fasterseg.utils.io import refuse_overwriting_inputs
 
+    refuse_overwriting_inputs([args.out], [args.model], FasterSegError, "--out")
     model = load_model(args.model)
     size = args.size or (model.meta.train_size if model.meta and model.meta.train_size else (1024, 2048))
     if args.fold_bn:

@@ -28,6 +28,10 @@ def run(args: argparse.Namespace) -> int:
         official_genotype, safe_torch_load,
     )
 
+    from fasterseg.errors import FasterSegError
+    from fasterseg.utils.io import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs([args.out], [args.arch, args.weights], FasterSegError, "--out")
     train_size = parse_size(args.train_size)
     arch = load_official_arch(args.arch)
     role = args.role or arch.role

@@ -37,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="eager", help="deploy path (default eager)")
     p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32", help="for the optimized backend (default fp32)")
     p.add_argument("--compile", action="store_true", help="optimized backend: also torch.compile (slow start, faster run)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace output files that already exist (by default an existing file stops the run before any work)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     options = RunnerOptions(backend=args.backend, device=args.device, precision=args.precision, compile=args.compile)
     predictor = Predictor(model, options, batch_size=args.batch_size, tile=args.tile, tile_overlap=args.tile_overlap)
     report = run_predict(predictor, args.input, args.out, outputs=outputs, alpha=args.alpha, submission=args.submission,
-                         warn=lambda line: tqdm.write(line, file=sys.stderr))
+                         warn=lambda line: tqdm.write(line, file=sys.stderr), overwrite=args.overwrite)
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"segmented {len(report.written)} input(s) into {args.out}"

@@ -47,6 +47,8 @@ def read_image(path: Path) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such image") from None
+    except Image.DecompressionBombError as exc:  # a tiny file claiming a huge size: refused before decoding
+        raise DatasetError(f"{path}: refused, too many pixels to decode safely ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise DatasetError(f"{path}: cannot decode image ({exc})") from None
 
@@ -61,6 +63,8 @@ def read_label(path: Path, what: str = "label image", error: type[Exception] = D
             return np.array(im)
     except FileNotFoundError:
         raise error(f"{path}: no such {what}") from None
+    except Image.DecompressionBombError as exc:
+        raise error(f"{path}: refused, too many pixels to decode safely ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, error):
             raise

@@ -24,7 +24,7 @@ from fasterseg.infer.predictor import Predictor
 from fasterseg.infer.sources import InputError, Source, VideoReader, expand_inputs, read_rgb
 from fasterseg.evaluate.cityscapes import EvaluationError
 from fasterseg.evaluate.submission import SubmissionWriter, submission_name
-from fasterseg.utils.io import atomic_path
+from fasterseg.utils.io import atomic_path, refuse_overwriting_inputs
 
 OUTPUT_KINDS = ("labels", "label_ids", "color", "overlay")
 
@@ -44,8 +44,12 @@ def _save_png(path: Path, array: np.ndarray) -> None:
 
 def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, outputs: tuple[str, ...] = ("labels", "color", "overlay"),
                 alpha: float = 0.5, submission: str | Path | None = None,
-                warn: Callable[[str], None] | None = None) -> PredictReport:
-    """Segment every input; see the module docstring. ``warn`` receives one line per failure as it happens."""
+                warn: Callable[[str], None] | None = None, overwrite: bool = False) -> PredictReport:
+    """Segment every input; see the module docstring. ``warn`` receives one line per failure as it happens.
+
+    Before the model runs, every file it would write is checked: one that is also an input is
+    always refused, and one that already exists (a ground-truth label in ``OUT/labels``, an
+    earlier run's output) is refused unless ``overwrite``."""
     unknown = [kind for kind in outputs if kind not in OUTPUT_KINDS]
     if unknown:
         raise FasterSegError(f"unknown output kind(s) {unknown}; choose from {OUTPUT_KINDS}")
@@ -71,6 +75,7 @@ def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, ou
     videos = [s for s in expansion.sources if s.kind == "video"]
     if submission:
         images = _submittable(images, fail)
+    _check_outputs(out_dir, images, videos, outputs, submission, overwrite)
     writer = SubmissionWriter(submission) if submission else None
     try:
         with tqdm(total=len(images), desc="images", unit="img", disable=not images, leave=False) as bar:
@@ -96,6 +101,25 @@ def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, ou
     if writer:
         report.submission = writer.close()
     return report
+
+
+def _planned_outputs(out_dir: Path, images: list[Source], videos: list[Source], outputs: tuple[str, ...],
+                     submission) -> list[Path]:
+    planned = [out_dir / kind / f"{s.name}.png" for s in images for kind in outputs]
+    planned += [out_dir / "video" / f"{s.name}.mp4" for s in videos]
+    return planned + ([Path(submission)] if submission else [])
+
+
+def _check_outputs(out_dir: Path, images: list[Source], videos: list[Source], outputs: tuple[str, ...], submission,
+                   overwrite: bool) -> None:
+    planned = _planned_outputs(out_dir, images, videos, outputs, submission)
+    refuse_overwriting_inputs(planned, [s.path for s in images + videos], FasterSegError, "--out")
+    if not overwrite:
+        existing = [p for p in planned if p.exists()]
+        if existing:
+            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+            raise FasterSegError(f"{existing[0]}{more} already exist(s); nothing was written. "
+                                 "Choose an empty --out or pass --overwrite to replace them")
 
 
 def _submittable(images: list[Source], fail: Callable) -> list[Source]:

@@ -1,6 +1,7 @@
 """From RGB images to label maps: normalisation, batching, optional sliding-window tiling.
 
-Padding to the network's stride happens inside the network, so any image size works. Images
+Padding to the network's stride happens inside the network, so any image size works; images
+(and tiles) smaller than the network's minimum are padded here. Images
 of equal size are stacked into batches; ``tile`` runs overlapping windows and averages their
 class scores, for images too large to run at once.
 """
@@ -17,6 +18,7 @@ from fasterseg.errors import FasterSegError
 from fasterseg.infer.heads import Segmenter
 from fasterseg.infer.runners import RunnerOptions, build_runner
 from fasterseg.modelfile import IMAGENET_MEAN, IMAGENET_STD
+from fasterseg.nets.network import MIN_INPUT_SIZE
 
 
 def window_starts(length: int, window: int, stride: int) -> list[int]:
@@ -75,8 +77,12 @@ class Predictor:
 
     def _run(self, pending: list[tuple[object, np.ndarray]]) -> Iterator[tuple[object, np.ndarray]]:
         x = self.normalise([image for _, image in pending])
+        height, width = x.shape[2:]
+        # Smaller than the network can halve often enough: pad with the mean colour (0 after
+        # normalising), here rather than in the exported graphs, whose padding is the stride's.
+        x = torch.nn.functional.pad(x, (0, max(0, MIN_INPUT_SIZE - width), 0, max(0, MIN_INPUT_SIZE - height)))
         labels = self._tiled(x) if self.tile else self.runner.labels(x.to(self.device))
-        labels = labels.cpu().numpy()
+        labels = labels[:, :height, :width].cpu().numpy()
         dtype = np.uint8 if self.num_classes <= 256 else np.uint16
         for (key, _), label in zip(pending, labels):
             yield key, label.astype(dtype)
@@ -88,7 +94,8 @@ class Predictor:
         Tiling needs the scores, not labels, so it runs the plain PyTorch model whatever the backend.
         """
         n, _, height, width = x.shape
-        th, tw = min(self.tile[0], height), min(self.tile[1], width)
+        # windows of at least MIN_INPUT_SIZE (x is at least that): smaller ones cannot be run
+        th, tw = min(max(self.tile[0], MIN_INPUT_SIZE), height), min(max(self.tile[1], MIN_INPUT_SIZE), width)
         stride_h = max(1, int(th * (1 - self.tile_overlap)))
         stride_w = max(1, int(tw * (1 - self.tile_overlap)))
         segmenter = Segmenter(self.model.to(self.device), argmax=False)

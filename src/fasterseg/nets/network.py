@@ -20,6 +20,15 @@ from fasterseg.space.ops import ConvNorm, Conv2x, build_op
 
 # The network's total down-sampling; inputs are padded to a multiple of it.
 OUTPUT_STRIDE_MAX = 32
+# The zoomed convs halve the 1/32 maps once more, so a padded input needs 2 cells there.
+MIN_INPUT_SIZE = 2 * OUTPUT_STRIDE_MAX
+
+
+def padding_for(height: int, width: int) -> tuple[int, int]:
+    """Bottom and right zero padding that makes an input of this size runnable: a multiple of
+    the stride, and at least ``MIN_INPUT_SIZE`` on each side."""
+    return (max(MIN_INPUT_SIZE - height, (-height) % OUTPUT_STRIDE_MAX),
+            max(MIN_INPUT_SIZE - width, (-width) % OUTPUT_STRIDE_MAX))
 
 
 class ConvBnRelu(nn.Module):
@@ -194,8 +203,7 @@ class FasterSegNet(nn.Module):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected an image batch of shape (N, 3, H, W), got {tuple(x.shape)}")
         height, width = x.shape[2], x.shape[3]
-        pad_h = (-height) % OUTPUT_STRIDE_MAX
-        pad_w = (-width) % OUTPUT_STRIDE_MAX
+        pad_h, pad_w = padding_for(height, width)
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
         feats = self._features(x)
@@ -217,8 +225,7 @@ class FasterSegNet(nn.Module):
         This is the network proper; deploy paths time and export it separately from the
         upsample-and-argmax that turns it into a label map.
         """
-        pad_h = (-x.shape[2]) % OUTPUT_STRIDE_MAX
-        pad_w = (-x.shape[3]) % OUTPUT_STRIDE_MAX
+        pad_h, pad_w = padding_for(x.shape[2], x.shape[3])
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
         return self._fuse(self._features(x))

@@ -45,3 +45,25 @@ def read_json(path: Path, error: type[Exception]) -> Any:
         raise error(f"{path}: cannot read ({exc.strerror})") from None
     except json.JSONDecodeError as exc:
         raise error(f"{path}: not valid JSON ({exc})") from None
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links and relative parts), existing or not."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def refuse_overwriting_inputs(outputs, inputs, error: type[Exception], flag: str = "") -> None:
+    """Raise ``error`` naming the first output that is one of the inputs: writing it would
+    destroy what the command reads. Checked before any work is done."""
+    inputs = [Path(p) for p in inputs if p is not None]
+    for out in outputs:
+        for source in inputs:
+            if same_file(out, source):
+                hint = f" (choose another {flag})" if flag else ""
+                raise error(f"{out}: is also an input of this command; writing it would destroy that input{hint}")

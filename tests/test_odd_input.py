@@ -1,0 +1,112 @@
+"""Inputs that used to destroy files or abort whole jobs (issue 18): each case fails on the old code."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fasterseg.cli import main
+from fasterseg.modelfile import ModelMeta, save_model
+from fasterseg.nets.network import FasterSegNet, init_weights
+
+from tests.helpers import tiny_genotype
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(0)
+    net = FasterSegNet(tiny_genotype(), aux_heads=False)
+    init_weights(net)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_model(path, net, ModelMeta(genotype=tiny_genotype(), class_names=tuple(f"c{i}" for i in range(11))))
+    return path
+
+
+def _png(path, size=(40, 50), value=100):
+    Image.fromarray(np.full((*size, 3), value, np.uint8)).save(path)
+    return path
+
+
+def _bomb(path, side=20000):
+    """A 65-byte PNG whose header claims side x side pixels."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return path
+
+
+def test_predict_refuses_to_replace_a_ground_truth_label_in_out(model_file, tmp_path):
+    (tmp_path / "d" / "images").mkdir(parents=True)
+    (tmp_path / "d" / "labels").mkdir()
+    _png(tmp_path / "d" / "images" / "f.png")
+    truth = tmp_path / "d" / "labels" / "f.png"
+    Image.fromarray(np.full((40, 50), 3, np.uint8)).save(truth)
+    before = truth.read_bytes()
+    rc = main(["predict", "--model", str(model_file), "--input", str(tmp_path / "d" / "images"), "--out",
+               str(tmp_path / "d"), "--outputs", "labels"])
+    assert rc != 0 and truth.read_bytes() == before
+    # with --overwrite the user says so, and it is replaced
+    assert main(["predict", "--model", str(model_file), "--input", str(tmp_path / "d" / "images"), "--out",
+                 str(tmp_path / "d"), "--outputs", "labels", "--overwrite"]) == 0
+    assert truth.read_bytes() != before
+
+
+def test_predict_never_writes_over_its_own_input_even_with_overwrite(model_file, tmp_path):
+    (tmp_path / "labels").mkdir()
+    image = _png(tmp_path / "labels" / "x.png")
+    before = image.read_bytes()
+    rc = main(["predict", "--model", str(model_file), "--input", str(image), "--out", str(tmp_path),
+               "--outputs", "labels", "--overwrite"])
+    assert rc != 0 and image.read_bytes() == before
+
+
+def test_export_and_import_refuse_an_output_equal_to_an_input(model_file, tmp_path, official_dir):
+    copy = tmp_path / "m.safetensors"
+    copy.write_bytes(model_file.read_bytes())
+    before = copy.read_bytes()
+    assert main(["export", "--model", str(copy), "--out", str(copy), "--size", "64x64"]) != 0
+    assert copy.read_bytes() == before
+    arch = tmp_path / "arch_1.pt"
+    arch.write_bytes((official_dir / "arch_1.pt").read_bytes())
+    original = arch.read_bytes()
+    assert main(["import-official", "--arch", str(arch), "--out", str(tmp_path / "." / "arch_1.pt")]) != 0
+    assert arch.read_bytes() == original
+
+
+def test_a_decompression_bomb_is_skipped_and_counted_and_the_rest_segmented(model_file, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _bomb(inputs / "a_bomb.png")
+    _png(inputs / "b_fine.png")
+    rc = main(["predict", "--model", str(model_file), "--input", str(inputs), "--out", str(tmp_path / "out"),
+               "--outputs", "labels"])
+    assert rc == 1  # one input failed
+    assert [p.name for p in (tmp_path / "out" / "labels").iterdir()] == ["b_fine.png"]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (20, 30), (32, 32), (64, 16), (33, 200)])
+def test_tiny_images_are_segmented_at_their_own_size(model_file, size):
+    import fasterseg
+    from fasterseg.infer.predictor import Predictor
+
+    model = fasterseg.load_model(model_file)
+    assert model(torch.zeros(1, 3, *size)).shape == (1, 11, *size)
+    image = np.full((*size, 3), 90, np.uint8)
+    assert Predictor(model).predict([image])[0].shape == size
+    assert Predictor(model, tile=(16, 16)).predict([image])[0].shape == size
+
+
+def test_tiny_tiles_on_a_large_image_give_its_size(model_file):
+    import fasterseg
+    from fasterseg.infer.predictor import Predictor
+
+    model = fasterseg.load_model(model_file)
+    image = np.random.default_rng(0).integers(0, 255, (100, 150, 3), dtype=np.uint8)
+    labels = Predictor(model, tile=(16, 16)).predict([image])[0]
+    assert labels.shape == (100, 150)
