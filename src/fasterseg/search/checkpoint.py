@@ -1,9 +1,11 @@
 """Everything a search phase needs to continue exactly where it stopped, without pickle.
 
-Tensors (supernet, optimiser buffers, the RNG state) go to ``checkpoint.safetensors``; the
-rest (epoch, optimiser hyper-parameters, scheduler counters, adapted latency weights) to
-``checkpoint.json``. Both are replaced atomically at the end of every epoch, the JSON last,
-so a checkpoint is either the previous epoch's or the new one, never a mix.
+Tensors (supernet, optimiser buffers, the RNG state) go to ``checkpoint-eNNNN.safetensors``
+(one file per epoch); the rest (epoch, optimiser hyper-parameters, scheduler counters, adapted
+latency weights) and the name of that tensor file to ``checkpoint.json``. Each file is written
+under a temporary name, flushed to disk and renamed; the JSON is renamed last and only then is
+the previous epoch's tensor file removed. Whenever the process dies, ``checkpoint.json`` names
+a complete tensor file of its own epoch: a checkpoint is one epoch's, never a mix of two.
 """
 
 from __future__ import annotations
@@ -19,8 +21,12 @@ from safetensors.torch import load_file, save_file
 from fasterseg.errors import ModelFileError
 from fasterseg.utils.io import atomic_path, atomic_write_text
 
-TENSORS = "checkpoint.safetensors"
+TENSORS = "checkpoint.safetensors"  # the one tensor file of checkpoints written before per-epoch names
 META = "checkpoint.json"
+
+
+def tensors_name(epoch: int) -> str:
+    return f"checkpoint-e{epoch:04d}.safetensors"
 
 
 def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -58,19 +64,36 @@ def save_checkpoint(run_dir: Path, epoch: int, net: torch.nn.Module, weights_opt
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {
         "epoch": epoch,
+        "tensors": tensors_name(epoch),
         "optimizers": {"weights": _flatten_optimizer("opt.weights", weights_opt, tensors)},
         "schedule": schedule.state_dict(),
         "latency_weights": latency_weights,
     }
     for name, opt in arch_opts.items():
         meta["optimizers"][f"arch.{name}"] = _flatten_optimizer(f"opt.arch.{name}", opt, tensors)
-    with atomic_path(run_dir / TENSORS) as tmp:
+    with atomic_path(run_dir / meta["tensors"]) as tmp:
         save_file(tensors, str(tmp))
+    before_commit()
     atomic_write_text(run_dir / META, json.dumps(meta, indent=1) + "\n")
+    for old in run_dir.glob("checkpoint*.safetensors"):  # no longer named by the committed JSON
+        if old.name != meta["tensors"]:
+            old.unlink(missing_ok=True)
+
+
+def before_commit() -> None:
+    """Called between writing the tensors and committing the JSON: a seam for fault-injection tests."""
+
+
+def _tensor_file(run_dir: Path, meta: dict) -> Path:
+    return run_dir / meta.get("tensors", TENSORS)
 
 
 def has_checkpoint(run_dir: Path) -> bool:
-    return (run_dir / META).is_file() and (run_dir / TENSORS).is_file()
+    try:
+        meta = json.loads((run_dir / META).read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(meta, dict) and _tensor_file(run_dir, meta).is_file()
 
 
 def load_checkpoint(run_dir: Path, net: torch.nn.Module, weights_opt: torch.optim.Optimizer,
@@ -78,7 +101,7 @@ def load_checkpoint(run_dir: Path, net: torch.nn.Module, weights_opt: torch.opti
     """Restore every piece of state in place; returns where to continue."""
     try:
         meta = json.loads((run_dir / META).read_text())
-        tensors = load_file(str(run_dir / TENSORS))
+        tensors = load_file(str(_tensor_file(run_dir, meta)))
     except (OSError, json.JSONDecodeError, RuntimeError) as exc:
         raise ModelFileError(f"{run_dir}: cannot read the search checkpoint ({exc})") from None
     for key in ("epoch", "optimizers", "schedule", "latency_weights"):
@@ -88,7 +111,7 @@ def load_checkpoint(run_dir: Path, net: torch.nn.Module, weights_opt: torch.opti
     try:
         net.load_state_dict(net_state)
     except RuntimeError as exc:
-        raise ModelFileError(f"{run_dir / TENSORS}: does not fit this supernet ({str(exc).splitlines()[0]})") from None
+        raise ModelFileError(f"{_tensor_file(run_dir, meta)}: does not fit this supernet ({str(exc).splitlines()[0]})") from None
     weights_opt.load_state_dict(_unflatten_optimizer("opt.weights", meta["optimizers"]["weights"], tensors))
     for name, opt in arch_opts.items():
         key = f"arch.{name}"
