@@ -29,6 +29,7 @@ from fasterseg.space.supernet import Supernet, SupernetConfig, _gumbel_hard
 from fasterseg.utils.device import resolve_device
 from fasterseg.utils.env import environment
 from fasterseg.utils.io import atomic_write_text
+from fasterseg.utils.runlock import run_lock
 
 
 @dataclass
@@ -134,6 +135,14 @@ def run_search_job(job: SearchJobConfig, resume: bool = False) -> dict:
         raise ConfigError("data: a dataset spec is required (e.g. --data synth:data/synth)")
     init_from_env()
     run_dir = Path(job.out_dir) / job.name
+    with run_lock(run_dir, enabled=rank() == 0):
+        return _run_locked(job, run_dir, resume)
+
+
+def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool) -> dict:
+    from fasterseg.latency.lut import MissingEntriesError
+    from fasterseg.search.distributed import rank
+
     started = has_checkpoint(run_dir / "pretrain") or (run_dir / "pretrain" / "done").exists()
     if not resume and started:
         raise ConfigError(f"{run_dir} already holds a search; pass --resume to continue it or choose another name")

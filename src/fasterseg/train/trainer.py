@@ -38,6 +38,7 @@ from fasterseg.train.class_weights import class_weights, label_statistics
 from fasterseg.utils.device import resolve_device, resolve_precision
 from fasterseg.utils.env import environment
 from fasterseg.utils.io import atomic_path, atomic_write_text
+from fasterseg.utils.runlock import run_lock
 from fasterseg.utils.tensorboard import ScalarLog
 
 CHECKPOINT = "checkpoint.pt"
@@ -170,7 +171,8 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     if device.type == "cuda" and dist_info.enabled:
         device = torch.device("cuda", dist_info.local_rank)
     try:
-        return _train(cfg, run_dir, device, dist_info, resume, show_progress)
+        with run_lock(run_dir, enabled=dist_info.is_main):
+            return _train(cfg, run_dir, device, dist_info, resume, show_progress)
     finally:
         cleanup(dist_info)
 
