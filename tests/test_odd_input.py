@@ -110,3 +110,63 @@ def test_tiny_tiles_on_a_large_image_give_its_size(model_file):
     image = np.random.default_rng(0).integers(0, 255, (100, 150, 3), dtype=np.uint8)
     labels = Predictor(model, tile=(16, 16)).predict([image])[0]
     assert labels.shape == (100, 150)
+
+
+def test_a_16_bit_grey_png_keeps_its_picture():
+    import tempfile
+    from pathlib import Path
+
+    from fasterseg.data.base import read_image
+
+    grey = (np.arange(40 * 50).reshape(40, 50) * 30).astype(np.uint16)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "g16.png"
+        Image.fromarray(grey).save(path)
+        assert Image.open(path).mode == "I;16"
+        rgb = read_image(path)
+    assert rgb.shape == (40, 50, 3) and np.array_equal(rgb[..., 0], (grey >> 8).astype(np.uint8))
+    assert rgb.min() == 0 and rgb.max() == grey.max() >> 8  # not the all-white picture PIL's conversion gives
+
+
+def test_a_camvid_label_outside_its_ids_is_an_error_naming_the_file(tmp_path):
+    from fasterseg.data.base import DatasetError
+    from fasterseg.data.registry import build_dataset
+
+    from tests.helpers import write_toy_camvid
+
+    spec = write_toy_camvid(tmp_path / "camvid", n_train=2, n_val=1)
+    label_path = tmp_path / "camvid" / "trainannot" / "train_001.png"
+    label = np.array(Image.open(label_path))
+    label[0, 0] = 200
+    Image.fromarray(label).save(label_path)
+    data = build_dataset(spec, "train")
+    data[0]  # untouched frame reads
+    with pytest.raises(DatasetError, match="train_001.png.*200"):
+        data[1]
+    label[0, 0] = 11  # void is fine, and ignored
+    Image.fromarray(label).save(label_path)
+    assert data[1][1][0, 0] == 255
+
+
+def test_outputs_are_written_with_the_umask_not_private(tmp_path):
+    import os
+
+    from fasterseg.utils.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("setting", ["optim.lr=-5", "optim.lr=0", "data.crop_size=[0, 0]", "data.scales=[0.0]",
+                                     "optim.momentum=1.5"])
+def test_impossible_training_settings_fail_before_a_run_folder_is_made(tmp_path, setting):
+    from fasterseg.config import ConfigError, load_config
+    from fasterseg.train.config import TrainConfig
+
+    with pytest.raises(ConfigError, match=setting.split("=")[0].split(".")[-1]):
+        load_config(TrainConfig, None, [setting, f"out_dir={tmp_path}"])
+    assert list(tmp_path.iterdir()) == []

@@ -106,3 +106,35 @@ def test_the_cache_serves_training_and_is_reused(toy, tmp_path):
     assert len([n for n in built if n.endswith(".u8")]) == 2  # train and val
     train(_cfg(toy, tmp_path, "two", "epochs=1"), show_progress=False)
     assert sorted(p.name for p in cache.iterdir()) == built
+
+
+def test_resume_keeps_one_row_per_logged_step_reads_its_own_genotype_and_saves_changed_settings(toy, tmp_path):
+    import csv
+
+    spec, geno = toy
+    moved = tmp_path / "g.json"
+    moved.write_text(open(geno).read())
+    first = train(_cfg(toy, tmp_path, "r", f"genotype={moved}", "epochs=1"), show_progress=False)
+    # an interrupted second epoch had logged rows, and an epoch row written before its checkpoint
+    with open(first.run_dir / "train_log.csv", "a") as f:
+        f.write("2,2,9.9,0.01,1.0\n")
+    with open(first.run_dir / "epochs.csv", "a") as f:
+        f.write("2,9.9,0.01,1.0,,\n")
+    moved.unlink()  # the genotype it was started with is gone; the run folder has its own copy
+    train(_cfg(toy, tmp_path, "r", f"genotype={moved}", "epochs=2"), resume=True, show_progress=False)
+    rows = list(csv.DictReader(open(first.run_dir / "train_log.csv")))
+    assert [(r["epoch"], r["iter"]) for r in rows] == [("1", "2"), ("1", "4"), ("1", "6"), ("2", "2"), ("2", "4"), ("2", "6")]
+    assert "9.9" not in {r["loss"] for r in rows}
+    assert [r["epoch"] for r in csv.DictReader(open(first.run_dir / "epochs.csv"))] == ["1", "2"]
+    import yaml
+
+    assert yaml.safe_load((first.run_dir / "config.yaml").read_text())["epochs"] == 2
+
+
+def test_a_corrupt_checkpoint_is_refused_by_name(toy, tmp_path):
+    from fasterseg.train.trainer import TrainingError
+
+    first = train(_cfg(toy, tmp_path, "c", "epochs=1"), show_progress=False)
+    (first.run_dir / CHECKPOINT).write_bytes(b"\x00" * 100)
+    with pytest.raises(TrainingError, match="checkpoint.pt: cannot resume"):
+        train(_cfg(toy, tmp_path, "c", "epochs=2"), resume=True, show_progress=False)

@@ -44,6 +44,9 @@ def read_image(path: Path) -> np.ndarray:
     """An RGB uint8 array; a missing or corrupt file is an error naming it."""
     try:
         with Image.open(path) as im:
+            if im.mode.startswith("I"):  # 16/32-bit grey: PIL's RGB conversion clips it to white
+                grey = np.asarray(im).astype(np.int64)
+                return np.repeat(np.clip(grey >> 8, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
             return np.asarray(im.convert("RGB"))
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such image") from None

@@ -25,7 +25,8 @@ CAMVID_INFO = DatasetInfo(
 
 
 def camvid_id_table() -> np.ndarray:
-    table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    """Stored ids 0..10 are the classes and 11 is void (ignored); any other value is an error."""
+    table = np.full(12, IGNORE_INDEX, dtype=np.uint8)
     table[:11] = np.arange(11)
     return table
 

@@ -83,3 +83,10 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
+        if not self.optim.lr > 0 or self.optim.weight_decay < 0 or not 0 <= self.optim.momentum < 1:
+            raise ValueError(f"optim.lr must be > 0, optim.weight_decay >= 0 and optim.momentum in [0, 1); got "
+                             f"{self.optim.lr}, {self.optim.weight_decay}, {self.optim.momentum}")
+        if min(self.data.crop_size) < 1:
+            raise ValueError(f"data.crop_size must be positive, got {list(self.data.crop_size)}")
+        if not self.data.scales or min(self.data.scales) <= 0 or self.data.base_scale <= 0 or self.data.val_scale <= 0:
+            raise ValueError("data.scales, data.base_scale and data.val_scale must be > 0")

@@ -9,8 +9,10 @@ exactly and a run on N processes sees the same global batches as a run on one.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import pickle
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -210,8 +212,10 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
                         num_workers=d.workers, pin_memory=device.type == "cuda", drop_last=True,
                         persistent_workers=False)
 
-    # Model.
-    genotype = load_genotype(cfg.genotype)
+    # Model. A resumed run reads the genotype it saved, not the path it was started with
+    # (which may have been a temporary file, or be gone on another machine).
+    saved_genotype = run_dir / "genotype.json"
+    genotype = load_genotype(str(saved_genotype) if resume and saved_genotype.is_file() else cfg.genotype)
     if genotype.num_classes != info.num_classes:
         genotype = replace(genotype, num_classes=info.num_classes)
     model = FasterSegNet(genotype, aux_heads=True)
@@ -247,12 +251,20 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
 
     start_epoch, best_miou, history = 0, None, []
     if resume:
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
+        try:
+            state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+            model.load_state_dict(state["model"])
+        except (RuntimeError, OSError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
+            raise TrainingError(f"{checkpoint_path}: cannot resume from it ({str(exc).splitlines()[0]}); "
+                                "it is not a complete checkpoint of this run") from None
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng_cpu"].cpu())
         start_epoch, best_miou, history = state["epoch"] + 1, state["best_miou"], json.loads(state["history"])
+        if dist_info.is_main:
+            save_config(cfg, run_dir / "config.yaml")  # with the settings changed by --set on resume
+            _drop_rows_after(run_dir / "train_log.csv", start_epoch)  # what the interrupted epoch logged
+            _drop_rows_after(run_dir / "epochs.csv", start_epoch)  # a row written before its checkpoint
     elif dist_info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
@@ -351,6 +363,22 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
         atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     logger.close()
     return TrainResult(run_dir=run_dir, model_path=final, best_miou=best_miou, history=history)
+
+
+def _drop_rows_after(path: Path, last_epoch: int) -> None:
+    """Keep the CSV's header and the rows of epochs up to ``last_epoch`` (counted from 1)."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    column = rows[0].index("epoch")
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[column]) <= last_epoch]
+    if len(kept) != len(rows):
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(kept)
+        atomic_write_text(path, buffer.getvalue())
 
 
 class _Logger:
