@@ -170,3 +170,40 @@ def test_impossible_training_settings_fail_before_a_run_folder_is_made(tmp_path,
     with pytest.raises(ConfigError, match=setting.split("=")[0].split(".")[-1]):
         load_config(TrainConfig, None, [setting, f"out_dir={tmp_path}"])
     assert list(tmp_path.iterdir()) == []
+
+
+BIG_HEADER = """
+import json, resource, sys
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+import fasterseg
+from fasterseg.errors import FasterSegError
+src, dst = sys.argv[1], sys.argv[2]
+with safe_open(src, "pt") as f:
+    meta = dict(f.metadata())
+genotype = json.loads(meta["genotype"])
+genotype["base_channels"] *= 8  # 64x the parameters: over 1 GB of fp32 were allocated before any check
+meta["genotype"] = json.dumps(genotype)
+save_file(load_file(src), dst, metadata=meta)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    fasterseg.load_model(dst)
+    print("loaded")
+except FasterSegError as exc:
+    print("refused", "mis-shaped" in str(exc))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_a_header_describing_a_huge_network_is_refused_before_allocating_it(tmp_path):
+    import subprocess
+    import sys
+
+    from fasterseg.models import builtin_model_path
+
+    out = subprocess.run([sys.executable, "-c", BIG_HEADER, str(builtin_model_path()), str(tmp_path / "huge.safetensors")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    verdict, grown_mb = out.stdout.split("\n")[0], int(out.stdout.split("\n")[1])
+    assert verdict == "refused True"
+    assert grown_mb < 300  # the network it describes would take ~1100 MB

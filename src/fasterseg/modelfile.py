@@ -129,8 +129,12 @@ def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelMet
 
 
 def build_from_state(state: dict[str, torch.Tensor], meta: ModelMeta, source: str) -> FasterSegNet:
-    model = FasterSegNet(meta.genotype, aux_heads=meta.aux_heads)
-    expected = model.state_dict()
+    """The network of ``meta``'s genotype holding ``state``. The genotype's shapes are compared with
+    the file's on the meta device first, so a header describing a huge network is refused before
+    any of it is allocated: real memory is only taken for a network the file's tensors fill."""
+    with torch.device("meta"):
+        skeleton = FasterSegNet(meta.genotype, aux_heads=meta.aux_heads)
+    expected = skeleton.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
@@ -143,6 +147,7 @@ def build_from_state(state: dict[str, torch.Tensor], meta: ModelMeta, source: st
         if wrong:
             detail.append("mis-shaped " + ", ".join(f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in wrong[:8]))
         raise ModelFileError(f"{source}: weights do not match the genotype: " + "; ".join(detail))
+    model = FasterSegNet(meta.genotype, aux_heads=meta.aux_heads)
     model.load_state_dict(state)
     model.meta = meta
     return model
