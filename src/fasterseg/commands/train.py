@@ -16,6 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--genotype", help="genotype JSON (or a model file whose genotype to train)")
     p.add_argument("--data", help="dataset spec KIND:PATH, e.g. camvid:../shared/data/camvid")
     p.add_argument("--teacher", help="model file of a trained teacher: adds the distillation loss")
+    p.add_argument("--init", metavar="MODEL.safetensors",
+                   help="start from this model's weights (fine-tuning); its classes are matched by name")
     add_run_arguments(p, "YAML config (see configs/train/); defaults are the paper's recipe",
                       "--set epochs=10 --set optim.lr=0.02", "continue the interrupted run in directory RUN exactly")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         config_path = run_dir / "config.yaml"
         if not config_path.is_file():
             raise TrainingError(f"{run_dir}: not a training run (no config.yaml)")
-        if args.config or args.genotype or args.data or args.teacher:
+        if args.config or args.genotype or args.data or args.teacher or args.init:
             raise TrainingError("--resume continues a run with its own config; change settings with --set only")
         overrides += [f"name={run_dir.name}", f"out_dir={run_dir.parent}"]
         cfg = load_config(TrainConfig, config_path, overrides)
@@ -43,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
             overrides.append(f"data.spec={args.data}")
         if args.teacher:
             overrides.append(f"teacher={args.teacher}")
+        if args.init:
+            overrides.append(f"init={args.init}")
         if args.name:
             overrides.append(f"name={args.name}")
         if args.out_dir:

@@ -37,6 +37,7 @@ from fasterseg.train.config import TrainConfig
 from fasterseg.train.distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
 from fasterseg.train.losses import OhemCrossEntropy, distillation_kl, segmentation_loss
 from fasterseg.train.class_weights import class_weights, label_statistics
+from fasterseg.train.init_from import freeze, frozen_batchnorms, initialise_from
 from fasterseg.utils.device import resolve_device, resolve_precision
 from fasterseg.utils.env import environment
 from fasterseg.utils.io import atomic_path, atomic_write_text
@@ -215,11 +216,15 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
     # Model. A resumed run reads the genotype it saved, not the path it was started with
     # (which may have been a temporary file, or be gone on another machine).
     saved_genotype = run_dir / "genotype.json"
-    genotype = load_genotype(str(saved_genotype) if resume and saved_genotype.is_file() else cfg.genotype)
+    genotype = load_genotype(str(saved_genotype) if resume and saved_genotype.is_file() else cfg.genotype or cfg.init)
     if genotype.num_classes != info.num_classes:
         genotype = replace(genotype, num_classes=info.num_classes)
     model = FasterSegNet(genotype, aux_heads=True)
     init_weights(model)
+    frozen_prefixes = [cfg.freeze] if isinstance(cfg.freeze, str) and cfg.freeze else list(cfg.freeze or [])
+    freeze(model, frozen_prefixes)  # first: a wrong prefix fails before anything is written
+    frozen_bns = frozen_batchnorms(model, frozen_prefixes)
+    init_record = _initialise(cfg, model, info, run_dir, resume, dist_info)
     model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -237,7 +242,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                 weight_decay=cfg.optim.weight_decay)
     use_amp = precision != "fp32"
     amp_dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -278,6 +283,8 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
 
     meta = ModelMeta(genotype=genotype, class_names=info.class_names, train_size=tuple(d.crop_size),
                      extra={"dataset": info.name, "data": d.spec, "palette": [list(c) for c in info.palette]})
+    if init_record:
+        meta.extra["init"] = {k: init_record[k] for k in ("init_from", "classes_kept", "classes_new")}
     logger = _Logger(run_dir, dist_info.is_main, iters, start_epoch)
     val_transform = EvalTransform(scale=d.val_scale)
 
@@ -288,6 +295,8 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
             for m in model.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
+        for m in frozen_bns:  # frozen layers keep their statistics too
+            m.eval()
         bar = tqdm(loader, total=iters, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not (show_progress and dist_info.is_main), dynamic_ncols=True)
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
@@ -363,6 +372,25 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
         atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     logger.close()
     return TrainResult(run_dir=run_dir, model_path=final, best_miou=best_miou, history=history)
+
+
+def _initialise(cfg: TrainConfig, model: nn.Module, info: DatasetInfo, run_dir: Path, resume: bool,
+                dist_info: DistInfo) -> dict | None:
+    """Weights from ``cfg.init`` for a new run (recorded in ``init.json``); a resumed run reads
+    that record and takes its weights from the checkpoint."""
+    record_path = run_dir / "init.json"
+    if resume:
+        return json.loads(record_path.read_text()) if record_path.is_file() else None
+    if not cfg.init:
+        return None
+    record = initialise_from(model, cfg.init, info.class_names)
+    if dist_info.is_main:
+        new = f"; new classes (fresh rows): {', '.join(record['classes_new'])}" if record["classes_new"] else ""
+        tqdm.write(f"initialised from {cfg.init}: {record['tensors_copied']} tensors, "
+                   f"{len(record['classes_kept'])} classes kept by name{new}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
+    return record
 
 
 def _drop_rows_after(path: Path, last_epoch: int) -> None:
