@@ -47,6 +47,7 @@ def test_report_links_only_existing_files(demo):
     report = (demo / "report.md").read_text()
     for section in ("## Search", "## Training", "## Evaluation", "## Speed", "## Predictions"):
         assert section in report
+    assert "evolution_student.png" in report  # the search history figure
     import re
 
     for target in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):

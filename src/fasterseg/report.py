@@ -87,6 +87,11 @@ def write_report(out: Path, timings: dict[str, float] | None = None) -> Path:
             last = log[-1]
             fps = {k: v for k, v in last.items() if k.startswith("fps_") and v}
             lines += ["Last search epoch: " + ", ".join(f"{k} {float(v):.0f}" for k, v in fps.items()), ""]
+        evolution = [out / "search" / "search" / f"evolution_{name}.png" for name in summary]
+        if any(p.exists() for p in evolution):
+            lines += ["How the derived networks moved over the search epochs (any epoch can be taken with "
+                      "`fasterseg search --pick RUN --epoch N`):", ""]
+            lines += [f"![{p.stem}]({_rel(p, out)})" for p in evolution if p.exists()] + [""]
 
     runs = {n: out / n for n in ("teacher", "student") if (out / n).exists()}
     curves = plot_training_curves(out, runs, figures / "training.png")

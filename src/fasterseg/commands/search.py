@@ -20,11 +20,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       "--set search.epochs=10", "continue the interrupted search in directory RUN")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for PyTorch (small supernets on small CPUs run fastest with 1)")
+    p.add_argument("--pick", metavar="RUN", help="do not search: write the genotypes of one epoch of search RUN "
+                   "(its search/history/) to RUN/picked/epoch_NNN/")
+    p.add_argument("--epoch", type=int, help="with --pick: the epoch (counted from 1)")
+    p.add_argument("--rule", default="best-miou-in-window", help="with --pick and no --epoch: last, best-miou, "
+                   "or best-miou-in-window (default: the best supernet val mIoU among epochs inside the FPS window)")
 
 
 def run(args: argparse.Namespace) -> int:
     from fasterseg.config import ConfigError, load_config
     from fasterseg.search.job import SearchJobConfig, run_search_job
+
+    if args.pick:
+        return _pick(args)
+    if args.epoch is not None:
+        raise ConfigError("--epoch chooses an epoch of a finished search: use it with --pick RUN")
 
     if args.threads:
         import torch
@@ -53,4 +63,20 @@ def run(args: argparse.Namespace) -> int:
     if not summary:
         print("no genotypes derived (the search phase needs val scores; see the run's log.csv)")
     print(json.dumps({"run": str(Path(job.out_dir) / job.name)}))
+    return 0
+
+
+def _pick(args: argparse.Namespace) -> int:
+    from fasterseg.config import ConfigError
+    from fasterseg.search.history import pick, read_history
+
+    if args.resume or args.config or args.data or args.lut or args.overrides:
+        raise ConfigError("--pick reads a finished search; it takes only --epoch or --rule")
+    run = Path(args.pick)
+    chosen = pick(read_history(run / "search"), epoch=args.epoch, rule=args.rule)
+    for arch, entry in chosen.items():
+        out = run / "picked" / f"epoch_{entry.epoch:03d}" / f"{arch}.json"
+        entry.genotype.save(out)
+        print(f"{arch}: epoch {entry.epoch} -> {out} ({entry.fps:.1f} table FPS, supernet val mIoU "
+              f"{100 * entry.best_miou:.2f}, latency weight {entry.latency_weight})")
     return 0

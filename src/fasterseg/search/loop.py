@@ -31,6 +31,7 @@ from fasterseg.data.registry import build_dataset
 from fasterseg.search.data import Augmented, SearchTransform, half_loader, split_halves
 from fasterseg.search.distributed import globalise_batchnorm, rank, world_size
 from fasterseg.search.epoch import EvalTransform, GenotypeLatencyFn, adapt_latency_weight, derive_arch, evaluate_outputs, save_derived
+from fasterseg.search.history import plot_evolution, read_history, record_epoch
 from fasterseg.search.loss import OhemCrossEntropy
 from fasterseg.search.steps import LatencyFn, make_optimisers, search_step
 from fasterseg.space.supernet import OUTPUT_NAMES, Supernet, SupernetConfig
@@ -242,6 +243,10 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
                 if me == 0:
                     save_derived(derived, run_dir / f"{name}.json")
                     plot_architecture(derived.genotype, run_dir / f"{name}.png")
+                    window = (cfg.fps_min[name], cfg.fps_max[name]) if name in cfg.fps_min and name in cfg.fps_max else None
+                    record_epoch(run_dir, epoch, name, derived.genotype, derived.miou, derived.latency_ms,
+                                 latency_weights.get(name), window)
+                    plot_evolution(read_history(run_dir)[name], run_dir / f"evolution_{name}.png")
                 record.fps[name] = derived.fps
                 if latency_weights.get(name, 0) > 0 and name in cfg.fps_min and name in cfg.fps_max:
                     before = latency_weights[name]
