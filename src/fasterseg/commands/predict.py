@@ -21,7 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, metavar="MODEL.safetensors",
                    help="the model file (default: the built-in CamVid student)")
     p.add_argument("--input", required=True, nargs="+", metavar="PATH",
-                   help="images, folders (searched recursively), glob patterns (quote them) or videos")
+                   help="images, folders (searched recursively), glob patterns (quote them), videos, a camera "
+                        "(camera:0), a network stream (rtsp://..., http://...) or an image sequence (frames/%%05d.png)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (one subfolder per output kind)")
     p.add_argument("--outputs", default="labels,color,overlay",
                    help=f"comma-separated kinds to write, from {','.join(OUTPUT_KINDS)} (default labels,color,overlay); "
@@ -37,13 +38,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="eager", help="deploy path (default eager)")
     p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32", help="for the optimized backend (default fp32)")
     p.add_argument("--compile", action="store_true", help="optimized backend: also torch.compile (slow start, faster run)")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N",
+                   help="videos and live sources: stop after N frames (cameras and streams run until stopped)")
+    p.add_argument("--show", action="store_true", help="videos and live sources: show the overlay and frame rate "
+                   "in a window (q or Esc stops; needs a display)")
+    p.add_argument("--frame-labels", action="store_true",
+                   help="videos and live sources: also write every frame's label map (labels/NAME/NNNNNN.png)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace output files that already exist (by default an existing file stops the run before any work)")
 
 
 def run(args: argparse.Namespace) -> int:
     from fasterseg.errors import FasterSegError
-    from fasterseg.infer.predict import run_predict
+    from fasterseg.infer.predict import LiveOptions, run_predict
     from fasterseg.infer.predictor import Predictor
     from fasterseg.infer.runners import RunnerOptions
     from fasterseg.modelfile import load_model
@@ -62,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     options = RunnerOptions(backend=args.backend, device=args.device, precision=args.precision, compile=args.compile)
     predictor = Predictor(model, options, batch_size=args.batch_size, tile=args.tile, tile_overlap=args.tile_overlap)
     report = run_predict(predictor, args.input, args.out, outputs=outputs, alpha=args.alpha, submission=args.submission,
-                         warn=lambda line: tqdm.write(line, file=sys.stderr), overwrite=args.overwrite)
+                         warn=lambda line: tqdm.write(line, file=sys.stderr), overwrite=args.overwrite,
+                         live=LiveOptions(args.max_frames, args.show, args.frame_labels))
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"segmented {len(report.written)} input(s) into {args.out}"

@@ -29,6 +29,15 @@ from fasterseg.utils.io import atomic_path, refuse_overwriting_inputs
 OUTPUT_KINDS = ("labels", "label_ids", "color", "overlay")
 
 
+@dataclass(frozen=True)
+class LiveOptions:
+    """How videos and live sources are processed."""
+
+    max_frames: int | None = None  # stop after this many frames (a camera or stream never ends by itself)
+    show: bool = False  # an on-screen window with the overlay and the frame rate (q or Esc stops)
+    frame_labels: bool = False  # also write every frame's label map, labels/<name>/NNNNNN.png
+
+
 @dataclass
 class PredictReport:
     written: list[str] = field(default_factory=list)  # input names processed
@@ -44,12 +53,17 @@ def _save_png(path: Path, array: np.ndarray) -> None:
 
 def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, outputs: tuple[str, ...] = ("labels", "color", "overlay"),
                 alpha: float = 0.5, submission: str | Path | None = None,
-                warn: Callable[[str], None] | None = None, overwrite: bool = False) -> PredictReport:
+                warn: Callable[[str], None] | None = None, overwrite: bool = False,
+                live: "LiveOptions | None" = None) -> PredictReport:
     """Segment every input; see the module docstring. ``warn`` receives one line per failure as it happens.
 
     Before the model runs, every file it would write is checked: one that is also an input is
     always refused, and one that already exists (a ground-truth label in ``OUT/labels``, an
-    earlier run's output) is refused unless ``overwrite``."""
+    earlier run's output) is refused unless ``overwrite``. Videos and live sources (cameras,
+    network streams, image sequences) follow ``live``."""
+    live = live or LiveOptions()
+    if live.max_frames is not None and live.max_frames < 1:
+        raise FasterSegError(f"--max-frames must be at least 1, got {live.max_frames}")
     unknown = [kind for kind in outputs if kind not in OUTPUT_KINDS]
     if unknown:
         raise FasterSegError(f"unknown output kind(s) {unknown}; choose from {OUTPUT_KINDS}")
@@ -72,10 +86,10 @@ def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, ou
     for argument, reason in expansion.missing:
         fail(argument, reason)
     images = [s for s in expansion.sources if s.kind == "image"]
-    videos = [s for s in expansion.sources if s.kind == "video"]
+    videos = [s for s in expansion.sources if s.kind in ("video", "stream")]
     if submission:
         images = _submittable(images, fail)
-    _check_outputs(out_dir, images, videos, outputs, submission, overwrite)
+    _check_outputs(out_dir, images, videos, outputs, submission, overwrite, live.frame_labels)
     writer = SubmissionWriter(submission) if submission else None
     try:
         with tqdm(total=len(images), desc="images", unit="img", disable=not images, leave=False) as bar:
@@ -89,11 +103,13 @@ def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, ou
                         continue
                 report.written.append(str(source.path))
         for source in videos:
+            label = source.uri or str(source.path)
             try:
-                _segment_video(predictor, source, out_dir, palette, alpha)
-                report.written.append(str(source.path))
+                frames, fps = _segment_video(predictor, source, out_dir, palette, alpha, live)
+                report.written.append(label)
+                report.notes.append(f"{label}: {frames} frame(s) at {fps:.1f} FPS end to end")
             except InputError as exc:
-                fail(str(source.path), str(exc).removeprefix(f"{source.path}: "))
+                fail(label, str(exc).removeprefix(f"{source.uri or source.path}: "))
     except BaseException:
         if writer:
             writer.abort()
@@ -104,15 +120,16 @@ def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, ou
 
 
 def _planned_outputs(out_dir: Path, images: list[Source], videos: list[Source], outputs: tuple[str, ...],
-                     submission) -> list[Path]:
+                     submission, frame_labels: bool) -> list[Path]:
     planned = [out_dir / kind / f"{s.name}.png" for s in images for kind in outputs]
     planned += [out_dir / "video" / f"{s.name}.mp4" for s in videos]
+    planned += [out_dir / "labels" / s.name for s in videos if frame_labels]  # their folders of frame labels
     return planned + ([Path(submission)] if submission else [])
 
 
 def _check_outputs(out_dir: Path, images: list[Source], videos: list[Source], outputs: tuple[str, ...], submission,
-                   overwrite: bool) -> None:
-    planned = _planned_outputs(out_dir, images, videos, outputs, submission)
+                   overwrite: bool, frame_labels: bool) -> None:
+    planned = _planned_outputs(out_dir, images, videos, outputs, submission, frame_labels)
     refuse_overwriting_inputs(planned, [s.path for s in images + videos], FasterSegError, "--out")
     if not overwrite:
         existing = [p for p in planned if p.exists()]
@@ -172,11 +189,17 @@ def _write_image_outputs(out_dir: Path, name: str, image: np.ndarray, labels: np
             _save_png(out_dir / "overlay" / f"{name}.png", overlay(image, color, alpha))
 
 
-def _segment_video(predictor: Predictor, source: Source, out_dir: Path, palette: np.ndarray, alpha: float) -> Path:
-    """The overlay video ``video/<name>.mp4`` (mp4v), written under a temporary name then renamed."""
+def _segment_video(predictor: Predictor, source: Source, out_dir: Path, palette: np.ndarray, alpha: float,
+                   live: LiveOptions) -> tuple[int, float]:
+    """The overlay video ``video/<name>.mp4`` (mp4v), written under a temporary name then renamed;
+    returns the frames written and the end-to-end frame rate. A stream that stops, or a window
+    closed by the user, ends the video with the frames so far."""
+    import time
+
     import cv2
 
-    reader = VideoReader(source.path)
+    reader = VideoReader(source.uri or source.path, max_frames=live.max_frames)
+    started = time.perf_counter()
     target = out_dir / "video" / f"{source.name}.mp4"
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".mp4", dir=target.parent)
@@ -192,17 +215,37 @@ def _segment_video(predictor: Predictor, source: Source, out_dir: Path, palette:
                     video_writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), reader.fps, (width, height))
                     if not video_writer.isOpened():
                         raise FasterSegError(f"{target}: OpenCV cannot write an mp4v video here")
-                blended = overlay(frame, colorize(labels, palette), alpha)
-                video_writer.write(cv2.cvtColor(blended, cv2.COLOR_RGB2BGR))
+                blended = cv2.cvtColor(overlay(frame, colorize(labels, palette), alpha), cv2.COLOR_RGB2BGR)
+                video_writer.write(blended)
+                if live.frame_labels:
+                    _save_png(out_dir / "labels" / source.name / f"{frames + 1:06d}.png", labels)
                 frames += 1
                 bar.update(1)
+                if live.show and not _show(source.name, blended, frames / (time.perf_counter() - started)):
+                    break
         if video_writer is not None:
             video_writer.release()
         if frames == 0:
-            raise InputError(f"{source.path}: no decodable frames")
+            raise InputError(f"{source.uri or source.path}: no decodable frames")
         os.replace(tmp, target)
-        return target
+        return frames, frames / max(time.perf_counter() - started, 1e-9)
     finally:
         if video_writer is not None:
             video_writer.release()
         tmp.unlink(missing_ok=True)
+        if live.show:
+            cv2.destroyAllWindows()
+
+
+def _show(name: str, frame_bgr: np.ndarray, fps: float) -> bool:
+    """Draw the frame with its frame rate in a window; False once the user pressed q or Esc."""
+    import cv2
+
+    shown = frame_bgr.copy()
+    cv2.putText(shown, f"{fps:.1f} FPS", (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2, cv2.LINE_AA)
+    try:
+        cv2.imshow(f"fasterseg: {name}", shown)
+        return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+    except cv2.error as exc:
+        raise FasterSegError(f"--show needs a display and an OpenCV build with GUI support ({exc}); "
+                             "drop --show to write the overlay video only") from None

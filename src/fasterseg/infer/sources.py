@@ -1,4 +1,6 @@
-"""What ``predict`` reads: files, folders (recursively), globs and videos, each with an output name.
+"""What ``predict`` reads: files, folders (recursively), globs, videos and live sources (a camera
+``camera:N``, a network stream ``rtsp://``/``http://``..., an image sequence ``frames/%05d.png``),
+each with an output name.
 
 Expansion never aborts on one bad argument: a path that does not exist or a glob that matches
 nothing becomes a failed input, reported by name like an unreadable image.
@@ -7,6 +9,7 @@ nothing becomes a failed input, reported by name like an unreadable image.
 from __future__ import annotations
 
 import glob
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -17,6 +20,9 @@ from fasterseg.errors import FasterSegError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+_CAMERA = re.compile(r"^camera:(\d+)$")
+_SEQUENCE = re.compile(r"%0?\d*d")  # OpenCV's printf-style image sequence, e.g. frames/%05d.png
 
 
 class InputError(FasterSegError, ValueError):
@@ -27,7 +33,23 @@ class InputError(FasterSegError, ValueError):
 class Source:
     path: Path
     name: str  # output name: relative path inside a given folder (no suffix), else the file stem
-    kind: str  # "image" or "video"
+    kind: str  # "image", "video" or "stream" (a camera, network stream or image sequence)
+    uri: str = ""  # what OpenCV opens for a stream (the argument as given)
+
+
+def live_source(argument: str) -> Source | None:
+    """The live source an argument names, if it names one; its output name is made from it."""
+    camera = _CAMERA.match(argument)
+    if camera:
+        return Source(Path(argument), f"camera{camera.group(1)}", "stream", argument)
+    if argument.lower().startswith(STREAM_SCHEMES):
+        rest = argument.split("://", 1)[1].split("?", 1)[0]
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", rest).strip("_.") or "stream"
+        return Source(Path(name), name, "stream", argument)
+    if _SEQUENCE.search(Path(argument).name):
+        name = _SEQUENCE.sub("", Path(argument).stem).strip("_-.") or "sequence"
+        return Source(Path(argument), name, "stream", argument)
+    return None
 
 
 @dataclass
@@ -47,7 +69,10 @@ def expand_inputs(arguments: list[str]) -> Expansion:
     ignored: list[tuple[Path, int]] = []
     for argument in arguments:
         path = Path(argument)
-        if path.is_dir():
+        live = None if path.exists() else live_source(argument)
+        if live is not None:
+            sources.append(live)
+        elif path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file())
             known = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES]
             if len(known) < len(files):
@@ -90,24 +115,32 @@ def read_rgb(path: Path) -> np.ndarray:
 class VideoReader:
     """RGB frames of a video through OpenCV, with its frame rate and size."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path | str, max_frames: int | None = None):
         import cv2
 
         self.path = path
-        self.capture = cv2.VideoCapture(str(path))
+        camera = _CAMERA.match(str(path))
+        self.capture = cv2.VideoCapture(int(camera.group(1))) if camera else cv2.VideoCapture(str(path))
         if not self.capture.isOpened():
-            raise InputError(f"{path}: cannot open video")
-        self.fps = self.capture.get(cv2.CAP_PROP_FPS) or 25.0
-        self.frames = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+            raise InputError(f"{path}: cannot open {'camera' if camera else 'video'}")
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 0 < fps <= 240 else 25.0  # streams often report nothing or nonsense
+        count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frames = count if count > 0 else None
+        self.max_frames = max_frames
+        if max_frames is not None:
+            self.frames = min(self.frames, max_frames) if self.frames else max_frames
 
     def __iter__(self) -> Iterator[np.ndarray]:
         import cv2
 
         try:
-            while True:
+            read = 0
+            while self.max_frames is None or read < self.max_frames:
                 ok, frame = self.capture.read()
-                if not ok:
+                if not ok:  # the end of a file, or a stream that stopped: the frames so far stand
                     return
+                read += 1
                 yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         finally:
             self.capture.release()

@@ -1,0 +1,105 @@
+"""Live input for predict: a real MJPEG stream served on the loopback interface, and an image
+sequence pattern, read through OpenCV like a camera or network stream."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fasterseg.cli import main
+from fasterseg.infer.sources import expand_inputs, live_source
+
+cv2 = pytest.importorskip("cv2")
+
+FRAMES = 6
+
+
+def _frame(i: int) -> np.ndarray:
+    img = np.zeros((64, 96, 3), np.uint8)
+    img[: 16 + 6 * i] = (200, 120, 40)
+    return img
+
+
+@pytest.fixture()
+def mjpeg_stream():
+    """http://127.0.0.1:PORT/live.mjpg: FRAMES JPEG frames as multipart/x-mixed-replace, then the
+    server drops the connection, as a camera that goes away does."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for i in range(FRAMES):
+                data = cv2.imencode(".jpg", _frame(i))[1].tobytes()
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data))
+                self.wfile.write(data + b"\r\n")
+                self.wfile.flush()
+                time.sleep(0.01)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/live.mjpg"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_loopback_stream_gives_one_label_map_per_frame_and_ends_gracefully(cityscapes_tiny_model, mjpeg_stream,
+                                                                              tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["predict", "--model", cityscapes_tiny_model, "--input", mjpeg_stream, "--out", str(out),
+               "--frame-labels"])
+    assert rc == 0
+    name = live_source(mjpeg_stream).name
+    labels = sorted((out / "labels" / name).glob("*.png"))
+    assert [p.name for p in labels] == [f"{i:06d}.png" for i in range(1, FRAMES + 1)]
+    assert np.asarray(Image.open(labels[0])).shape == (64, 96)
+    video = cv2.VideoCapture(str(out / "video" / f"{name}.mp4"))  # the stream's end kept every frame
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == FRAMES
+    video.release()
+    assert f"{FRAMES} frame(s) at" in capsys.readouterr().err
+
+
+def test_max_frames_stops_a_stream_early(cityscapes_tiny_model, mjpeg_stream, tmp_path):
+    out = tmp_path / "out"
+    assert main(["predict", "--model", cityscapes_tiny_model, "--input", mjpeg_stream, "--out", str(out),
+                 "--frame-labels", "--max-frames", "3"]) == 0
+    assert len(list((out / "labels").rglob("*.png"))) == 3
+
+
+def test_an_image_sequence_pattern_is_read_in_order(cityscapes_tiny_model, tmp_path):
+    (tmp_path / "seq").mkdir()
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / "seq" / f"cam_{i:04d}.png"), _frame(i))
+    pattern = str(tmp_path / "seq" / "cam_%04d.png")
+    (source,) = expand_inputs([pattern]).sources
+    assert source.kind == "stream" and source.name == "cam"
+    out = tmp_path / "out"
+    assert main(["predict", "--model", cityscapes_tiny_model, "--input", pattern, "--out", str(out), "--frame-labels"]) == 0
+    assert len(list((out / "labels" / "cam").glob("*.png"))) == 4
+
+
+def test_a_stream_that_cannot_be_opened_is_a_failed_input_not_a_crash(cityscapes_tiny_model, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rc = main(["predict", "--model", cityscapes_tiny_model, "--input", f"http://127.0.0.1:{port}/none.mjpg",
+               "--out", str(tmp_path / "out")])
+    assert rc == 1
+
+
+def test_live_arguments_are_recognised():
+    assert live_source("camera:0").name == "camera0" and live_source("camera:0").uri == "camera:0"
+    assert live_source("rtsp://10.0.0.2:554/cam/1?x=2").name == "10.0.0.2_554_cam_1"
+    assert live_source("photo.png") is None
