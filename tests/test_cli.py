@@ -62,3 +62,24 @@ def test_every_subcommand_has_help(command, capsys):
         main([command, "--help"])
     assert info.value.code == 0
     assert "usage" in capsys.readouterr().out
+
+
+NO_TORCH = """
+import sys
+from fasterseg.cli import main
+for argv in (["--help"], ["train", "--help"], ["predict", "--bogus"], ["bench"]):
+    try:
+        main(argv)
+    except SystemExit:
+        pass
+print("torch" in sys.modules)
+"""
+
+
+def test_help_and_usage_errors_answer_without_importing_torch():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", NO_TORCH], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stdout[-500:] + out.stderr[-500:]
+    assert "usage" in out.stdout + out.stderr

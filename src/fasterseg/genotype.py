@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fasterseg.errors import GenotypeError
-from fasterseg.space.ops import PRIMITIVES
+from fasterseg.space.names import OP_NAMES
 
 GENOTYPE_VERSION = 1
 # Output strides of the three branch ends (path value 0, 1, 2).
@@ -214,8 +214,8 @@ def validate(g: Genotype) -> None:
         if len(b.ops) < 1:
             raise GenotypeError(f"{where}.ops: at least one cell is required")
         for j, op in enumerate(b.ops):
-            if op not in PRIMITIVES:
-                raise GenotypeError(f"{where}.ops[{j}]: unknown operator {op!r}; known: {list(PRIMITIVES)}")
+            if op not in OP_NAMES:
+                raise GenotypeError(f"{where}.ops[{j}]: unknown operator {op!r}; known: {list(OP_NAMES)}")
         if len(b.path) != len(b.ops):
             raise GenotypeError(
                 f"{where}.path: needs one entry per cell ({len(b.ops)}), got {len(b.path)}"

@@ -12,7 +12,7 @@ HELP = "time deploy paths (eager, optimized, onnxruntime, tensorrt): median/p90 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fasterseg.infer.runners import BACKENDS, PRECISIONS
+    from fasterseg.infer.names import BACKENDS, PRECISION_NAMES
 
     p.add_argument("--model", required=True, metavar="MODEL_OR_GENOTYPE",
                    help="a .safetensors model file, or a genotype .json (timed with random weights)")
@@ -21,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--backend", nargs="+", choices=BACKENDS, default=["eager", "optimized", "onnxruntime"],
                    help="one or more backends, each timed in turn (default: eager optimized onnxruntime)")
-    p.add_argument("--precision", nargs="+", choices=tuple(PRECISIONS), default=["fp32"],
+    p.add_argument("--precision", nargs="+", choices=PRECISION_NAMES, default=["fp32"],
                    help="one or more precisions for the optimized/tensorrt backends (default fp32)")
     p.add_argument("--no-compile", dest="compile", action="store_false", help="optimized backend without torch.compile")
     p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", help="optimized CUDA backend without CUDA graphs")

@@ -19,6 +19,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from fasterseg.errors import FasterSegError
+from fasterseg.infer.names import OUTPUT_KINDS
 from fasterseg.infer.palette import colorize, overlay, palette_for, train_to_label_id_table
 from fasterseg.infer.predictor import Predictor
 from fasterseg.infer.sources import InputError, Source, VideoReader, expand_inputs, read_rgb
@@ -26,7 +27,6 @@ from fasterseg.evaluate.cityscapes import EvaluationError
 from fasterseg.evaluate.submission import SubmissionWriter, submission_name
 from fasterseg.utils.io import atomic_path, refuse_overwriting_inputs
 
-OUTPUT_KINDS = ("labels", "label_ids", "color", "overlay")
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from fasterseg.infer.names import BACKENDS, PRECISION_NAMES
 from fasterseg.errors import FasterSegError
 from fasterseg.infer.fold import fold_batchnorm
 from fasterseg.infer.heads import NetworkOnly, Segmenter
 
-BACKENDS = ("eager", "optimized", "onnxruntime", "tensorrt")
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = dict(zip(PRECISION_NAMES, (torch.float32, torch.float16, torch.bfloat16)))
 
 
 class BackendUnavailable(FasterSegError, RuntimeError):

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fasterseg.space.names import OP_NAMES
 from fasterseg.space.slimmable import SlimBatchNorm2d, SlimConv2d, width_channels
 
 Widths = Sequence[float] | None
@@ -188,7 +189,8 @@ PRIMITIVES: dict[str, OpFactory] = {
     "conv_2x": Conv2x,
     "conv_2x_downup": Conv2xDownUp,
 }
-OP_NAMES: tuple[str, ...] = tuple(PRIMITIVES)
+if tuple(PRIMITIVES) != OP_NAMES:  # one order everywhere: the alpha order
+    raise ImportError(f"space.ops PRIMITIVES {tuple(PRIMITIVES)} disagree with space.names.OP_NAMES {OP_NAMES}")
 
 
 def build_op(name: str, c_in: int, c_out: int, stride: int, widths: Widths = None) -> nn.Module:
