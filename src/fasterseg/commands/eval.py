@@ -40,7 +40,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def model_predictor(args: argparse.Namespace, dataset):
     """``predict(i)`` -> train-id map of image ``i`` from the model, with the chosen inference options."""
-    import torch
 
     import fasterseg
     from fasterseg.data.transforms import normalize, to_tensors

@@ -22,7 +22,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_genotype_or_model(source: str):
     """(genotype, meta or None) from a model file or a genotype JSON, by content, not name."""
-    from fasterseg.genotype import Genotype
     from fasterseg.modelfile import read_model_file
 
     path = Path(source)

@@ -6,7 +6,10 @@ hasInstances, ignoreInEval, color); trainId 255 marks pixels that are not evalua
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    import numpy as np
 
 IGNORE_INDEX = 255
 

@@ -16,7 +16,6 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from fasterseg.evaluate.cityscapes import EvaluationError
 from fasterseg.evaluate.scorer import Result, make_scorer

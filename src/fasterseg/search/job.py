@@ -128,7 +128,6 @@ def run_search_job(job: SearchJobConfig, resume: bool = False) -> dict:
     that fails leaves nothing that blocks the next try; a resumed run keeps its saved config.
     Under ``torchrun`` every process runs the job and only the first writes files.
     """
-    from fasterseg.latency.lut import MissingEntriesError
     from fasterseg.search.distributed import init_from_env, rank
 
     if not job.data:
