@@ -207,3 +207,25 @@ def test_a_header_describing_a_huge_network_is_refused_before_allocating_it(tmp_
     verdict, grown_mb = out.stdout.split("\n")[0], int(out.stdout.split("\n")[1])
     assert verdict == "refused True"
     assert grown_mb < 300  # the network it describes would take ~1100 MB
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("mean", '"abc"', "'mean' must be 3 numbers"),
+    ("std", "[0, 0, 0]", "'std' must be 3 positive numbers"),
+    ("class_names", "5", "'class_names' must list"),
+    ("train_size", '"big"', "'train_size' must be 2 positive integers"),
+])
+def test_bad_header_fields_are_refused_by_name(model_file, tmp_path, field, value, message):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    import fasterseg
+    from fasterseg.errors import ModelFileError
+
+    with safe_open(str(model_file), "pt") as f:
+        header = dict(f.metadata())
+    header[field] = value
+    bad = tmp_path / "bad.safetensors"
+    save_file(load_file(str(model_file)), str(bad), metadata=header)
+    with pytest.raises(ModelFileError, match=message):
+        fasterseg.load_model(bad)

@@ -8,6 +8,7 @@ nothing in it is a pickle.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,15 +82,31 @@ class ModelMeta:
             genotype = Genotype.from_dict(field_json("genotype"), source=f"{source}: genotype")
         except FasterSegError as exc:
             raise ModelFileError(str(exc)) from None
-        train_size = field_json("train_size", required=False)
+        def numbers(key: str, count: int, positive: bool = False, integer: bool = False) -> tuple:
+            value = field_json(key)
+            ok = (isinstance(value, list) and len(value) == count
+                  and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+                  and (not positive or all(v > 0 for v in value)) and (not integer or all(float(v).is_integer() for v in value)))
+            if not ok:
+                kind = "positive " if positive else ""
+                raise ModelFileError(f"{source}: header field '{key}' must be {count} {kind}{'integers' if integer else 'numbers'}, got {value!r}")
+            return tuple(int(v) for v in value) if integer else tuple(float(v) for v in value)
+
+        names = field_json("class_names")
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)) or len(names) != genotype.num_classes:
+            raise ModelFileError(f"{source}: header field 'class_names' must list the genotype's {genotype.num_classes} "
+                                 f"class names, got {names!r:.120}")
+        extra = field_json("extra", required=False) or {}
+        if not isinstance(extra, dict):
+            raise ModelFileError(f"{source}: header field 'extra' must be an object, got {extra!r:.80}")
         return cls(
             genotype=genotype,
-            class_names=tuple(field_json("class_names")),
-            mean=tuple(field_json("mean")),
-            std=tuple(field_json("std")),
-            train_size=tuple(train_size) if train_size else None,
+            class_names=tuple(names),
+            mean=numbers("mean", 3),
+            std=numbers("std", 3, positive=True),
+            train_size=numbers("train_size", 2, positive=True, integer=True) if header.get("train_size") not in (None, "null") else None,
             aux_heads=bool(field_json("aux_heads", required=False)),
-            extra=field_json("extra", required=False) or {},
+            extra=extra,
         )
 
 
