@@ -229,3 +229,13 @@ def test_bad_header_fields_are_refused_by_name(model_file, tmp_path, field, valu
     save_file(load_file(str(model_file)), str(bad), metadata=header)
     with pytest.raises(ModelFileError, match=message):
         fasterseg.load_model(bad)
+
+
+def test_import_official_explains_an_empty_arch_file_and_a_bad_size(tmp_path, capsys):
+    empty = tmp_path / "arch.pt"
+    empty.write_bytes(b"")
+    assert main(["import-official", "--arch", str(empty), "--out", str(tmp_path / "m.safetensors")]) == 1
+    assert "not a readable PyTorch file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import-official", "--arch", str(empty), "--train-size", "foo", "--out", str(tmp_path / "m.safetensors")])
+    assert exit_info.value.code == 2 and "HEIGHTxWIDTH" in capsys.readouterr().err

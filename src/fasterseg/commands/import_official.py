@@ -15,11 +15,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     role.add_argument("--teacher", dest="role", action="store_const", const="teacher", help="derive as the teacher (no skips, full width)")
     role.add_argument("--student", dest="role", action="store_const", const="student", help="derive as the student (searched widths)")
     p.add_argument("--out", required=True, metavar="MODEL.safetensors", help="where to write the model file")
-    p.add_argument("--train-size", default="1024x2048", help="training resolution recorded in the file (HxW)")
+    from fasterseg.commands.common import parse_size
+
+    p.add_argument("--train-size", type=parse_size, default=(1024, 2048),
+                   help="training resolution recorded in the file (HxW, default 1024x2048)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from fasterseg.commands.common import parse_size
     from fasterseg.data.labels import CITYSCAPES_CLASSES
     from fasterseg.modelfile import ModelMeta, save_model
     from fasterseg.nets.network import FasterSegNet, init_weights
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from fasterseg.utils.io import refuse_overwriting_inputs
 
     refuse_overwriting_inputs([args.out], [args.arch, args.weights], FasterSegError, "--out")
-    train_size = parse_size(args.train_size)
+    train_size = tuple(args.train_size)
     arch = load_official_arch(args.arch)
     role = args.role or arch.role
     genotype = official_genotype(arch, role, num_classes=OFFICIAL_NUM_CLASSES)

@@ -53,7 +53,8 @@ def safe_torch_load(path: str | Path, allow_numpy: bool = False):
         reason = next((line.strip() for line in first if "Unsupported global" in line or "GLOBAL" in line), first[0])
         raise UnsafeFileError(f"{path}: refused to unpickle: it needs objects outside the allow-list ({reason})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ModelFileError(f"{path}: not a readable PyTorch file ({str(exc).splitlines()[0]})") from None
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0] or "empty or truncated file"
+        raise ModelFileError(f"{path}: not a readable PyTorch file ({reason})") from None
 
 
 @dataclass
