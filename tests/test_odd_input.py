@@ -239,3 +239,15 @@ def test_import_official_explains_an_empty_arch_file_and_a_bad_size(tmp_path, ca
     with pytest.raises(SystemExit) as exit_info:
         main(["import-official", "--arch", str(empty), "--train-size", "foo", "--out", str(tmp_path / "m.safetensors")])
     assert exit_info.value.code == 2 and "HEIGHTxWIDTH" in capsys.readouterr().err
+
+
+def test_unwritable_outputs_fail_before_the_work(model_file, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a file where a folder is needed
+    image = _png(tmp_path / "img.png")
+    assert main(["predict", "--model", str(model_file), "--input", str(image), "--out", str(blocker / "out")]) != 0
+    assert "cannot create" in capsys.readouterr().err
+    assert main(["export", "--model", str(model_file), "--out", str(blocker / "m.onnx"), "--size", "64x64"]) != 0
+    assert "cannot create" in capsys.readouterr().err
+    assert main(["eval", "--model", str(model_file), "--data", f"camvid:{tmp_path}", "--json", str(blocker / "r.json")]) != 0
+    assert "cannot create" in capsys.readouterr().err

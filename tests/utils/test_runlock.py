@@ -71,3 +71,16 @@ def test_two_trainings_with_one_name_at_once_the_second_is_refused(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_leftover_temporary_files_of_a_killed_run_are_removed_under_the_lock(tmp_path):
+    run = tmp_path / "run"
+    (run / "search").mkdir(parents=True)
+    leftovers = [run / ".checkpoint.pt.abc123.tmp", run / "search" / ".weights.safetensors.x.tmp"]
+    for p in leftovers:
+        p.write_bytes(b"half")
+    kept = run / "notes.tmp"  # not an atomic write's name
+    kept.write_text("mine")
+    with run_lock(run):
+        assert not any(p.exists() for p in leftovers)
+    assert kept.exists()

@@ -104,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
 
         args.model = str(builtin_model_path())
 
+    from fasterseg.evaluate.cityscapes import EvaluationError
+    from fasterseg.utils.io import check_writable
+
+    for target, is_dir in ((args.json, False), (args.csv, False), (args.plots, True)):
+        if target and target != "-":  # before scoring: an unwritable path would lose the work
+            check_writable(Path(target), EvaluationError, is_dir)
     dataset = build_dataset(args.data, args.split)
     report(args, dataset, score(args, dataset))
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from fasterseg.commands.common import parse_size
 
@@ -31,9 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from fasterseg.infer.fold import fold_batchnorm
     from fasterseg.errors import FasterSegError
     from fasterseg.modelfile import load_model
-    from fasterseg.utils.io import refuse_overwriting_inputs
+    from fasterseg.utils.io import check_writable, refuse_overwriting_inputs
 
     refuse_overwriting_inputs([args.out], [args.model], FasterSegError, "--out")
+    check_writable(Path(args.out), FasterSegError)
     model = load_model(args.model)
     size = args.size or (model.meta.train_size if model.meta and model.meta.train_size else (1024, 2048))
     if args.fold_bn:

@@ -25,7 +25,7 @@ from fasterseg.infer.predictor import Predictor
 from fasterseg.infer.sources import InputError, Source, VideoReader, expand_inputs, read_rgb
 from fasterseg.evaluate.cityscapes import EvaluationError
 from fasterseg.evaluate.submission import SubmissionWriter, submission_name
-from fasterseg.utils.io import atomic_path, refuse_overwriting_inputs
+from fasterseg.utils.io import atomic_path, check_writable, refuse_overwriting_inputs
 
 
 
@@ -129,6 +129,9 @@ def _planned_outputs(out_dir: Path, images: list[Source], videos: list[Source], 
 
 def _check_outputs(out_dir: Path, images: list[Source], videos: list[Source], outputs: tuple[str, ...], submission,
                    overwrite: bool, frame_labels: bool) -> None:
+    check_writable(out_dir, FasterSegError, is_dir=True)
+    if submission:
+        check_writable(Path(submission), FasterSegError)
     planned = _planned_outputs(out_dir, images, videos, outputs, submission, frame_labels)
     refuse_overwriting_inputs(planned, [s.path for s in images + videos], FasterSegError, "--out")
     if not overwrite:

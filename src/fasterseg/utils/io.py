@@ -89,3 +89,17 @@ def refuse_overwriting_inputs(outputs, inputs, error: type[Exception], flag: str
             if same_file(out, source):
                 hint = f" (choose another {flag})" if flag else ""
                 raise error(f"{out}: is also an input of this command; writing it would destroy that input{hint}")
+
+
+def check_writable(path: Path, error: type[Exception], is_dir: bool = False) -> None:
+    """Raise ``error`` naming ``path`` when the output could not be written there, before the work
+    that would produce it: a folder is made (or must be writable); a file's folder likewise."""
+    folder = Path(path) if is_dir else Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(f"{path}: cannot create {folder} ({exc.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise error(f"{path}: {folder} is not writable")
+    if not is_dir and Path(path).is_dir():
+        raise error(f"{path}: is a folder, expected a file name")

@@ -23,7 +23,8 @@ def run_lock(run_dir: Path, enabled: bool = True) -> Iterator[None]:
 
     The operating system drops the lock when its process ends, however it ends, so a killed run
     never leaves a stale lock behind; a second process asking while the first lives is refused
-    at once, naming the holder's pid. A folder made here that holds nothing but the lock when
+    at once, naming the holder's pid. Leftover ``.*.tmp`` files of interrupted atomic writes in the
+    folder are removed once the lock is held. A folder made here that holds nothing but the lock when
     the block ends (a start that failed its checks) is removed again. ``enabled=False`` (non-main processes of a group) is a no-op.
     """
     if not enabled:
@@ -47,6 +48,10 @@ def run_lock(run_dir: Path, enabled: bool = True) -> Iterator[None]:
                                 "choose another name") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        # Temporary files of an atomic write that a killed run never renamed: with the lock
+        # held, nothing else can be writing them.
+        for stale in run_dir.rglob(".*.tmp"):
+            stale.unlink(missing_ok=True)
         yield
     finally:
         os.close(fd)  # closing releases the lock
