@@ -104,3 +104,18 @@ def test_a_table_that_misses_the_space_fails_before_anything_is_written(tiny_lut
     with pytest.raises(ConfigError, match="num_classes"):
         run_search_job(job)
     assert not (tmp_path / "bad").exists()
+
+
+def test_an_all_zero_table_is_refused_before_anything_is_written(tiny_lut, synth_root, tmp_path):
+    import json
+
+    from fasterseg.config import ConfigError
+    from fasterseg.search.job import run_search_job
+
+    table = json.loads(tiny_lut.read_text())
+    table["entries"] = {k: 0.0 for k in table["entries"]}
+    zero = tmp_path / "zero.json"
+    zero.write_text(json.dumps(table))
+    with pytest.raises(ConfigError, match="every entry of the latency table is 0 ms"):
+        run_search_job(_job(zero, f"synth:{synth_root}", tmp_path, "name=zero"))
+    assert not (tmp_path / "zero").exists()

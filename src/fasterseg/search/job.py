@@ -157,6 +157,9 @@ def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool) -> dict:
             f"{job.supernet.num_classes} classes): build it with `fasterseg lut build --size ... --space FILE` "
             f"(or --set num_classes={job.supernet.num_classes})."
         ) from None
+    if not any(ms > 0 for ms in model.table.entries.values()):
+        raise ConfigError(f"{job.lut}: every entry of the latency table is 0 ms, so no network is faster than another "
+                          "and the FPS window cannot be met; measure the table with `fasterseg lut build`")
     if rank() == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
