@@ -138,3 +138,14 @@ def test_a_corrupt_checkpoint_is_refused_by_name(toy, tmp_path):
     (first.run_dir / CHECKPOINT).write_bytes(b"\x00" * 100)
     with pytest.raises(TrainingError, match="checkpoint.pt: cannot resume"):
         train(_cfg(toy, tmp_path, "c", "epochs=2"), resume=True, show_progress=False)
+
+
+def test_a_split_over_the_cache_limit_is_read_from_its_files_with_a_note(toy, tmp_path, capsys):
+    from fasterseg.data.cache import cache_bytes
+    from fasterseg.data.registry import build_dataset
+
+    assert cache_bytes(build_dataset(toy[0], "train")) == 8 * 64 * 96 * 4  # 8 frames of 64x96, 4 bytes a pixel
+    train(_cfg(toy, tmp_path, "big", "epochs=1", "data.cache_max_gb=1e-5", "val_every=-1"), show_progress=True)
+    captured = capsys.readouterr()
+    assert "reading its files instead" in captured.out + captured.err
+    assert not (tmp_path / ".cache" / "data").exists() or not list((tmp_path / ".cache" / "data").glob("*.u8"))

@@ -77,6 +77,20 @@ class CachedDataset:
         self._data = np.memmap(self.path, dtype=np.uint8, mode="r")
 
 
+def cache_bytes(dataset) -> int:
+    """The size a cache of ``dataset`` would take (4 bytes a pixel), from the image headers alone."""
+    from PIL import Image
+
+    total = 0
+    for image, _ in dataset.pairs:
+        try:
+            with Image.open(image) as im:
+                total += im.size[0] * im.size[1] * 4
+        except OSError:
+            continue  # reported by name when the sample is read
+    return total
+
+
 def cached(dataset, cache_dir: str | Path, show_progress: bool = True) -> CachedDataset:
     """``dataset`` decoded once into ``cache_dir`` (built now if absent or stale) and memory-mapped."""
     if getattr(dataset, "transform", None) is not None:

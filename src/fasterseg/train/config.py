@@ -20,6 +20,7 @@ class DataConfig:
     workers: int = 2  # data-loading processes per training process
     cache: bool = True  # decode each split once into a memory-mapped uint8 file instead of reading PNGs every step
     cache_dir: str = ""  # where decoded splits are kept; empty: OUT_DIR/.cache/data
+    cache_max_gb: float = 8.0  # a split larger than this decoded (4 bytes a pixel) is read from its files instead
     photometric: Photometric = field(default_factory=Photometric)  # colour/blur/noise jitter of training crops
 
 
