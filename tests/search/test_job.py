@@ -71,6 +71,7 @@ def test_search_writes_genotypes_that_train_and_report_their_fps(tiny_lut, synth
     env = json.loads((run / "environment.json").read_text())  # the run keeps where it ran
     assert env["torch"] == torch.__version__ and env["fasterseg"]
     assert set(summary) == {"teacher", "student"}
+    assert len(list((tmp_path / ".cache" / "data").glob("*.u8"))) == 1  # the train split, decoded once for both phases
     table = LatencyTable.load(tiny_lut)
     for name, info in summary.items():
         genotype = load_genotype(info["genotype"])

@@ -91,7 +91,7 @@ def phase_config(job: SearchJobConfig, phase: PhaseConfig, pretrain: bool) -> Se
     from fasterseg.config import to_dict
 
     return SearchConfig(supernet=job.supernet, train_data=job.data, val_data=job.data, pretrain=pretrain,
-                        **to_dict(phase))
+                        cache_dir=str(Path(job.out_dir) / ".cache" / "data"), **to_dict(phase))
 
 
 class LatencyModel:

@@ -27,6 +27,7 @@ import yaml
 from fasterseg.config import ConfigError, save_config, to_dict
 from fasterseg.nets.summary import plot_architecture
 from fasterseg.search.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from fasterseg.data.cache import cache_bytes, cached
 from fasterseg.data.registry import build_dataset
 from fasterseg.search.data import Augmented, SearchTransform, half_loader, split_halves
 from fasterseg.search.distributed import globalise_batchnorm, rank, world_size
@@ -68,6 +69,7 @@ class SearchConfig:
     seed: int = 12345
     num_workers: int = 0
     precision: str = "auto"
+    cache_dir: str = ""  # decode the training split once into this folder ("": read the files every step)
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
@@ -174,6 +176,8 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
     torch.manual_seed(cfg.seed)
     transform = SearchTransform(cfg.crop, cfg.scales, cfg.downsample)
     base = build_dataset(cfg.train_data, "train")
+    if cfg.cache_dir and hasattr(base, "pairs") and cache_bytes(base) <= 8e9:
+        base = cached(base, cfg.cache_dir, show_progress=me == 0)  # the same arrays, decoded once
     dataset = Augmented(base, transform, cfg.seed)
     info = getattr(base, "info", None)
     if info is not None and info.num_classes != cfg.supernet.num_classes:
@@ -281,7 +285,8 @@ def _check_resumable(cfg: SearchConfig, run_dir: Path) -> None:
         raise ConfigError(f"{run_dir}: nothing to resume (needs config.yaml and a checkpoint of a finished epoch)")
     old = yaml.safe_load(saved.read_text())
     new = to_dict(cfg)
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    # settings added to fasterseg after the run was started are not in its config: they cannot differ
+    changed = sorted(k for k in old if old.get(k) != new.get(k))
     if changed:
         raise ConfigError(f"{saved}: the run was started with other settings for {changed}; resume with the same config")
 
