@@ -251,3 +251,17 @@ def test_unwritable_outputs_fail_before_the_work(model_file, tmp_path, capsys):
     assert "cannot create" in capsys.readouterr().err
     assert main(["eval", "--model", str(model_file), "--data", f"camvid:{tmp_path}", "--json", str(blocker / "r.json")]) != 0
     assert "cannot create" in capsys.readouterr().err
+
+
+def test_a_looping_link_in_an_input_folder_is_named_in_a_note(model_file, tmp_path, capsys):
+    import os
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _png(folder / "a.png")
+    os.symlink("loop", folder / "loop")  # a link to itself
+    assert main(["predict", "--model", str(model_file), "--input", str(folder), "--out", str(tmp_path / "out"),
+                 "--outputs", "labels"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 1 entry leading to no file" in err and "loop" in err
+    assert [p.name for p in (tmp_path / "out" / "labels").iterdir()] == ["a.png"]

@@ -77,6 +77,10 @@ def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, ou
     expansion = expand_inputs(inputs)
     for folder, count in expansion.ignored:
         report.notes.append(f"ignored {count} file(s) in {folder} without an image or video suffix")
+    if expansion.unresolved:
+        shown = ", ".join(str(p) for p in expansion.unresolved[:3])
+        report.notes.append(f"skipped {len(expansion.unresolved)} entr{'y' if len(expansion.unresolved) == 1 else 'ies'} "
+                            f"leading to no file (broken or looping links): {shown}")
 
     def fail(name: str, reason: str) -> None:
         report.failed.append((name, reason))

@@ -57,6 +57,10 @@ class Expansion:
     sources: list[Source]
     missing: list[tuple[str, str]]  # (argument, reason)
     ignored: list[tuple[Path, int]]  # (folder, files without an image/video suffix)
+    unresolved: list[Path] = None  # entries of given folders that are neither files nor folders (broken or looping links)
+
+    def __post_init__(self) -> None:
+        self.unresolved = self.unresolved or []
 
 
 def _kind(path: Path) -> str:
@@ -67,13 +71,16 @@ def expand_inputs(arguments: list[str]) -> Expansion:
     sources: list[Source] = []
     missing: list[tuple[str, str]] = []
     ignored: list[tuple[Path, int]] = []
+    unresolved: list[Path] = []
     for argument in arguments:
         path = Path(argument)
         live = None if path.exists() else live_source(argument)
         if live is not None:
             sources.append(live)
         elif path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file())
+            entries = list(path.rglob("*"))
+            files = sorted(p for p in entries if p.is_file())
+            unresolved += sorted(p for p in entries if not p.is_file() and not p.is_dir())
             known = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES]
             if len(known) < len(files):
                 ignored.append((path, len(files) - len(known)))
@@ -90,7 +97,7 @@ def expand_inputs(arguments: list[str]) -> Expansion:
         else:
             missing.append((argument, "no such file or folder"))
     _check_unique(sources)
-    return Expansion(sources, missing, ignored)
+    return Expansion(sources, missing, ignored, unresolved)
 
 
 def _check_unique(sources: list[Source]) -> None:
