@@ -102,7 +102,7 @@ class Runner:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.setting.precision == "bf16"):
             outputs = self.model(img)
             loss = self.loss(outputs, lab)
-        float(loss)  # the trainer reads the loss every step
+        float(loss.detach())  # the trainer reads the loss every step
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

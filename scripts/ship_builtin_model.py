@@ -2,8 +2,8 @@
 
     python scripts/ship_builtin_model.py RUN_DIR [--out src/fasterseg/models/camvid_student.safetensors]
 
-The model file records how it was made: the exact training command, its data, the run's
-validation mIoU and the date, so `fasterseg info` on it says where it came from.
+The model file records how it was made: the exact training command, its data and splits, the
+run's validation mIoU (on ``val_split``) and the date, so `fasterseg info` on it says where it came from.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def main() -> None:
         "command": command,
         "data": metrics["config"]["data"]["spec"],
         "val_mIoU": metrics["best_val_mIoU"],
+        "train_split": metrics["config"]["data"]["train_split"],
+        "val_split": metrics["config"]["data"]["val_split"],
         "epochs": metrics["epochs"],
         "trained": env["date"],
         "torch": env["torch"],
@@ -38,7 +40,7 @@ def main() -> None:
     if args.note:
         extra["note"] = args.note
     out = convert_model_file(args.run / "best.safetensors", args.out, half=True, include_aux=False, extra=extra)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): val mIoU {100 * extra['val_mIoU']:.2f}")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {extra['val_split']} mIoU {100 * extra['val_mIoU']:.2f}")
 
 
 if __name__ == "__main__":
