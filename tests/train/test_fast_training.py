@@ -14,19 +14,9 @@ from fasterseg.train.config import TrainConfig
 from fasterseg.train.trainer import CHECKPOINT, train
 from fasterseg.utils.device import bf16_supported, resolve_precision
 
-from tests.helpers import tiny_genotype, write_toy_camvid
 
 JITTER = ["data.photometric.brightness=0.3", "data.photometric.contrast=0.3", "data.photometric.saturation=0.3",
           "data.photometric.hue=0.05", "data.photometric.blur_prob=0.5", "data.photometric.noise=0.03"]
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy_camvid")
-    spec = write_toy_camvid(root)
-    geno = root / "tiny.json"
-    tiny_genotype().save(geno)
-    return spec, str(geno)
 
 
 def _cfg(toy, out, name, *extra: str) -> TrainConfig:

@@ -16,7 +16,7 @@ from fasterseg.train.config import TrainConfig
 from fasterseg.train.init_from import InitError, initialise_from
 from fasterseg.train.trainer import train
 
-from tests.helpers import tiny_genotype, write_toy_camvid
+from tests.helpers import tiny_genotype
 
 CAMVID = ("sky", "building", "pole", "road", "sidewalk", "tree", "sign", "fence", "car", "pedestrian", "bicyclist")
 
@@ -67,14 +67,6 @@ def test_another_architecture_or_no_shared_class_is_refused(tmp_path):
     _saved(tmp_path / "other.safetensors", ("a", "b"))
     with pytest.raises(InitError, match="no class name"):
         initialise_from(FasterSegNet(tiny_genotype()), tmp_path / "other.safetensors", CAMVID)
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy")
-    spec = write_toy_camvid(root)
-    tiny_genotype().save(root / "g.json")
-    return spec, str(root / "g.json")
 
 
 def _cfg(toy, out, name, *extra):

@@ -17,16 +17,7 @@ from fasterseg.train.config import TrainConfig
 from fasterseg.train.distributed import DistInfo
 from fasterseg.train.trainer import CHECKPOINT, TrainingError, evaluate_model, train
 
-from tests.helpers import tensorboard_scalars, tiny_genotype, write_toy_camvid
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy_camvid")
-    spec = write_toy_camvid(root)
-    geno = root / "tiny.json"
-    tiny_genotype().save(geno)
-    return spec, str(geno)
+from tests.helpers import tensorboard_scalars, tiny_genotype
 
 
 def _cfg(toy, out, name, **extra) -> TrainConfig:
