@@ -37,7 +37,7 @@ from fasterseg.search.loss import OhemCrossEntropy
 from fasterseg.search.steps import LatencyFn, make_optimisers, search_step
 from fasterseg.space.supernet import OUTPUT_NAMES, Supernet, SupernetConfig
 from fasterseg.utils.device import resolve_precision
-from fasterseg.utils.io import atomic_path, atomic_write_text
+from fasterseg.utils.io import atomic_path, atomic_write_text, keep_csv_rows
 from fasterseg.utils.tensorboard import ScalarLog
 
 
@@ -293,8 +293,4 @@ def _check_resumable(cfg: SearchConfig, run_dir: Path) -> None:
 
 def _truncate_log(log: Path, next_epoch: int) -> None:
     """Drop rows of epochs the resumed run will redo (written after the last checkpoint)."""
-    if not log.exists():
-        return
-    lines = log.read_text().splitlines(keepends=True)
-    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) < next_epoch]
-    atomic_write_text(log, "".join(kept))
+    keep_csv_rows(log, lambda row: int(row["epoch"]) < next_epoch)

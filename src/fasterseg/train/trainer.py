@@ -9,7 +9,6 @@ exactly and a run on N processes sees the same global batches as a run on one.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import pickle
@@ -40,7 +39,7 @@ from fasterseg.train.class_weights import class_weights, label_statistics
 from fasterseg.train.init_from import freeze, frozen_batchnorms, initialise_from
 from fasterseg.utils.device import resolve_device, resolve_precision
 from fasterseg.utils.env import environment
-from fasterseg.utils.io import atomic_path, atomic_write_text
+from fasterseg.utils.io import atomic_path, atomic_write_text, keep_csv_rows
 from fasterseg.utils.runlock import run_lock
 from fasterseg.utils.tensorboard import ScalarLog
 
@@ -275,8 +274,8 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
         start_epoch, best_miou, history = state["epoch"] + 1, state["best_miou"], json.loads(state["history"])
         if dist_info.is_main:
             save_config(cfg, run_dir / "config.yaml")  # with the settings changed by --set on resume
-            _drop_rows_after(run_dir / "train_log.csv", start_epoch)  # what the interrupted epoch logged
-            _drop_rows_after(run_dir / "epochs.csv", start_epoch)  # a row written before its checkpoint
+            for log in ("train_log.csv", "epochs.csv"):  # what the interrupted epoch logged (epochs count from 1)
+                keep_csv_rows(run_dir / log, lambda row: int(row["epoch"]) <= start_epoch)
     elif dist_info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
@@ -398,22 +397,6 @@ def _initialise(cfg: TrainConfig, model: nn.Module, info: DatasetInfo, run_dir: 
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
     return record
-
-
-def _drop_rows_after(path: Path, last_epoch: int) -> None:
-    """Keep the CSV's header and the rows of epochs up to ``last_epoch`` (counted from 1)."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    column = rows[0].index("epoch")
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[column]) <= last_epoch]
-    if len(kept) != len(rows):
-        buffer = io.StringIO()
-        csv.writer(buffer).writerows(kept)
-        atomic_write_text(path, buffer.getvalue())
 
 
 class _Logger:

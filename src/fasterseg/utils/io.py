@@ -103,3 +103,23 @@ def check_writable(path: Path, error: type[Exception], is_dir: bool = False) -> 
         raise error(f"{path}: {folder} is not writable")
     if not is_dir and Path(path).is_dir():
         raise error(f"{path}: is a folder, expected a file name")
+
+
+def keep_csv_rows(path: Path, keep) -> None:
+    """Rewrite the CSV at ``path`` (atomically, if anything goes) with its header and the rows for
+    which ``keep(row as a dict)`` is true: how a resumed run drops what an interrupted epoch logged."""
+    import csv
+    import io
+
+    path = Path(path)
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and keep(dict(zip(rows[0], r)))]
+    if len(kept) != len(rows):
+        buffer = io.StringIO()
+        csv.writer(buffer).writerows(kept)  # the line ending every writer of these logs uses
+        atomic_write_text(path, buffer.getvalue())
