@@ -70,8 +70,8 @@ class Runner:
     def __init__(self, setting: Setting, genotype, data_spec: str, cache_dir: Path, batch: int, crop, seed: int):
         from fasterseg.data.transforms import TrainTransform
         from fasterseg.nets.network import FasterSegNet, init_weights
-        from fasterseg.train.distributed import DistInfo
-        from fasterseg.train.losses import OhemCrossEntropy, segmentation_loss
+        from fasterseg.distributed import DistInfo
+        from fasterseg.losses import OhemCrossEntropy, segmentation_loss
         from fasterseg.train.trainer import AugmentedDataset, ShardedEpochSampler, training_data
 
         self.setting = setting

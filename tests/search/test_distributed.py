@@ -8,9 +8,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
-from fasterseg.search.distributed import globalise_batchnorm
+from fasterseg.distributed import globalise_batchnorm
 from fasterseg.search.loop import run_search
-from fasterseg.search.loss import OhemCrossEntropy
+from fasterseg.losses import OhemCrossEntropy
 from fasterseg.search.steps import make_optimisers, search_step
 from fasterseg.space.supernet import ArchSpec, Supernet, SupernetConfig
 
@@ -55,7 +55,7 @@ def run(rank, world, out, init):
         shard = slice(rank * 4 // world, (rank + 1) * 4 // world)
         w = [t[shard] for t in global_batch(step, 0)]
         a = [t[shard] for t in global_batch(step, 1)]
-        r = search_step(net, opt, OhemCrossEntropy(), w, a, pretrain=False, latency_fn=expected_cost,
+        r = search_step(net, opt, OhemCrossEntropy(across_processes=True), w, a, pretrain=False, latency_fn=expected_cost,
                         latency_weights={"student": 0.1})
         losses.append([r.weight_loss, r.arch_loss])
     if rank == 0:

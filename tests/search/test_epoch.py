@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from fasterseg.data.transforms import EvalTransform
 from fasterseg.genotype import Genotype
 from fasterseg.nets.summary import count_macs
-from fasterseg.search.epoch import EvalTransform, adapt_latency_weight, derive_arch, evaluate_outputs, save_derived
+from fasterseg.search.epoch import adapt_latency_weight, derive_arch, evaluate_outputs, save_derived
 from fasterseg.space.supernet import ArchSpec, Supernet, SupernetConfig
 
 

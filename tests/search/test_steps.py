@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fasterseg.search.loss import OhemCrossEntropy
+from fasterseg.losses import OhemCrossEntropy
 from fasterseg.search.steps import make_optimisers, search_step, supernet_loss
 from fasterseg.space.ops import OP_NAMES
 from fasterseg.space.supernet import ArchSpec, Supernet, SupernetConfig
@@ -40,7 +40,7 @@ def test_pretraining_trains_weights_only_through_the_first_architecture():
     arch_before = _snapshot(net.arch_parameters())
     teacher_stem, student_stem = _snapshot(net.stems["teacher"].parameters()), _snapshot(net.stems["student"].parameters())
     cells = _snapshot(net.cells.parameters())
-    result = search_step(net, opt, OhemCrossEntropy(), batch(), None, pretrain=True)
+    result = search_step(net, opt, OhemCrossEntropy(across_processes=True), batch(), None, pretrain=True)
     assert result.arch_loss is None and result.weight_loss > 0
     assert all(torch.equal(a, b) for a, b in zip(arch_before, net.arch_parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(teacher_stem, net.stems["teacher"].parameters()))
@@ -52,7 +52,7 @@ def test_search_step_updates_both_architectures_and_the_weights():
     net = tiny_net()
     opt = make_optimisers(net, lr=0.1)
     before = {name: p.detach().clone() for name, p in net.named_parameters()}
-    result = search_step(net, opt, OhemCrossEntropy(), batch(1), batch(2), pretrain=False)
+    result = search_step(net, opt, OhemCrossEntropy(across_processes=True), batch(1), batch(2), pretrain=False)
     changed = {name for name, p in net.named_parameters() if not torch.equal(before[name], p)}
     for arch in ("teacher", "student"):
         for name in ("alpha_0", "alpha_1", "alpha_2", "beta_1", "beta_2"):
@@ -67,7 +67,7 @@ def test_latency_term_pulls_the_student_towards_cheap_operators():
     net = tiny_net()
     opt = make_optimisers(net, lr=0.0)
     before = net.arch["student"].alpha_0.detach().clone()
-    result = search_step(net, opt, OhemCrossEntropy(), batch(1), batch(2), pretrain=False,
+    result = search_step(net, opt, OhemCrossEntropy(across_processes=True), batch(1), batch(2), pretrain=False,
                          latency_fn=expected_cost, latency_weights={"student": 1e4})
     step = net.arch["student"].alpha_0.detach() - before
     # Adam's first step moves each logit by about lr against its gradient's sign; the latency
@@ -82,14 +82,14 @@ def test_latency_term_pulls_the_student_towards_cheap_operators():
 def test_positive_latency_weight_needs_a_latency_function():
     net = tiny_net()
     with pytest.raises(ValueError, match="no latency function"):
-        search_step(net, make_optimisers(net, lr=0.1), OhemCrossEntropy(), batch(1), batch(2), pretrain=False,
+        search_step(net, make_optimisers(net, lr=0.1), OhemCrossEntropy(across_processes=True), batch(1), batch(2), pretrain=False,
                     latency_weights={"student": 0.01})
 
 
 def test_pretraining_loss_sums_the_sandwich_passes_of_the_first_architecture():
     net = tiny_net().train()  # train-mode BN uses batch statistics: each pass is deterministic
     images, target = batch()
-    crit = OhemCrossEntropy()
+    crit = OhemCrossEntropy(across_processes=True)
     torch.manual_seed(5)
     loss = supernet_loss(net, crit, images, target, pretrain=True)
     torch.manual_seed(5)  # the same random widths
@@ -107,7 +107,7 @@ def test_bf16_search_steps_run_in_bf16_and_lower_the_loss():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert net(images, "student", "max")[0].dtype == torch.bfloat16  # the passes really are bf16
     opt = make_optimisers(net, lr=0.1)
-    losses = [search_step(net, opt, OhemCrossEntropy(), (images, target), (images, target), pretrain=False,
+    losses = [search_step(net, opt, OhemCrossEntropy(across_processes=True), (images, target), (images, target), pretrain=False,
                           latency_fn=expected_cost, latency_weights={"student": 0.1}, amp_dtype=torch.bfloat16)
               for _ in range(8)]
     assert all(torch.isfinite(torch.tensor(r.weight_loss)) for r in losses)

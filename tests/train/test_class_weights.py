@@ -47,7 +47,7 @@ def test_inverse_log_by_hand():
 
 
 def test_the_weighted_ohem_loss_is_weighted_cross_entropy_over_kept_pixels():
-    from fasterseg.train.losses import OhemCrossEntropy
+    from fasterseg.losses import OhemCrossEntropy
 
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(2, 4, 6, 6, generator=g)

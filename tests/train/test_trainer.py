@@ -14,7 +14,7 @@ from fasterseg.data.registry import build_dataset
 from fasterseg.modelfile import ModelMeta, save_model
 from fasterseg.nets.network import FasterSegNet, init_weights
 from fasterseg.train.config import TrainConfig
-from fasterseg.train.distributed import DistInfo
+from fasterseg.distributed import DistInfo
 from fasterseg.train.trainer import CHECKPOINT, TrainingError, evaluate_model, train
 
 from tests.helpers import tensorboard_scalars, tiny_genotype

@@ -158,14 +158,23 @@ class TrainTransform:
 
 @dataclass
 class EvalTransform:
-    """Normalise only (optionally rescale the image; the label stays at full size)."""
+    """Normalise only: no crop, flip or random rescale.
+
+    ``downsample`` first shrinks image and label (nearest) by an integer factor, as the search
+    scores its outputs at its reduced working size; ``scale`` then rescales the image alone, the
+    label staying at full size (training's validation at another input size).
+    """
 
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     scale: float = 1.0
+    downsample: int = 1
 
     def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         img, lab = to_tensors(image, label)
+        if self.downsample > 1:
+            h, w = img.shape[1:]
+            img, lab = resize_pair(img, lab, (h // self.downsample, w // self.downsample))
         if self.scale != 1.0:
             h, w = img.shape[1:]
             img = F.interpolate(img[None], size=(int(h * self.scale + 0.5), int(w * self.scale + 0.5)),

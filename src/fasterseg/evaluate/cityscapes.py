@@ -24,6 +24,7 @@ from fasterseg.data.labels import (
     CATEGORY_TO_LABELS, CITYSCAPES_AVG_INSTANCE_SIZE, CITYSCAPES_CATEGORIES, CITYSCAPES_CLASSES, ID_TO_LABEL,
     IGNORE_INDEX, NUM_LABEL_IDS, train_labels,
 )
+from fasterseg.distributed import sum_in_place
 from fasterseg.evaluate.confusion import ConfusionMatrix
 from fasterseg.errors import FasterSegError
 
@@ -253,9 +254,8 @@ class CityscapesScorer:
         """Sum over processes when running distributed (a no-op otherwise)."""
         for cm in self._conf.values():
             cm.all_reduce()
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            for t in (self.tp_w, self.fn_w, self.cat_tp_w, self.cat_fn_w):
-                torch.distributed.all_reduce(t)
+        for t in (self.tp_w, self.fn_w, self.cat_tp_w, self.cat_fn_w):
+            sum_in_place(t)
 
     def result(self) -> CityscapesResult:
         if self.images == 0:

@@ -13,38 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fasterseg.data.base import IGNORE_INDEX
 from fasterseg.evaluate.confusion import ConfusionMatrix
 from fasterseg.genotype import Genotype
 from fasterseg.nets.derive import choose_ends
-from fasterseg.search.data import IMAGENET_MEAN, IMAGENET_STD
 from fasterseg.space.supernet import OUTPUT_NAMES, Supernet, WidthMode
 from fasterseg.utils.io import atomic_write_text
 
 # Genotype -> milliseconds per frame at the target resolution.
 GenotypeLatencyFn = Callable[[Genotype], float]
-
-
-class EvalTransform:
-    """Shrink by ``downsample`` (label: nearest) and normalise; no crop, flip or rescale."""
-
-    def __init__(self, downsample: int = 2, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
-        self.downsample = downsample
-        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
-        self.std = torch.tensor(std).view(1, 3, 1, 1)
-
-    def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        img = torch.tensor(np.asarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
-        lab = torch.tensor(np.asarray(label, dtype=np.float32))[None, None]
-        if self.downsample > 1:
-            size = (img.shape[2] // self.downsample, img.shape[3] // self.downsample)
-            img = F.interpolate(img, size=size, mode="bilinear", align_corners=False)
-            lab = F.interpolate(lab, size=size, mode="nearest")
-        return ((img / 255.0 - self.mean) / self.std)[0], lab[0, 0].long()
 
 
 @torch.no_grad()

@@ -9,7 +9,6 @@ the branch pairing and adapt the latency weight to the FPS window.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,26 +127,25 @@ def run_search_job(job: SearchJobConfig, resume: bool = False) -> dict:
     that fails leaves nothing that blocks the next try; a resumed run keeps its saved config.
     Under ``torchrun`` every process runs the job and only the first writes files.
     """
-    from fasterseg.search.distributed import init_from_env, rank
+    from fasterseg.distributed import init_distributed
 
     if not job.data:
         raise ConfigError("data: a dataset spec is required (e.g. --data synth:data/synth)")
-    init_from_env()
+    device = resolve_device(job.device)
+    info = init_distributed(device.type)
+    if device.type == "cuda" and info.enabled:
+        device = torch.device("cuda", info.local_rank)
     run_dir = Path(job.out_dir) / job.name
-    with run_lock(run_dir, enabled=rank() == 0):
-        return _run_locked(job, run_dir, resume)
+    with run_lock(run_dir, enabled=info.is_main):
+        return _run_locked(job, run_dir, resume, device, info.is_main)
 
 
-def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool) -> dict:
+def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool, device: torch.device, is_main: bool) -> dict:
     from fasterseg.latency.lut import MissingEntriesError
-    from fasterseg.search.distributed import rank
 
     started = has_checkpoint(run_dir / "pretrain") or (run_dir / "pretrain" / "done").exists()
     if not resume and started:
         raise ConfigError(f"{run_dir} already holds a search; pass --resume to continue it or choose another name")
-    device = resolve_device(job.device)
-    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     try:
         model = LatencyModel(load_table(job.lut), job.supernet, job.latency_size, job.latency_terms)
     except MissingEntriesError as exc:
@@ -160,7 +158,7 @@ def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool) -> dict:
     if not any(ms > 0 for ms in model.table.entries.values()):
         raise ConfigError(f"{job.lut}: every entry of the latency table is 0 ms, so no network is faster than another "
                           "and the FPS window cannot be met; measure the table with `fasterseg lut build`")
-    if rank() == 0:
+    if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
             save_config(job, run_dir / "config.yaml")
@@ -171,13 +169,13 @@ def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool) -> dict:
     done_marker = pre_dir / "done"
     if not done_marker.exists():
         run_search(pretrain_cfg, pre_dir, device=device, resume=resume and has_checkpoint(pre_dir))
-        if rank() == 0:
+        if is_main:
             done_marker.write_text("ok\n")
     search_cfg = phase_config(job, job.search, pretrain=False)
     run_search(search_cfg, search_dir, latency_fn=model.supernet_ms, init_weights=pre_dir / "weights.safetensors",
                device=device, genotype_latency=model.genotype_ms, resume=resume and has_checkpoint(search_dir))
     summary = {}
-    if rank() != 0:
+    if not is_main:
         return summary
     for a in job.supernet.archs:
         path = search_dir / f"{a.name}.json"

@@ -30,10 +30,11 @@ from fasterseg.search.checkpoint import has_checkpoint, load_checkpoint, save_ch
 from fasterseg.data.cache import cache_bytes, cached
 from fasterseg.data.registry import build_dataset
 from fasterseg.search.data import Augmented, SearchTransform, half_loader, split_halves
-from fasterseg.search.distributed import globalise_batchnorm, rank, world_size
-from fasterseg.search.epoch import EvalTransform, GenotypeLatencyFn, adapt_latency_weight, derive_arch, evaluate_outputs, save_derived
+from fasterseg.distributed import globalise_batchnorm, rank, world_size
+from fasterseg.data.transforms import EvalTransform
+from fasterseg.search.epoch import GenotypeLatencyFn, adapt_latency_weight, derive_arch, evaluate_outputs, save_derived
 from fasterseg.search.history import plot_evolution, read_history, record_epoch
-from fasterseg.search.loss import OhemCrossEntropy
+from fasterseg.losses import OhemCrossEntropy
 from fasterseg.search.steps import LatencyFn, make_optimisers, search_step
 from fasterseg.space.supernet import OUTPUT_NAMES, Supernet, SupernetConfig
 from fasterseg.utils.device import resolve_precision
@@ -186,7 +187,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         )
     val = None
     if cfg.val_data:
-        val = build_dataset(cfg.val_data, "val", EvalTransform(cfg.downsample))
+        val = build_dataset(cfg.val_data, "val", EvalTransform(downsample=cfg.downsample))
         count = min(cfg.val_limit, len(val)) if cfg.val_limit else len(val)
         val = torch.utils.data.Subset(val, range(me, count, world))  # each process scores its share
     latency_weights = dict(cfg.latency_weights)
@@ -197,7 +198,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         net.load_state_dict(load_file(str(init_weights)))
     opt = make_optimisers(net, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.arch_lr)
     schedule = torch.optim.lr_scheduler.ExponentialLR(opt.weights, cfg.lr_decay)
-    criterion = OhemCrossEntropy(cfg.ohem_thresh)
+    criterion = OhemCrossEntropy(cfg.ohem_thresh, across_processes=True)
     device = torch.device(device)
     precision = resolve_precision(cfg.precision, device, note=tqdm.write if me == 0 else (lambda _: None))
     amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]

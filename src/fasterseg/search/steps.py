@@ -15,7 +15,7 @@ latency weight, ``weight * latency_fn(supernet, arch)``: the latency model is a 
 search never depends on how it is computed (lookup table, decoupled terms, ...). Updates are
 first order: the weights are not unrolled. In a process group (``torchrun``) each process
 passes its slice of the batch and the steps are the single-process steps on the whole batch
-(see :mod:`fasterseg.search.distributed`).
+(see :mod:`fasterseg.distributed`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from fasterseg.search.distributed import global_sum, sum_gradients, world_size
+from fasterseg.distributed import global_sum, sum_gradients, world_size
 from fasterseg.space.supernet import Supernet
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -33,8 +33,8 @@ from fasterseg.genotype import Genotype
 from fasterseg.modelfile import ModelMeta, save_model
 from fasterseg.nets.network import FasterSegNet, init_weights
 from fasterseg.train.config import TrainConfig
-from fasterseg.train.distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
-from fasterseg.train.losses import OhemCrossEntropy, distillation_kl, segmentation_loss
+from fasterseg.distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
+from fasterseg.losses import OhemCrossEntropy, distillation_kl, segmentation_loss
 from fasterseg.train.class_weights import class_weights, label_statistics
 from fasterseg.train.init_from import freeze, frozen_batchnorms, initialise_from
 from fasterseg.utils.device import resolve_device, resolve_precision

@@ -1,26 +1,58 @@
-"""Data-parallel search on several processes that computes what one process computes.
+"""Running on several processes (``torchrun``): the one place that joins and talks to the group.
 
-Each process holds a slice of the global batch. For the result to be the single-process
-result on the whole batch, every statistic over the batch must be global:
+Everything comes from ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK``; with one process (no group)
+every function here is the plain single-process one, so callers never branch on it.
 
-- batch norm: :class:`GlobalBatchNorm2d` normalises with the mean and variance of the global
-  batch (sums all-reduced, differentiably);
-- OHEM: the k-th smallest probability and the number of kept pixels are global (see
-  :func:`fasterseg.search.loss.ohem_cross_entropy`);
-- gradients are summed over processes (each process's loss is already divided by global counts);
-- random choices (Gumbel widths, random widths) draw from the same seeded stream everywhere,
-  and terms that do not depend on the data (latency) are counted once.
+Two ways of sharing a batch use these pieces:
 
-With one process (no process group) every function here is the plain single-process one.
+- training (DDP) averages gradients; each process mines and normalises its own slice;
+- the search computes exactly what one process computes on the whole batch: batch-norm
+  statistics (:class:`GlobalBatchNorm2d`), OHEM ranks and counts (``across_processes`` in
+  :func:`fasterseg.losses.ohem_cross_entropy`) are global, each loss is divided by global counts
+  and the gradients are summed (:func:`sum_gradients`); random choices draw from the same seeded
+  stream everywhere and data-independent terms (latency) are counted once.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands in the group (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_type: str) -> DistInfo:
+    """Join the process group ``torchrun`` described in the environment: NCCL when the work runs
+    on CUDA (this process's GPU is ``LOCAL_RANK``), gloo otherwise; one process without it."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        if device_type == "cuda":
+            torch.cuda.set_device(info.local_rank)
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    return info
 
 
 def is_distributed() -> bool:
@@ -35,21 +67,36 @@ def rank() -> int:
     return dist.get_rank() if is_distributed() else 0
 
 
-def init_from_env() -> bool:
-    """Join the process group that ``torchrun`` describes in the environment (gloo on CPU,
-    nccl on GPUs); returns whether there is more than one process."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    return is_distributed()
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def cleanup(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def sum_in_place(t: torch.Tensor) -> torch.Tensor:
+    """Sum ``t`` over processes in place (counts, confusion matrices; no gradient)."""
+    if is_distributed():
+        dist.all_reduce(t)
+    return t
+
+
+def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Mean over processes, as a new tensor."""
+    if info.enabled:
+        value = value.clone()
+        dist.all_reduce(value)
+        value /= info.world_size
+    return value
 
 
 def global_sum(t: torch.Tensor) -> torch.Tensor:
     """Sum over processes; gradients flow back to every process's contribution."""
     if not is_distributed():
         return t
-    import warnings
-
     from torch.distributed.nn.functional import all_reduce
 
     with warnings.catch_warnings():

@@ -1,4 +1,5 @@
-"""Losses of the FasterSeg recipe: online hard example mining CE and KL distillation."""
+"""Losses of the FasterSeg recipe, for the search and for training: online hard example mining
+cross-entropy (OHEM) and KL distillation."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fasterseg.data.base import IGNORE_INDEX
+from fasterseg.distributed import gather_cat, global_sum, is_distributed, world_size
 
 
 def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, thresh: float = 0.7, min_kept: int = 0,
@@ -32,8 +34,6 @@ def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, thresh: float
     single-process ones (the search). Without it every process mines its own slice (DDP training,
     which averages gradients).
     """
-    from fasterseg.search.distributed import gather_cat, global_sum, is_distributed
-
     if logits.dim() != 4 or target.shape != (logits.shape[0], *logits.shape[2:]):
         raise ValueError(f"logits (N, C, H, W) and target (N, H, W) must agree, got {tuple(logits.shape)} "
                          f"and {tuple(target.shape)}")
@@ -68,21 +68,34 @@ def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, thresh: float
 
 
 class OhemCrossEntropy(nn.Module):
-    """OHEM of each process's batch (see :func:`ohem_cross_entropy`); ``min_kept`` defaults to
-    ``min_kept_ratio`` (the paper: 1/16) of the batch's pixels; ``class_weight`` as there."""
+    """OHEM (see :func:`ohem_cross_entropy`) with ``min_kept`` given, or ``min_kept_ratio`` (the
+    paper: 1/16) of the batch's label pixels; ``class_weight`` as there.
+
+    ``across_processes=False`` (training, DDP): every process mines its own slice of the batch.
+    ``across_processes=True`` (the search): the batch is the global one, ranks and means are
+    global and the ratio counts every process's pixels, so several processes compute what one
+    computes on the whole batch.
+    """
 
     def __init__(self, thresh: float = 0.7, min_kept: int | None = None, min_kept_ratio: float = 1 / 16,
-                 ignore_index: int = IGNORE_INDEX, class_weight: torch.Tensor | None = None):
+                 ignore_index: int = IGNORE_INDEX, class_weight: torch.Tensor | None = None,
+                 across_processes: bool = False):
         super().__init__()
         self.class_weight = class_weight
         self.thresh = thresh
         self.min_kept = min_kept
         self.min_kept_ratio = min_kept_ratio
         self.ignore_index = ignore_index
+        self.across_processes = across_processes
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        min_kept = self.min_kept if self.min_kept is not None else int(target.numel() * self.min_kept_ratio)
-        return ohem_cross_entropy(logits, target, self.thresh, min_kept, self.ignore_index, class_weight=self.class_weight)
+        if self.min_kept is not None:
+            min_kept = self.min_kept
+        else:
+            pixels = target.numel() * (world_size() if self.across_processes else 1)
+            min_kept = int(pixels * self.min_kept_ratio)
+        return ohem_cross_entropy(logits, target, self.thresh, min_kept, self.ignore_index,
+                                  across_processes=self.across_processes, class_weight=self.class_weight)
 
 
 def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
