@@ -21,7 +21,8 @@ from statistics import mean, stdev
 
 import yaml
 
-from fasterseg.genotype import END_STRIDES, load_genotype
+from fasterseg.genotype import END_STRIDES
+from fasterseg.modelfile import load_genotype
 from fasterseg.nets.summary import count_macs
 
 

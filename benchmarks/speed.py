@@ -73,13 +73,13 @@ def main() -> None:
 
     from fasterseg.commands.common import parse_size
     from fasterseg.infer.bench import bench_backends, environment, format_table
-    from fasterseg.infer.loading import load_model_or_genotype
+    from fasterseg.modelfile import load_network
 
     if args.threads:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(args.model) if args.model else official_student(Path(args.shared), Path(tmp))
-        model = load_model_or_genotype(source)
+        model = load_network(source)
         before = environment()
         options = paths(args.device, args.bf16, args.tensorrt)
         for o in options:

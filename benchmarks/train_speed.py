@@ -169,7 +169,7 @@ def load_student(path: Path):
         if not path.is_file():
             sys.exit(f"{path}: not found (the official architectures are in ../shared/reference/official)")
         return official_genotype(load_official_arch(path), role="student")
-    from fasterseg.genotype import load_genotype
+    from fasterseg.modelfile import load_genotype
 
     return load_genotype(str(path))
 

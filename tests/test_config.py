@@ -2,7 +2,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from fasterseg.config import ConfigError, load_config, save_config
+from fasterseg.config import load_config, save_config
+from fasterseg.errors import ConfigError
 
 
 @dataclass

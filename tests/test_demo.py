@@ -9,7 +9,7 @@ from PIL import Image
 
 import fasterseg
 from fasterseg.cli import main
-from fasterseg.genotype import load_genotype
+from fasterseg.modelfile import load_genotype
 
 
 @pytest.fixture(scope="module")

@@ -129,7 +129,7 @@ def test_a_16_bit_grey_png_keeps_its_picture():
 
 
 def test_a_camvid_label_outside_its_ids_is_an_error_naming_the_file(tmp_path):
-    from fasterseg.data.base import DatasetError
+    from fasterseg.errors import DatasetError
     from fasterseg.data.registry import build_dataset
 
     from tests.helpers import write_toy_camvid
@@ -164,7 +164,8 @@ def test_outputs_are_written_with_the_umask_not_private(tmp_path):
 @pytest.mark.parametrize("setting", ["optim.lr=-5", "optim.lr=0", "data.crop_size=[0, 0]", "data.scales=[0.0]",
                                      "optim.momentum=1.5"])
 def test_impossible_training_settings_fail_before_a_run_folder_is_made(tmp_path, setting):
-    from fasterseg.config import ConfigError, load_config
+    from fasterseg.config import load_config
+    from fasterseg.errors import ConfigError
     from fasterseg.train.config import TrainConfig
 
     with pytest.raises(ConfigError, match=setting.split("=")[0].split(".")[-1]):

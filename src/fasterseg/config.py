@@ -15,13 +15,9 @@ from typing import Any, Sequence, TypeVar
 
 import yaml
 
-from fasterseg.errors import FasterSegError
+from fasterseg.errors import ConfigError
 
 T = TypeVar("T")
-
-
-class ConfigError(FasterSegError, ValueError):
-    """A configuration file or override is invalid; the message names the key."""
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:

@@ -20,11 +20,7 @@ from typing import Callable
 
 import yaml
 
-from fasterseg.errors import FasterSegError
-
-
-class DemoError(FasterSegError, RuntimeError):
-    """A demo stage failed; the message names the stage and its command."""
+from fasterseg.errors import DemoError
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fasterseg.errors import GenotypeError
-from fasterseg.space.names import OP_NAMES
+from fasterseg.layers.names import OP_NAMES
 
 GENOTYPE_VERSION = 1
 # Output strides of the three branch ends (path value 0, 1, 2).
@@ -237,18 +237,3 @@ def validate(g: Genotype) -> None:
         for j, w in enumerate(b.widths):
             if not (math.isfinite(w) and w > 0):
                 raise GenotypeError(f"{where}.widths[{j}]: must be a positive number, got {w}")
-
-
-def load_genotype(path: str | Path) -> Genotype:
-    """A genotype from a genotype JSON, a search result JSON (``{"genotype": ...}``) or a model file."""
-    from fasterseg.utils.io import read_json
-
-    path = Path(path)
-    if path.suffix == ".json":
-        data = read_json(path, GenotypeError)
-        if isinstance(data, dict) and "genotype" in data and "branches" not in data:
-            data = data["genotype"]
-        return Genotype.from_dict(data, source=str(path))
-    from fasterseg.modelfile import read_model_file
-
-    return read_model_file(path)[1].genotype

@@ -130,19 +130,61 @@ def save_model(path: str | Path, model: FasterSegNet, meta: ModelMeta, half: boo
     return path
 
 
+def _open_header(path: Path) -> dict[str, str] | None:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata()
+
+
 def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelMeta]:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata()
+        header = _open_header(path)
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFileError(f"{path}: not a safetensors file ({exc})") from None
     return state, ModelMeta.from_header(header, str(path))
+
+
+def read_model_meta(path: str | Path) -> ModelMeta:
+    """A model file's header alone (no tensor is read)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file")
+    try:
+        header = _open_header(path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: not a safetensors file ({exc})") from None
+    return ModelMeta.from_header(header, str(path))
+
+
+def _is_json(path: Path) -> bool:
+    return path.suffix.lower() == ".json"
+
+
+def load_genotype_and_meta(source: str | Path) -> tuple[Genotype, ModelMeta | None]:
+    """The genotype of a genotype JSON, a search result JSON (``{"genotype": ...}``) or a model
+    file, with the model file's metadata (None for JSON). The one way every command reads a
+    network description."""
+    from fasterseg.errors import GenotypeError
+    from fasterseg.utils.io import read_json
+
+    path = Path(source)
+    if _is_json(path):
+        data = read_json(path, GenotypeError)
+        if isinstance(data, dict) and "genotype" in data and "branches" not in data:
+            data = data["genotype"]
+        return Genotype.from_dict(data, source=str(path)), None
+    meta = read_model_meta(path)
+    return meta.genotype, meta
+
+
+def load_genotype(source: str | Path) -> Genotype:
+    """The genotype of a genotype JSON, a search result JSON or a model file."""
+    return load_genotype_and_meta(source)[0]
 
 
 def build_from_state(state: dict[str, torch.Tensor], meta: ModelMeta, source: str) -> FasterSegNet:
@@ -185,3 +227,17 @@ def convert_model_file(src: str | Path, dst: str | Path, half: bool = True, incl
     if extra:
         meta = ModelMeta(**{**meta.__dict__, "extra": {**meta.extra, **extra}})
     return save_model(dst, model, meta, half=half, include_aux=include_aux)
+
+
+def load_network(source: str | Path, device: str | torch.device = "cpu", seed: int = 0) -> FasterSegNet:
+    """A network to run: a model file as it is, or a genotype JSON with freshly initialised
+    weights (seeded) and no auxiliary heads, for timing (latency does not depend on the values)."""
+    from fasterseg.nets.network import init_weights
+
+    path = Path(source)
+    if _is_json(path):
+        torch.manual_seed(seed)
+        model = FasterSegNet(load_genotype(path), aux_heads=False)
+        init_weights(model)
+        return model.to(device).eval()
+    return load_model(path, device=device)

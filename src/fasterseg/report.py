@@ -55,7 +55,7 @@ def _rel(path: Path, base: Path) -> str:
 
 
 def write_report(out: Path, timings: dict[str, float] | None = None) -> Path:
-    from fasterseg.genotype import load_genotype
+    from fasterseg.modelfile import load_genotype
     from fasterseg.nets.summary import network_stats, plot_architecture
 
     out = Path(out)

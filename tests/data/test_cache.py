@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fasterseg.data.base import ConcatDataset, DatasetError
+from fasterseg.data.base import ConcatDataset
+from fasterseg.errors import DatasetError
 from fasterseg.data.cache import cached
 from fasterseg.data.registry import build_dataset
 

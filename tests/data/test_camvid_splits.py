@@ -37,7 +37,7 @@ def test_the_segnet_val_split_shares_its_sequence_with_train(camvid_spec):
 
 
 def test_an_unknown_split_names_the_list_file_and_the_made_ones(tmp_path):
-    from fasterseg.data.base import DatasetError
+    from fasterseg.errors import DatasetError
 
     (tmp_path / "train.txt").write_text("")
     with pytest.raises(DatasetError, match=r"nope\.txt.*trainval, seq_train, seq_val"):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fasterseg.config import ConfigError
-from fasterseg.data.base import DatasetError
+from fasterseg.errors import ConfigError
+from fasterseg.errors import DatasetError
 from fasterseg.data.registry import BUILDERS, build_dataset
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from fasterseg.cli import main
 from fasterseg.data.registry import build_dataset
-from fasterseg.evaluate.cityscapes import EvaluationError
+from fasterseg.errors import EvaluationError
 from fasterseg.evaluate.predictions import evaluate_predictions, match_predictions
 
 

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from fasterseg.data.registry import build_dataset
-from fasterseg.evaluate.cityscapes import EvaluationError
+from fasterseg.errors import EvaluationError
 from fasterseg.evaluate.submission import export_submission, export_submission_dir
 from tests.evaluate.official import official_evaluate
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from fasterseg.cli import main
-from fasterseg.infer.export import ExportError, export_onnx, ort_session
+from fasterseg.infer.export import export_onnx, ort_session
+from fasterseg.errors import ExportError
 from fasterseg.infer.fold import fold_batchnorm
 from fasterseg.modelfile import load_model
 from tests.infer.conftest import tiny_model

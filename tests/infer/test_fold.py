@@ -35,7 +35,7 @@ def test_folded_network_has_no_batchnorm_and_computes_the_same(ends):
 
 
 def test_strided_skip_folds_each_half_of_its_batchnorm():
-    from fasterseg.space.ops import Skip
+    from fasterseg.layers.ops import Skip
 
     torch.manual_seed(0)
     skip = Skip(4, 6, stride=2).eval()

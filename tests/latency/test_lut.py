@@ -7,7 +7,8 @@ import json
 import pytest
 
 from fasterseg.genotype import Genotype
-from fasterseg.latency.lut import LatencyTable, LatencyTableError, MissingEntriesError, OpSpec, TableMeta, parse_key, spec_key
+from fasterseg.latency.lut import LatencyTable, MissingEntriesError, OpSpec, TableMeta, parse_key, spec_key
+from fasterseg.errors import LatencyTableError
 from fasterseg.latency.official import import_official, load_profile, load_table, official_name, official_to_spec
 from fasterseg.latency.specs import LatencySpace, network_specs, space_specs
 from fasterseg.nets.official import load_official_arch, official_genotype

@@ -14,7 +14,7 @@ from fasterseg.latency.official import import_official, official_search_latency
 from fasterseg.latency.specs import LatencySpace, space_specs
 from fasterseg.nets.derive import derive_genotype
 from fasterseg.nets.official import OFFICIAL_WIDTH_CHOICES, load_official_arch, official_genotype
-from fasterseg.space.ops import OP_NAMES
+from fasterseg.layers.ops import OP_NAMES
 
 PUBLISHED_STUDENT_MS = 6.13  # 163.9 FPS, GTX 1080Ti, TensorRT 5.1.5, whole network
 

@@ -3,7 +3,7 @@
 import torch
 
 from fasterseg.nets.derive import alphas_to_ops, betas_to_path, choose_ends, objective_acc_lat
-from fasterseg.space.ops import OP_NAMES
+from fasterseg.layers.ops import OP_NAMES
 
 SKIP, CONV = OP_NAMES.index("skip"), OP_NAMES.index("conv")
 

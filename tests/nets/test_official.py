@@ -13,7 +13,7 @@ from fasterseg.nets.official import (
     convert_official_state_dict, has_aux_heads, load_official_arch, official_genotype, safe_torch_load,
 )
 from fasterseg.nets.summary import count_macs
-from fasterseg.space.ops import OP_NAMES
+from fasterseg.layers.ops import OP_NAMES
 
 ROLES = [("teacher", "arch_0.pt"), ("student", "arch_1.pt")]
 

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from fasterseg.config import ConfigError
+from fasterseg.errors import ConfigError
 from fasterseg.genotype import Genotype
 from fasterseg.nets.summary import count_macs
 from fasterseg.search.data import IMAGENET_MEAN, IMAGENET_STD, SearchTransform, half_loader, split_halves

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from fasterseg.cli import main
-from fasterseg.genotype import Genotype, load_genotype
-from fasterseg.search.history import EpochEntry, HistoryError, pick, read_history
+from fasterseg.genotype import Genotype
+from fasterseg.modelfile import load_genotype
+from fasterseg.search.history import EpochEntry, pick, read_history
+from fasterseg.errors import HistoryError
 from fasterseg.search.loop import run_search
 
 from tests.helpers import tiny_genotype

@@ -8,7 +8,7 @@ import torch
 
 from fasterseg.cli import main
 from fasterseg.config import load_config
-from fasterseg.genotype import load_genotype
+from fasterseg.modelfile import load_genotype
 from fasterseg.latency.lut import LatencyTable
 from fasterseg.latency.model import network_latency
 from fasterseg.search.job import LatencyModel, SearchJobConfig
@@ -83,7 +83,7 @@ def test_search_writes_genotypes_that_train_and_report_their_fps(tiny_lut, synth
     assert all(w == 1.0 for b in teacher.branches for w in b.widths)
     assert "skip" not in {op for b in teacher.branches for op in b.ops}
     # A second search into the same run is refused.
-    from fasterseg.config import ConfigError
+    from fasterseg.errors import ConfigError
     from fasterseg.search.job import run_search_job
 
     with pytest.raises(ConfigError, match="--resume"):
@@ -97,7 +97,7 @@ def test_shipped_search_configs_load():
 
 
 def test_a_table_that_misses_the_space_fails_before_anything_is_written(tiny_lut, synth_root, tmp_path):
-    from fasterseg.config import ConfigError
+    from fasterseg.errors import ConfigError
     from fasterseg.search.job import run_search_job
 
     job = load_config(SearchJobConfig, TINY, [f"data=synth:{synth_root}", f"lut={tiny_lut}", f"out_dir={tmp_path}",
@@ -110,7 +110,7 @@ def test_a_table_that_misses_the_space_fails_before_anything_is_written(tiny_lut
 def test_an_all_zero_table_is_refused_before_anything_is_written(tiny_lut, synth_root, tmp_path):
     import json
 
-    from fasterseg.config import ConfigError
+    from fasterseg.errors import ConfigError
     from fasterseg.search.job import run_search_job
 
     table = json.loads(tiny_lut.read_text())

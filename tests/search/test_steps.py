@@ -5,7 +5,7 @@ import torch
 
 from fasterseg.losses import OhemCrossEntropy
 from fasterseg.search.steps import make_optimisers, search_step, supernet_loss
-from fasterseg.space.ops import OP_NAMES
+from fasterseg.layers.ops import OP_NAMES
 from fasterseg.space.supernet import ArchSpec, Supernet, SupernetConfig
 
 # A latency stand-in with real structure: expected MACs-like cost per cell under softmax(alpha).

@@ -6,11 +6,12 @@ import json
 import pytest
 import torch
 
-from fasterseg.config import ConfigError, load_config
+from fasterseg.config import load_config
+from fasterseg.errors import ConfigError
 from fasterseg.genotype import Branch, Genotype
 from fasterseg.nets.derive import derive_branches
 from fasterseg.nets.official import load_official_arch, official_genotype
-from fasterseg.space.ops import OP_NAMES
+from fasterseg.layers.ops import OP_NAMES
 from fasterseg.space.supernet import OUTPUT_NAMES, ArchSpec, Supernet, SupernetConfig
 
 SKIP = OP_NAMES.index("skip")

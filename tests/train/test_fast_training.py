@@ -52,7 +52,7 @@ def test_auto_precision_follows_the_cpu_and_bf16_without_it_falls_back_with_a_no
     assert device.resolve_precision("bf16", cpu, note=notes.append) == "fp32"
     assert len(notes) == 1 and "fp32" in notes[0]
     assert device.resolve_precision("auto", cpu) == "fp32"
-    from fasterseg.config import ConfigError
+    from fasterseg.errors import ConfigError
 
     with pytest.raises(ConfigError, match="fp16"):
         device.resolve_precision("fp16", cpu)
@@ -122,7 +122,7 @@ def test_resume_keeps_one_row_per_logged_step_reads_its_own_genotype_and_saves_c
 
 
 def test_a_corrupt_checkpoint_is_refused_by_name(toy, tmp_path):
-    from fasterseg.train.trainer import TrainingError
+    from fasterseg.errors import TrainingError
 
     first = train(_cfg(toy, tmp_path, "c", "epochs=1"), show_progress=False)
     (first.run_dir / CHECKPOINT).write_bytes(b"\x00" * 100)

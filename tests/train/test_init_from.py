@@ -13,7 +13,8 @@ from fasterseg.config import load_config
 from fasterseg.modelfile import ModelMeta, save_model
 from fasterseg.nets.network import FasterSegNet, init_weights
 from fasterseg.train.config import TrainConfig
-from fasterseg.train.init_from import InitError, initialise_from
+from fasterseg.train.init_from import initialise_from
+from fasterseg.errors import InitError
 from fasterseg.train.trainer import train
 
 from tests.helpers import tiny_genotype

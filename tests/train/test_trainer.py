@@ -15,7 +15,8 @@ from fasterseg.modelfile import ModelMeta, save_model
 from fasterseg.nets.network import FasterSegNet, init_weights
 from fasterseg.train.config import TrainConfig
 from fasterseg.distributed import DistInfo
-from fasterseg.train.trainer import CHECKPOINT, TrainingError, evaluate_model, train
+from fasterseg.train.trainer import CHECKPOINT, evaluate_model, train
+from fasterseg.errors import TrainingError
 
 from tests.helpers import tensorboard_scalars, tiny_genotype
 

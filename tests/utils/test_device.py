@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fasterseg.config import ConfigError
+from fasterseg.errors import ConfigError
 from fasterseg.utils.device import resolve_device
 
 

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from fasterseg.utils.runlock import RunInUseError, run_lock
+from fasterseg.utils.runlock import run_lock
+from fasterseg.errors import RunInUseError
 
 HOLDER = """
 import sys, time

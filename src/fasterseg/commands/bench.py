@@ -48,7 +48,7 @@ def option_list(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from fasterseg.errors import FasterSegError
     from fasterseg.infer.bench import bench_backends, environment, format_table, rows_to_json
-    from fasterseg.infer.loading import load_model_or_genotype
+    from fasterseg.modelfile import load_network
 
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
         raise FasterSegError("--batch and --repeats must be >= 1 and --warmup >= 0")
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    model = load_model_or_genotype(args.model)
+    model = load_network(args.model)
     rows = bench_backends(model, option_list(args), tuple(args.size), batch=args.batch, warmup=args.warmup,
                           repeats=args.repeats, model_only=args.model_only,
                           progress=lambda line: print(line, file=sys.stderr))

@@ -43,7 +43,7 @@ def model_predictor(args: argparse.Namespace, dataset):
 
     import fasterseg
     from fasterseg.data.transforms import normalize, to_tensors
-    from fasterseg.evaluate.cityscapes import EvaluationError
+    from fasterseg.errors import EvaluationError
     from fasterseg.evaluate.model_inference import InferenceOptions, predict_probabilities
 
     model = fasterseg.load_model(args.model, device=args.device)
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
         args.model = str(builtin_model_path())
 
-    from fasterseg.evaluate.cityscapes import EvaluationError
+    from fasterseg.errors import EvaluationError
     from fasterseg.utils.io import check_writable
 
     for target, is_dir in ((args.json, False), (args.csv, False), (args.plots, True)):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from fasterseg.commands.common import parse_size
 
@@ -20,23 +19,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the numbers as JSON instead of text")
 
 
-def load_genotype_or_model(source: str):
-    """(genotype, meta or None) from a model file or a genotype JSON, by content, not name."""
-    from fasterseg.modelfile import read_model_file
-
-    path = Path(source)
-    if path.suffix == ".json":
-        from fasterseg.genotype import load_genotype
-
-        return load_genotype(path), None
-    _, meta = read_model_file(path)
-    return meta.genotype, meta
-
-
 def run(args: argparse.Namespace) -> int:
+    from fasterseg.modelfile import load_genotype_and_meta
     from fasterseg.nets.summary import network_stats, plot_architecture, structure_table
 
-    genotype, meta = load_genotype_or_model(args.source)
+    genotype, meta = load_genotype_and_meta(args.source)
     size = args.size or (meta.train_size if meta and meta.train_size else (1024, 2048))
     stats = network_stats(genotype, tuple(size))
     if args.json:

@@ -110,7 +110,8 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from fasterseg.latency.lut import OP_TYPES, LatencyTableError
+    from fasterseg.latency.lut import OP_TYPES
+    from fasterseg.errors import LatencyTableError
     from fasterseg.latency.measure import TimingSettings, build_table, describe_environment, make_backend
     from fasterseg.latency.specs import space_specs
 
@@ -139,10 +140,10 @@ def _show(args: argparse.Namespace) -> int:
     counts = Counter(parse_key(k).op for k in table.entries)
     result: dict = {"meta": table.to_dict()["meta"], "entries": len(table), "by_op": dict(sorted(counts.items()))}
     if args.genotype:
-        from fasterseg.commands.info import load_genotype_or_model
+        from fasterseg.modelfile import load_genotype
         from fasterseg.latency.model import network_latency
 
-        genotype, _ = load_genotype_or_model(args.genotype)
+        genotype = load_genotype(args.genotype)
         lat = network_latency(genotype, table, args.size)
         result["network"] = {"source": args.genotype, "latency_ms": lat.total_ms, "fps": lat.fps, "parts_ms": lat.parts,
                              "pieces": [{"piece": p, "key": k, "ms": ms} for p, k, ms in lat.pieces]}

@@ -28,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fasterseg.config import ConfigError, load_config
+    from fasterseg.config import load_config
+    from fasterseg.errors import ConfigError
     from fasterseg.search.job import SearchJobConfig, run_search_job
 
     if args.pick:
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _pick(args: argparse.Namespace) -> int:
-    from fasterseg.config import ConfigError
+    from fasterseg.errors import ConfigError
     from fasterseg.search.history import pick, read_history
 
     if args.resume or args.config or args.data or args.lut or args.overrides:

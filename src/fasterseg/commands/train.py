@@ -26,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fasterseg.config import load_config
     from fasterseg.train.config import TrainConfig
-    from fasterseg.train.trainer import TrainingError, train
+    from fasterseg.train.trainer import train
+    from fasterseg.errors import TrainingError
 
     overrides = list(args.overrides)
     if args.resume:

@@ -16,14 +16,10 @@ from typing import Callable
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from fasterseg.errors import FasterSegError
+from fasterseg.errors import DatasetError
 
 IGNORE_INDEX = 255
 PairTransform = Callable[[np.ndarray, np.ndarray], tuple]
-
-
-class DatasetError(FasterSegError, ValueError):
-    """A dataset is missing, empty or malformed; the message names the file."""
 
 
 @dataclass(frozen=True)

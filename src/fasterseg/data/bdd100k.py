@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fasterseg.data.base import IGNORE_INDEX, DatasetError, DatasetInfo, PairedFileDataset, PairTransform, read_label
+from fasterseg.data.base import IGNORE_INDEX, DatasetInfo, PairedFileDataset, PairTransform, read_label
+from fasterseg.errors import DatasetError
 from fasterseg.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE
 
 BDD100K_INFO = DatasetInfo(name="bdd100k", class_names=CITYSCAPES_CLASSES, palette=CITYSCAPES_PALETTE)

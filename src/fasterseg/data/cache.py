@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from fasterseg.data.base import DatasetError, DatasetInfo
+from fasterseg.data.base import DatasetInfo
+from fasterseg.errors import DatasetError
 from fasterseg.utils.io import atomic_path, atomic_write_text
 
 FORMAT_VERSION = 1

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fasterseg.data.base import IGNORE_INDEX, DatasetError, DatasetInfo, PairedFileDataset, PairTransform
+from fasterseg.data.base import IGNORE_INDEX, DatasetInfo, PairedFileDataset, PairTransform
+from fasterseg.errors import DatasetError
 
 CAMVID_INFO = DatasetInfo(
     name="camvid",

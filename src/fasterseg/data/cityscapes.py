@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fasterseg.data.base import DatasetError, DatasetInfo, PairedFileDataset, PairTransform, read_label
+from fasterseg.data.base import DatasetInfo, PairedFileDataset, PairTransform, read_label
+from fasterseg.errors import DatasetError
 from fasterseg.data.labels import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, NUM_LABEL_IDS, id_to_train_table
 
 CITYSCAPES_INFO = DatasetInfo(name="cityscapes", class_names=CITYSCAPES_CLASSES, palette=CITYSCAPES_PALETTE)

@@ -23,8 +23,10 @@ from typing import Literal
 
 import numpy as np
 
-from fasterseg.config import ConfigError, load_config
-from fasterseg.data.base import DatasetError, DatasetInfo, PairedFileDataset, PairTransform, read_image, read_label
+from fasterseg.config import load_config
+from fasterseg.errors import ConfigError
+from fasterseg.data.base import DatasetInfo, PairedFileDataset, PairTransform, read_image, read_label
+from fasterseg.errors import DatasetError
 from fasterseg.data.labels import generated_palette
 
 CONFIG_NAME = "dataset.yaml"

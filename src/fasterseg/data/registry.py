@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from fasterseg.data.base import DatasetError, PairTransform
+from fasterseg.data.base import PairTransform
+from fasterseg.errors import DatasetError
 
 # kind -> builder(root, split, transform). Each dataset module registers itself here.
 def _camvid(root: Path, split: str, transform: PairTransform | None):

@@ -26,14 +26,10 @@ from fasterseg.data.labels import (
 )
 from fasterseg.distributed import sum_in_place
 from fasterseg.evaluate.confusion import ConfusionMatrix
-from fasterseg.errors import FasterSegError
+from fasterseg.errors import EvaluationError
 
 NUM_CLASSES = len(CITYSCAPES_CLASSES)
 MAX_INSTANCE_ID = NUM_LABEL_IDS * 1000  # instance ids are label_id * 1000 + k
-
-
-class EvaluationError(FasterSegError, ValueError):
-    """Predictions or ground truth that cannot be scored; the message names the file."""
 
 
 def _columns() -> tuple[np.ndarray, list[int]]:

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from fasterseg.evaluate.cityscapes import EvaluationError
+from fasterseg.errors import EvaluationError
 from fasterseg.evaluate.scorer import Result, make_scorer
 
 

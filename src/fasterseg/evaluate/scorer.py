@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from fasterseg.data.base import DatasetInfo
-from fasterseg.evaluate.cityscapes import CityscapesResult, CityscapesScorer, EvaluationError
+from fasterseg.evaluate.cityscapes import CityscapesResult, CityscapesScorer
+from fasterseg.errors import EvaluationError
 from fasterseg.evaluate.confusion import ConfusionMatrix
 
 

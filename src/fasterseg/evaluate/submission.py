@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image
 
 from fasterseg.data.labels import train_to_id_table
-from fasterseg.evaluate.cityscapes import NUM_CLASSES, EvaluationError
+from fasterseg.evaluate.cityscapes import NUM_CLASSES
+from fasterseg.errors import EvaluationError
 from fasterseg.evaluate.predictions import read_prediction
 from fasterseg.utils.io import atomic_path
 

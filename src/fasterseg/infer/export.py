@@ -17,16 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from fasterseg.errors import FasterSegError
+from fasterseg.errors import ExportError
 from fasterseg.infer.heads import NetworkOnly, Segmenter
 from fasterseg.utils.io import atomic_path
 
 DEFAULT_OPSET = 18
 OUTPUTS = ("logits", "labels", "logits8")
-
-
-class ExportError(FasterSegError, RuntimeError):
-    """Export failed or the exported graph disagrees with PyTorch."""
 
 
 @dataclass

@@ -12,7 +12,7 @@ import copy
 import torch
 from torch import nn
 
-from fasterseg.space.ops import Skip
+from fasterseg.layers.ops import Skip
 
 # (conv attribute, its BatchNorm attribute) pairs used by our ops, heads and fusion modules.
 _PAIRS = (("conv", "bn"), ("conv1", "bn1"), ("conv2", "bn2"))

@@ -22,8 +22,9 @@ from fasterseg.errors import FasterSegError
 from fasterseg.infer.names import OUTPUT_KINDS
 from fasterseg.infer.palette import colorize, overlay, palette_for, train_to_label_id_table
 from fasterseg.infer.predictor import Predictor
-from fasterseg.infer.sources import InputError, Source, VideoReader, expand_inputs, read_rgb
-from fasterseg.evaluate.cityscapes import EvaluationError
+from fasterseg.infer.sources import Source, VideoReader, expand_inputs, read_rgb
+from fasterseg.errors import InputError
+from fasterseg.errors import EvaluationError
 from fasterseg.evaluate.submission import SubmissionWriter, submission_name
 from fasterseg.utils.io import atomic_path, check_writable, refuse_overwriting_inputs
 

@@ -16,17 +16,13 @@ from typing import Iterator
 
 import numpy as np
 
-from fasterseg.errors import FasterSegError
+from fasterseg.errors import FasterSegError, InputError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 _CAMERA = re.compile(r"^camera:(\d+)$")
 _SEQUENCE = re.compile(r"%0?\d*d")  # OpenCV's printf-style image sequence, e.g. frames/%05d.png
-
-
-class InputError(FasterSegError, ValueError):
-    """One input cannot be read; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +107,8 @@ def _check_unique(sources: list[Source]) -> None:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    from fasterseg.data.base import DatasetError, read_image
+    from fasterseg.data.base import read_image
+    from fasterseg.errors import DatasetError
 
     try:
         return read_image(path)

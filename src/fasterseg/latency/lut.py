@@ -4,7 +4,7 @@ An *op instance* is an :class:`OpSpec`: the piece's type, its input height and w
 output channels and stride. :func:`spec_key` is the only place a key is spelled, so the table
 builder, the network predictor and the differentiable search all name a measurement the same way.
 
-Piece types are the five cell operators of :mod:`fasterseg.space.ops` plus the pieces around
+Piece types are the five cell operators of :mod:`fasterseg.layers.ops` plus the pieces around
 the cells, each meaning exactly what :class:`fasterseg.nets.network.FasterSegNet` runs:
 
 ``stem_conv``  3x3 conv-BN-ReLU, stride 2 (first stem layer; the other two are ``conv_2x``)
@@ -28,17 +28,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from fasterseg.errors import FasterSegError
-from fasterseg.space.ops import OP_NAMES
+from fasterseg.errors import LatencyTableError
+from fasterseg.layers.ops import OP_NAMES
 from fasterseg.utils.io import atomic_write_text
 
 TABLE_FORMAT = "fasterseg-latency-table/1"
 PIECES: tuple[str, ...] = ("stem_conv", "arm", "refine", "ffm", "head")
 OP_TYPES: tuple[str, ...] = OP_NAMES + PIECES
-
-
-class LatencyTableError(FasterSegError, ValueError):
-    """A latency table is malformed, mismatched, or lacks entries a prediction needs."""
 
 
 @dataclass(frozen=True, order=True)

@@ -26,7 +26,7 @@ from torch import nn
 from fasterseg.errors import FasterSegError
 from fasterseg.latency.lut import LatencyTable, OpSpec, TableMeta, now_iso
 from fasterseg.nets.network import ConvBnRelu, FeatureFusion, Head, init_weights
-from fasterseg.space.ops import ConvNorm, build_op
+from fasterseg.layers.ops import ConvNorm, build_op
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "bf16")

@@ -66,7 +66,7 @@ import torch.nn.functional as F
 from fasterseg.genotype import Genotype
 from fasterseg.latency.lut import LatencyTable, MissingEntriesError, OpSpec
 from fasterseg.latency.specs import fusion_specs, head_specs, network_pieces, padded, stem_specs
-from fasterseg.space.ops import OP_NAMES
+from fasterseg.layers.ops import OP_NAMES
 
 
 # -- derived networks ------------------------------------------------------------------------

@@ -20,7 +20,8 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from fasterseg.latency.lut import LatencyTable, LatencyTableError, OpSpec, TableMeta
+from fasterseg.latency.lut import LatencyTable, OpSpec, TableMeta
+from fasterseg.errors import LatencyTableError
 
 OFFICIAL_SIZE = (1024, 2048)
 PROFILES = {"official-1080ti-trt5": "official_1080ti_trt5.json"}

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from itertools import product
 
 from fasterseg.genotype import Genotype
-from fasterseg.latency.lut import LatencyTableError, OpSpec
+from fasterseg.latency.lut import OpSpec
+from fasterseg.errors import LatencyTableError
 from fasterseg.nets.network import OUTPUT_STRIDE_MAX, plan_cells
-from fasterseg.space.ops import OP_NAMES
+from fasterseg.layers.ops import OP_NAMES
 
 
 @dataclass

@@ -20,7 +20,7 @@ from fasterseg.genotype import Branch, Genotype
 from fasterseg.latency.lut import LatencyTable
 from fasterseg.latency.model import network_latency
 from fasterseg.latency.specs import LatencySpace
-from fasterseg.space.ops import OP_NAMES
+from fasterseg.layers.ops import OP_NAMES
 from fasterseg.utils.io import atomic_path, atomic_write_text
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from fasterseg.genotype import Branch, Genotype
-from fasterseg.space.ops import OP_NAMES
+from fasterseg.layers.ops import OP_NAMES
 
 SKIP = OP_NAMES.index("skip")
 # Settings of the paper's objective mIoU * (latency / target) ^ w.

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fasterseg.genotype import Genotype
-from fasterseg.space.ops import ConvNorm, Conv2x, build_op
+from fasterseg.layers.ops import ConvNorm, Conv2x, build_op
 
 # The network's total down-sampling; inputs are padded to a multiple of it.
 OUTPUT_STRIDE_MAX = 32

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from fasterseg.config import ConfigError
+from fasterseg.errors import ConfigError
 import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Subset
 

@@ -15,17 +15,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fasterseg.errors import FasterSegError
+from fasterseg.errors import HistoryError
 from fasterseg.genotype import Genotype
 from fasterseg.utils.io import atomic_write_text
 
 HISTORY_DIR = "history"
 _NAME = re.compile(r"epoch_(\d{3,})_(\w+)\.json$")
 RULES = ("last", "best-miou", "best-miou-in-window")
-
-
-class HistoryError(FasterSegError, ValueError):
-    """The run has no history of the asked epoch or architecture."""
 
 
 @dataclass
@@ -123,7 +119,7 @@ def plot_evolution(entries: list[EpochEntry], out: Path) -> Path:
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    from fasterseg.space.ops import OP_NAMES
+    from fasterseg.layers.ops import OP_NAMES
     from fasterseg.utils.io import atomic_path
 
     colors = ["#dddddd", "#1f77b4", "#2ca02c", "#d62728", "#9467bd"][: len(OP_NAMES)]

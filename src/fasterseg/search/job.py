@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fasterseg.config import ConfigError, save_config
+from fasterseg.config import save_config
+from fasterseg.errors import ConfigError
 from fasterseg.genotype import Genotype
 from fasterseg.latency.lut import LatencyTable
 from fasterseg.latency.official import load_table

@@ -24,7 +24,8 @@ from tqdm import tqdm
 
 import yaml
 
-from fasterseg.config import ConfigError, save_config, to_dict
+from fasterseg.config import save_config, to_dict
+from fasterseg.errors import ConfigError
 from fasterseg.nets.summary import plot_architecture
 from fasterseg.search.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from fasterseg.data.cache import cache_bytes, cached

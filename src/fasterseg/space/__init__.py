@@ -1,1 +1,1 @@
-"""The FasterSeg search space: operators (one table) shared by the supernet and derived nets."""
+"""The FasterSeg search space: the supernet over the operators of ``fasterseg.layers``."""

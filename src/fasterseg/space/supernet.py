@@ -4,7 +4,7 @@
 (1/8, 1/16, 1/32 for ``j`` = 0, 1, 2; scale ``j`` exists from layer ``j`` on) holds a mixed
 operator keeping its scale and, except at 1/32 and in the last layer, a stride-2 mixed operator
 feeding scale ``j + 1``. Both are the softmax(alpha)-weighted sum of the five operators of
-:data:`~fasterseg.space.ops.PRIMITIVES`, built slimmable. A cell at 1/16 or 1/32 reads the
+:data:`~fasterseg.layers.ops.PRIMITIVES`, built slimmable. A cell at 1/16 or 1/32 reads the
 same-scale output of the previous layer ("keep") and the stride-2 output of the finer scale
 ("down"), weighted by softmax(beta); from the first layer a scale exists it can only come down.
 
@@ -36,12 +36,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fasterseg.config import ConfigError
+from fasterseg.errors import ConfigError
 from fasterseg.genotype import Branch, Genotype
 from fasterseg.nets.derive import ArchParams, derive_genotype
 from fasterseg.nets.network import FasterSegNet, Head, init_weights, plan_cells
-from fasterseg.space.ops import OP_NAMES, PRIMITIVES, Conv2x, ConvNorm, build_op
-from fasterseg.space.slimmable import active_state, set_active_width, width_channels
+from fasterseg.layers.ops import OP_NAMES, PRIMITIVES, Conv2x, ConvNorm, build_op
+from fasterseg.layers.slimmable import active_state, set_active_width, width_channels
 
 # Output order of :meth:`Supernet.forward` (the official valid_names).
 OUTPUT_NAMES = ("8", "16", "32", "8_32", "16_32")

@@ -14,11 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fasterseg.errors import FasterSegError
-
-
-class InitError(FasterSegError, ValueError):
-    """The model file cannot initialise this network."""
+from fasterseg.errors import InitError
 
 
 def is_classifier(name: str) -> bool:

@@ -27,10 +27,9 @@ from fasterseg.data.base import ConcatDataset, DatasetInfo
 from fasterseg.data.cache import cache_bytes, cached
 from fasterseg.data.registry import build_dataset
 from fasterseg.data.transforms import EvalTransform, TrainTransform
-from fasterseg.errors import FasterSegError
+from fasterseg.errors import TrainingError
 from fasterseg.evaluate.confusion import ConfusionMatrix
-from fasterseg.genotype import Genotype
-from fasterseg.modelfile import ModelMeta, save_model
+from fasterseg.modelfile import ModelMeta, load_genotype, save_model
 from fasterseg.nets.network import FasterSegNet, init_weights
 from fasterseg.train.config import TrainConfig
 from fasterseg.distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
@@ -44,10 +43,6 @@ from fasterseg.utils.runlock import run_lock
 from fasterseg.utils.tensorboard import ScalarLog
 
 CHECKPOINT = "checkpoint.pt"
-
-
-class TrainingError(FasterSegError, RuntimeError):
-    """Training cannot go on (e.g. the loss became non-finite); the last good checkpoint is kept."""
 
 
 # ----------------------------------------------------------------------------- data order
@@ -123,15 +118,6 @@ def training_data(spec: str, splits: list[str], cache_dir: str | None, show_prog
                 part = cached(part, cache_dir, show_progress)
         parts.append(part)
     return parts[0] if len(parts) == 1 else ConcatDataset(parts, source=f"{spec} {'+'.join(splits)}")
-
-
-def load_genotype(path: str) -> Genotype:
-    """The genotype to train (JSON, search result or model file); an empty setting is an error."""
-    if not path:
-        raise TrainingError("no genotype given (--genotype G.json or genotype=... in the config)")
-    from fasterseg.genotype import load_genotype as load_any
-
-    return load_any(path)
 
 
 @torch.no_grad()
@@ -222,7 +208,10 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
     # Model. A resumed run reads the genotype it saved, not the path it was started with
     # (which may have been a temporary file, or be gone on another machine).
     saved_genotype = run_dir / "genotype.json"
-    genotype = load_genotype(str(saved_genotype) if resume and saved_genotype.is_file() else cfg.genotype or cfg.init)
+    source = str(saved_genotype) if resume and saved_genotype.is_file() else cfg.genotype or cfg.init
+    if not source:
+        raise TrainingError("no genotype given (--genotype G.json or genotype=... in the config)")
+    genotype = load_genotype(source)
     if genotype.num_classes != info.num_classes:
         genotype = replace(genotype, num_classes=info.num_classes)
     model = FasterSegNet(genotype, aux_heads=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from fasterseg.config import ConfigError
+from fasterseg.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:

@@ -8,13 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from fasterseg.errors import FasterSegError
+from fasterseg.errors import RunInUseError
 
 LOCK_NAME = ".lock"
-
-
-class RunInUseError(FasterSegError, RuntimeError):
-    """Another live process holds the run folder."""
 
 
 @contextmanager

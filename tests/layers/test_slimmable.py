@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fasterseg.space.ops import OP_NAMES, build_op
-from fasterseg.space.slimmable import SlimBatchNorm2d, SlimConv2d, active_state, set_active_width, width_channels
+from fasterseg.layers.ops import OP_NAMES, build_op
+from fasterseg.layers.slimmable import SlimBatchNorm2d, SlimConv2d, active_state, set_active_width, width_channels
 
 WIDTHS = (0.5, 0.75, 1.0)
 

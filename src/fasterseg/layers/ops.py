@@ -6,11 +6,11 @@ parameters (alphas) in the search and in the official ``arch_*.pt`` files. Every
 implementation so that its checkpoints map onto ours by renaming module prefixes only.
 
 Given ``widths`` (the search's width multipliers), an operator is built *slimmable*: the same
-forward code runs on :class:`~fasterseg.space.slimmable.SlimConv2d` (weights sliced to the active
-width) and :class:`~fasterseg.space.slimmable.SlimBatchNorm2d` (one BN per width). At full
+forward code runs on :class:`~fasterseg.layers.slimmable.SlimConv2d` (weights sliced to the active
+width) and :class:`~fasterseg.layers.slimmable.SlimBatchNorm2d` (one BN per width). At full
 width a slimmable operator computes exactly what the plain one computes, with the same names
 (``bn1.bn.<k>.weight`` standing for ``bn1.weight``), so the supernet can hand its weights to a
-derived network (:func:`~fasterseg.space.slimmable.active_state`). The one exception is ``skip``
+derived network (:func:`~fasterseg.layers.slimmable.active_state`). The one exception is ``skip``
 at stride 1, see :class:`Skip`.
 """
 
@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fasterseg.space.names import OP_NAMES
-from fasterseg.space.slimmable import SlimBatchNorm2d, SlimConv2d, width_channels
+from fasterseg.layers.names import OP_NAMES
+from fasterseg.layers.slimmable import SlimBatchNorm2d, SlimConv2d, width_channels
 
 Widths = Sequence[float] | None
 
@@ -190,7 +190,7 @@ PRIMITIVES: dict[str, OpFactory] = {
     "conv_2x_downup": Conv2xDownUp,
 }
 if tuple(PRIMITIVES) != OP_NAMES:  # one order everywhere: the alpha order
-    raise ImportError(f"space.ops PRIMITIVES {tuple(PRIMITIVES)} disagree with space.names.OP_NAMES {OP_NAMES}")
+    raise ImportError(f"layers.ops PRIMITIVES {tuple(PRIMITIVES)} disagree with layers.names.OP_NAMES {OP_NAMES}")
 
 
 def build_op(name: str, c_in: int, c_out: int, stride: int, widths: Widths = None) -> nn.Module:

@@ -6,7 +6,7 @@ asks for. A :class:`SlimBatchNorm2d` keeps one BatchNorm per width choice, becau
 statistics of a 32-channel and of a 96-channel slice of the same layer are different
 distributions (the "switchable BN" of slimmable networks, as the official search uses).
 
-The operators in :mod:`fasterseg.space.ops` build these layers when given ``widths`` and plain
+The operators in :mod:`fasterseg.layers.ops` build these layers when given ``widths`` and plain
 ``nn.Conv2d``/``nn.BatchNorm2d`` otherwise, so the supernet and the derived networks run the same
 operator code. :func:`active_state` cuts out the plain layer's tensors for one width.
 """
