@@ -141,8 +141,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
-    """Defaults of ``cls``, then the YAML file, then each ``key=value`` override, validated."""
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = (),
+                section: str | None = None) -> T:
+    """Defaults of ``cls``, then the YAML file, then each ``key=value`` override, validated.
+
+    ``section``: when the file has this top-level mapping, read that instead of the whole file
+    (a search config's ``supernet`` is a search space)."""
     data: dict = to_dict(cls())
     if path is not None:
         path = Path(path)
@@ -154,6 +158,8 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
+        if section is not None and isinstance(loaded.get(section), dict):
+            loaded = loaded[section]
         try:
             _build(cls, _merge(data, loaded))
         except ConfigError as exc:

@@ -49,9 +49,11 @@ def tiny_demo() -> DemoConfig:
                       search_iters=2, teacher_epochs=1, student_epochs=1, train_iters=2, batch_size=4, bench_repeats=2)
 
 
-def _space(cfg: DemoConfig) -> dict:
-    return {"layers": cfg.layers, "base_channels": 4, "width_choices": [0.5, 1.0],
-            "stem_head_widths": [[1.0, 1.0], [0.5, 0.5]], "num_classes": 19}
+def _supernet(cfg: DemoConfig) -> dict:
+    """The search space, written once into the search config, which `lut build --space` also reads."""
+    return {"layers": cfg.layers, "base_channels": 4, "width_choices": [0.5, 1.0], "num_classes": 19,
+            "archs": [{"name": "teacher", "stem_width": 1.0, "head_width": 1.0, "search_width": False, "ignore_skip": True},
+                      {"name": "student", "stem_width": 0.5, "head_width": 0.5, "search_width": True, "ignore_skip": False}]}
 
 
 def _search_config(cfg: DemoConfig) -> dict:
@@ -59,9 +61,7 @@ def _search_config(cfg: DemoConfig) -> dict:
              "crop": [max(64, cfg.size[0] // 2), max(64, cfg.size[1] // 2)], "downsample": 1, "seed": cfg.seed}
     return {
         "latency_size": list(cfg.size), "device": "cpu",
-        "supernet": {"layers": cfg.layers, "base_channels": 4, "width_choices": [0.5, 1.0], "num_classes": 19,
-                     "archs": [{"name": "teacher", "stem_width": 1.0, "head_width": 1.0, "search_width": False, "ignore_skip": True},
-                               {"name": "student", "stem_width": 0.5, "head_width": 0.5, "search_width": True, "ignore_skip": False}]},
+        "supernet": _supernet(cfg),
         "pretrain": {**phase, "epochs": cfg.pretrain_epochs},
         # A wide window: on an unknown CPU the demo only shows the mechanism, not a target speed.
         "search": {**phase, "epochs": cfg.search_epochs, "val_limit": cfg.val_images,
@@ -99,7 +99,7 @@ def stages(cfg: DemoConfig, out: Path) -> list[Stage]:
             "--size", _size(cfg.size), "--seed", str(cfg.seed)]),
         Stage("lut", "CPU latency table of the search space", lambda: [
             "lut", "build", "--device", "cpu", "--backend", "torch", "--size", _size(cfg.size), "--threads", "1",
-            "--clock", "cpu", "--space", str(out / "configs" / "space.yaml"), "--out", str(out / "lut.json"),
+            "--clock", "cpu", "--space", str(out / "configs" / "search.yaml"), "--out", str(out / "lut.json"),
             "--repeats", "5", "--warmup", "2", "--no-progress"]),
         Stage("search", "supernet pretraining and teacher/student co-search", lambda: [
             "search", "--config", str(out / "configs" / "search.yaml"), "--data", data, "--lut", str(out / "lut.json"),
@@ -133,7 +133,7 @@ def stages(cfg: DemoConfig, out: Path) -> list[Stage]:
 def _write_configs(cfg: DemoConfig, out: Path) -> None:
     folder = out / "configs"
     folder.mkdir(parents=True, exist_ok=True)
-    files = {"space.yaml": _space(cfg), "search.yaml": _search_config(cfg),
+    files = {"search.yaml": _search_config(cfg),
              "teacher.yaml": _train_config(cfg, cfg.teacher_epochs), "student.yaml": _train_config(cfg, cfg.student_epochs)}
     for name, data in files.items():
         (folder / name).write_text(yaml.safe_dump(data, sort_keys=False))

@@ -15,6 +15,7 @@ from typing import Any
 
 from fasterseg.errors import GenotypeError
 from fasterseg.layers.names import OP_NAMES
+from fasterseg.layers.rules import feature_channels
 
 GENOTYPE_VERSION = 1
 # Output strides of the three branch ends (path value 0, 1, 2).
@@ -64,7 +65,7 @@ class Genotype:
 
     def num_filters(self, scale: int, width: float) -> int:
         """Channels of a feature map at output stride ``scale`` with width multiplier ``width``."""
-        return int(round(scale * self.base_channels * width))
+        return feature_channels(scale, self.base_channels, width)
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from fasterseg.genotype import Genotype
 from fasterseg.latency.lut import LatencyTable, MissingEntriesError, OpSpec, TableMeta, parse_key, spec_key
 from fasterseg.errors import LatencyTableError
 from fasterseg.latency.official import import_official, load_profile, load_table, official_name, official_to_spec
-from fasterseg.latency.specs import LatencySpace, network_specs, space_specs
+from fasterseg.latency.specs import network_specs, space_specs
+from fasterseg.space.config import SupernetConfig
 from fasterseg.nets.official import load_official_arch, official_genotype
 
 OFFICIAL_LUT = "official_lut_1080ti_trt5.json"
@@ -108,7 +109,7 @@ def test_every_piece_of_the_official_networks_is_in_the_official_table(official_
 
 def test_space_covers_the_official_cells():
     """Every cell entry of the official table is an instance our default space enumerates."""
-    ours = {s.key for s in space_specs(LatencySpace(), (1024, 2048))}
+    ours = {s.key for s in space_specs(SupernetConfig(), (1024, 2048))}
     profile = load_profile("official-1080ti-trt5")
     cell_ops = ("skip", "conv", "conv_downup", "conv_2x", "conv_2x_downup")
     theirs = {k for k in profile.entries if parse_key(k).op in cell_ops and parse_key(k).h <= 128}
@@ -119,7 +120,7 @@ def test_space_covers_the_official_cells():
 def test_space_specs_contain_every_random_network():
     from fasterseg.latency.validate import sample_genotypes
 
-    space = LatencySpace()
+    space = SupernetConfig()
     ours = set(space_specs(space, (256, 512)))
     for g in sample_genotypes(space, 30, seed=3):
         assert isinstance(g, Genotype)

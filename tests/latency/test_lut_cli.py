@@ -9,7 +9,8 @@ import pytest
 from fasterseg.cli import main
 from fasterseg.latency.lut import LatencyTable, OpSpec
 from fasterseg.latency.measure import OnnxRuntimeBackend, TimingSettings, TorchBackend, build_module
-from fasterseg.latency.specs import LatencySpace, space_specs
+from fasterseg.latency.specs import space_specs
+from fasterseg.space.config import SupernetConfig
 
 TINY = ["--size", "64x128", "--set", "layers=5", "--set", "base_channels=3", "--set", "num_classes=3",
         "--warmup", "1", "--repeats", "2", "--no-progress"]
@@ -24,7 +25,7 @@ def test_build_is_resumable_and_refuses_a_different_setting(tmp_path, capsys):
     # the same command without --only resumes: the skips are kept, not measured again
     assert main(["lut", "build", "--out", str(out), *TINY]) == 0
     full = LatencyTable.load(out)
-    space = LatencySpace(layers=5, base_channels=3, num_classes=3)
+    space = SupernetConfig(layers=5, base_channels=3, num_classes=3)
     assert set(full.entries) == {s.key for s in space_specs(space, (64, 128))}
     assert all(full.entries[k] == v for k, v in partial.entries.items())
     assert full.meta.backend == "torch" and full.meta.threads == 1 and full.meta.size == (64, 128)

@@ -9,12 +9,13 @@ import torch
 
 from fasterseg.genotype import Branch, Genotype
 from fasterseg.latency.lut import LatencyTable, TableMeta
-from fasterseg.latency.model import SupernetLatencyLUT, SupernetSpec, network_latency, supernet_latency
+from fasterseg.latency.model import SupernetLatencyLUT, network_latency, supernet_latency
 from fasterseg.latency.official import import_official, official_search_latency
-from fasterseg.latency.specs import LatencySpace, space_specs
+from fasterseg.latency.specs import space_specs
 from fasterseg.nets.derive import derive_genotype
 from fasterseg.nets.official import OFFICIAL_WIDTH_CHOICES, load_official_arch, official_genotype
-from fasterseg.layers.ops import OP_NAMES
+from fasterseg.layers.names import OP_NAMES
+from fasterseg.space.config import ArchSpec, SupernetConfig
 
 PUBLISHED_STUDENT_MS = 6.13  # 163.9 FPS, GTX 1080Ti, TensorRT 5.1.5, whole network
 
@@ -50,7 +51,7 @@ def test_network_latency_counts_shared_cells_once():
     branch_a = Branch(end=1, ops=("conv", "conv", "conv_2x", "conv"), path=(0, 0, 0, 1), widths=(1.0, 1.0, 1.0))
     branch_b = Branch(end=0, ops=("conv", "conv", "conv", "conv"), path=(0, 0, 0, 0), widths=(1.0, 1.0, 1.0))
     g = Genotype(branches=(branch_a, branch_b), base_channels=4, num_classes=3)
-    space = LatencySpace(base_channels=4, width_choices=[1.0], stem_head_widths=[[1.0, 1.0]], num_classes=3)
+    space = SupernetConfig(layers=4, base_channels=4, width_choices=[1.0], num_classes=3, archs=[ArchSpec("net")])
     table = LatencyTable(TableMeta(size=(64, 64)), {s.key: 1.0 for s in space_specs(space, (64, 64))})
     lat = network_latency(g, table)
     # stem 3 + cells (2 shared + 2 + 2) + fusion of the 1/16 branch (arm, refine) + ffm + head
@@ -58,14 +59,18 @@ def test_network_latency_counts_shared_cells_once():
 
 
 # -- supernet ---------------------------------------------------------------------------------
-SMALL = dict(layers=6, base_channels=4, width_choices=(0.5, 0.75, 1.0), size=(64, 128), num_classes=3)
+SIZE = (64, 128)
 
 
-def _random_table(spec: SupernetSpec, seed: int = 0) -> LatencyTable:
-    space = LatencySpace(layers=spec.layers, base_channels=spec.base_channels, width_choices=list(spec.width_choices),
-                         stem_head_widths=[[spec.stem_width, spec.head_width]], num_classes=spec.num_classes)
+def _small_space(stem_width: float, head_width: float) -> SupernetConfig:
+    """A small search space with one architecture, "net", of these stem and head widths."""
+    return SupernetConfig(layers=6, base_channels=4, width_choices=[0.5, 0.75, 1.0], num_classes=3,
+                          archs=[ArchSpec("net", stem_width, head_width, search_width=True)])
+
+
+def _random_table(space: SupernetConfig, seed: int = 0) -> LatencyTable:
     rng = random.Random(seed)
-    return LatencyTable(TableMeta(size=spec.size), {s.key: rng.uniform(0.1, 2.0) for s in space_specs(space, spec.size)})
+    return LatencyTable(TableMeta(size=SIZE), {s.key: rng.uniform(0.1, 2.0) for s in space_specs(space, SIZE)})
 
 
 def _random_params(L: int, W: int, seed: int = 0, requires_grad: bool = False):
@@ -79,9 +84,9 @@ def _random_params(L: int, W: int, seed: int = 0, requires_grad: bool = False):
 
 
 def test_supernet_latency_has_gradients_for_alphas_betas_and_widths():
-    spec = SupernetSpec(stem_width=1.0, head_width=0.75, **SMALL)
-    lut = SupernetLatencyLUT(_random_table(spec), spec)
-    alphas, betas, ratios = _random_params(spec.layers, len(spec.width_choices), requires_grad=True)
+    space = _small_space(1.0, 0.75)
+    lut = SupernetLatencyLUT(_random_table(space), space, "net", SIZE)
+    alphas, betas, ratios = _random_params(space.layers, len(space.width_choices), requires_grad=True)
     lat = supernet_latency(lut, alphas, betas, ratios)
     lat.backward()
     for name, tensors in (("alphas", alphas), ("betas", betas[1:]), ("ratios", ratios)):
@@ -97,9 +102,9 @@ def test_supernet_latency_has_gradients_for_alphas_betas_and_widths():
     assert ratios[1].grad[2, 0].item() == pytest.approx(numeric.item(), rel=1e-4)
 
 
-def _onehot_from_paths(spec: SupernetSpec, rng: random.Random):
+def _onehot_from_paths(space: SupernetConfig, rng: random.Random):
     """Random one-hot architecture parameters and, independently, the genotype they describe."""
-    L, W = spec.layers, len(spec.width_choices)
+    L, W = space.layers, len(space.width_choices)
     big = 1e4
     op = {(i, s): rng.randrange(len(OP_NAMES)) for i in range(L) for s in range(min(i, 2) + 1)}
     src = {(i, s): rng.randrange(2) for i in range(L) for s in (1, 2) if i > s}  # 0: from down, 1: keep
@@ -122,19 +127,19 @@ def _onehot_from_paths(spec: SupernetSpec, rng: random.Random):
             path.append(s - 1 if down else s)
         path = path[::-1]
         ops = tuple(OP_NAMES[op[(i, path[i])]] for i in range(L))
-        widths = tuple(spec.width_choices[wid[(i, path[i + 1])]] for i in range(L - 1))
+        widths = tuple(space.width_choices[wid[(i, path[i + 1])]] for i in range(L - 1))
         return Branch(end=end, ops=ops, path=tuple(path), widths=widths)
 
     return (alphas, betas, ratios), branch
 
 
-def _valid(g_branches, spec: SupernetSpec) -> bool:
+def _valid(g_branches, space: SupernetConfig) -> bool:
     """Our network needs stride-1 skips between equal widths."""
     for b in g_branches:
         for l, o in enumerate(b.ops):
             if o == "skip" and b.downs[l] == 0:
-                w_in = spec.stem_width if l == 0 else b.widths[l - 1]
-                w_out = spec.head_width if l == len(b.ops) - 1 else b.widths[l]
+                w_in = space.archs[0].stem_width if l == 0 else b.widths[l - 1]
+                w_out = space.archs[0].head_width if l == len(b.ops) - 1 else b.widths[l]
                 if w_in != w_out:
                     return False
     return True
@@ -142,19 +147,19 @@ def _valid(g_branches, spec: SupernetSpec) -> bool:
 
 @pytest.mark.parametrize("ends", [(2,), (1,), (0,), (2, 1), (2, 0), (2, 1, 0)])
 def test_one_hot_supernet_latency_equals_the_derived_network(ends):
-    spec = SupernetSpec(stem_width=0.75, head_width=0.75, **SMALL)
-    table = _random_table(spec, seed=1)
-    lut = SupernetLatencyLUT(table, spec)
+    space = _small_space(0.75, 0.75)
+    table = _random_table(space, seed=1)
+    lut = SupernetLatencyLUT(table, space, "net", SIZE)
     rng = random.Random(sum(ends))
     checked = stride1_skips = 0
     for _ in range(200):
-        params, branch = _onehot_from_paths(spec, rng)
+        params, branch = _onehot_from_paths(space, rng)
         branches = tuple(branch(e) for e in ends)
-        if not _valid(branches, spec):
+        if not _valid(branches, space):
             continue
-        g = Genotype(branches=branches, base_channels=spec.base_channels, num_classes=spec.num_classes,
-                     stem_width=spec.stem_width, head_width=spec.head_width)
-        expected = network_latency(g, table, spec.size).total_ms
+        g = Genotype(branches=branches, base_channels=space.base_channels, num_classes=space.num_classes,
+                     stem_width=space.archs[0].stem_width, head_width=space.archs[0].head_width)
+        expected = network_latency(g, table, SIZE).total_ms
         got = supernet_latency(lut, *params, ends=ends).item()
         assert got == pytest.approx(expected, rel=1e-9), g.to_json()
         checked += 1
@@ -166,9 +171,9 @@ def test_one_hot_supernet_latency_equals_the_derived_network(ends):
 
 
 def test_sum_mode_adds_the_ends_separately():
-    spec = SupernetSpec(stem_width=1.0, head_width=1.0, **SMALL)
-    lut = SupernetLatencyLUT(_random_table(spec), spec)
-    alphas, betas, ratios = _random_params(spec.layers, len(spec.width_choices), seed=3)
+    space = _small_space(1.0, 1.0)
+    lut = SupernetLatencyLUT(_random_table(space), space, "net", SIZE)
+    alphas, betas, ratios = _random_params(space.layers, len(space.width_choices), seed=3)
     per_end = [supernet_latency(lut, alphas, betas, ratios, ends=(e,), combine="sum", include_fusion=False) for e in (0, 1, 2)]
     total = supernet_latency(lut, alphas, betas, ratios, ends=(0, 1, 2), combine="sum", include_fusion=False)
     assert total.item() == pytest.approx(sum(p.item() for p in per_end))
@@ -177,19 +182,19 @@ def test_sum_mode_adds_the_ends_separately():
 
 
 def test_supernet_latency_reports_missing_entries():
-    spec = SupernetSpec(stem_width=1.0, head_width=1.0, **SMALL)
-    table = _random_table(spec)
+    space = _small_space(1.0, 1.0)
+    table = _random_table(space)
     del table.entries[next(k for k in table.entries if k.startswith("conv_downup"))]
     from fasterseg.latency.lut import MissingEntriesError
 
     with pytest.raises(MissingEntriesError, match="conv_downup"):
-        SupernetLatencyLUT(table, spec)
+        SupernetLatencyLUT(table, space, "net", SIZE)
 
 
 def test_supernet_latency_on_the_official_table_at_full_size(official_table):
     """The paper's supernet (16 layers, F=12) against the official table: all entries are there."""
-    spec = SupernetSpec(stem_width=8 / 12, head_width=8 / 12)
-    lut = SupernetLatencyLUT(official_table, spec)
+    space = SupernetConfig()  # the paper's
+    lut = SupernetLatencyLUT(official_table, space, "student", (1024, 2048))
     alphas, betas, ratios = _random_params(16, 5, requires_grad=True)
     lat = supernet_latency(lut, alphas, betas, ratios)
     lat.backward()
@@ -200,9 +205,9 @@ def test_supernet_latency_on_the_official_table_at_full_size(official_table):
 def test_decoupled_latency_sends_each_term_to_its_own_parameters():
     from fasterseg.latency.model import decoupled_latency, fixed_ratios
 
-    spec = SupernetSpec(stem_width=1.0, head_width=1.0, **SMALL)
-    lut = SupernetLatencyLUT(_random_table(spec), spec)
-    alphas, betas, ratios = _random_params(spec.layers, len(spec.width_choices), seed=5, requires_grad=True)
+    space = _small_space(1.0, 1.0)
+    lut = SupernetLatencyLUT(_random_table(space), space, "net", SIZE)
+    alphas, betas, ratios = _random_params(space.layers, len(space.width_choices), seed=5, requires_grad=True)
     # only the alpha term: betas get no gradient from it
     decoupled_latency(lut, alphas, betas, ratios, weights=(1.0, 0.0, 0.0)).backward()
     assert alphas[1].grad.abs().sum() > 0
@@ -212,7 +217,7 @@ def test_decoupled_latency_sends_each_term_to_its_own_parameters():
     with torch.no_grad():
         zeros_a = [torch.zeros_like(a) for a in alphas]
         zeros_b = [None] + [torch.zeros_like(b) for b in betas[1:]]
-        widest = fixed_ratios(spec, dtype=torch.float64)
+        widest = fixed_ratios(space, dtype=torch.float64)
         expected = (supernet_latency(lut, alphas, zeros_b, widest) / 500
                     + supernet_latency(lut, zeros_a, betas, widest) * 497 / 500
                     + supernet_latency(lut, zeros_a, zeros_b, ratios) * 2 / 500)

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from fasterseg.layers.ops import OP_NAMES, build_op
-from fasterseg.layers.slimmable import SlimBatchNorm2d, SlimConv2d, active_state, set_active_width, width_channels
+from fasterseg.layers.rules import width_channels
+from fasterseg.layers.slimmable import SlimBatchNorm2d, SlimConv2d, active_state, set_active_width
 
 WIDTHS = (0.5, 0.75, 1.0)
 

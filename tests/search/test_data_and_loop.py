@@ -14,7 +14,8 @@ from fasterseg.genotype import Genotype
 from fasterseg.nets.summary import count_macs
 from fasterseg.search.data import IMAGENET_MEAN, IMAGENET_STD, SearchTransform, half_loader, split_halves
 from fasterseg.search.loop import SearchConfig, iterations_per_epoch, run_search
-from fasterseg.space.supernet import ArchSpec, Supernet, SupernetConfig
+from fasterseg.space.config import ArchSpec, SupernetConfig
+from fasterseg.space.supernet import Supernet
 from tests.helpers import tensorboard_scalars
 
 

@@ -12,7 +12,8 @@ from fasterseg.distributed import globalise_batchnorm
 from fasterseg.search.loop import run_search
 from fasterseg.losses import OhemCrossEntropy
 from fasterseg.search.steps import make_optimisers, search_step
-from fasterseg.space.supernet import ArchSpec, Supernet, SupernetConfig
+from fasterseg.space.config import ArchSpec, SupernetConfig
+from fasterseg.space.supernet import Supernet
 
 STEPS = 2
 

@@ -10,7 +10,8 @@ from fasterseg.data.transforms import EvalTransform
 from fasterseg.genotype import Genotype
 from fasterseg.nets.summary import count_macs
 from fasterseg.search.epoch import adapt_latency_weight, derive_arch, evaluate_outputs, save_derived
-from fasterseg.space.supernet import ArchSpec, Supernet, SupernetConfig
+from fasterseg.space.config import ArchSpec, SupernetConfig
+from fasterseg.space.supernet import Supernet
 
 
 def test_latency_weight_follows_the_fps_window():

@@ -6,7 +6,8 @@ import torch
 from fasterseg.losses import OhemCrossEntropy
 from fasterseg.search.steps import make_optimisers, search_step, supernet_loss
 from fasterseg.layers.ops import OP_NAMES
-from fasterseg.space.supernet import ArchSpec, Supernet, SupernetConfig
+from fasterseg.space.config import ArchSpec, SupernetConfig
+from fasterseg.space.supernet import Supernet
 
 # A latency stand-in with real structure: expected MACs-like cost per cell under softmax(alpha).
 OP_COST = torch.tensor([0.1, 1.0, 0.25, 2.0, 0.5])  # skip, conv, conv_downup, conv_2x, conv_2x_downup

@@ -12,7 +12,8 @@ from fasterseg.genotype import Branch, Genotype
 from fasterseg.nets.derive import derive_branches
 from fasterseg.nets.official import load_official_arch, official_genotype
 from fasterseg.layers.ops import OP_NAMES
-from fasterseg.space.supernet import OUTPUT_NAMES, ArchSpec, Supernet, SupernetConfig
+from fasterseg.space.config import ArchSpec, SupernetConfig
+from fasterseg.space.supernet import OUTPUT_NAMES, Supernet
 
 SKIP = OP_NAMES.index("skip")
 WIDTHS = [0.5, 0.75, 1.0]

@@ -46,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--memory-format", default="contiguous", choices=("contiguous", "channels_last"))
     b.add_argument("--size", type=parse_size, default=(1024, 2048), help="network input HEIGHTxWIDTH (default 1024x2048)")
     b.add_argument("--space", default="default", metavar="default|FILE",
-                   help="search space settings: 'default' (the paper's) or a YAML file of LatencySpace fields")
+                   help="search space: 'default' (the paper's), a search config (its supernet section is read) "
+                        "or a YAML file of supernet settings")
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a space setting, e.g. --set layers=8")
     b.add_argument("--only", default=None, metavar="OPS", help="comma-separated op types to measure (default: all)")
@@ -79,7 +80,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--size", type=parse_size, default=None, help="input size (default: the table's)")
     v.add_argument("--out-dir", default="lut_validate", metavar="DIR", help="where the scatter PNG and results JSON go")
     v.add_argument("--measure-missing", action="store_true", help="measure entries the table lacks instead of failing")
-    v.add_argument("--space", default="default", metavar="default|FILE", help="search space to sample networks from")
+    v.add_argument("--space", default="default", metavar="default|FILE",
+                   help="search space to sample networks from (as for build: default, a search config or supernet settings)")
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a space setting")
     v.add_argument("--no-progress", action="store_true")
     _timing_args(v)
@@ -87,10 +89,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _load_space(args: argparse.Namespace):
     from fasterseg.config import load_config
-    from fasterseg.latency.specs import LatencySpace
+    from fasterseg.space.config import SupernetConfig
 
     path = None if args.space == "default" else args.space
-    return load_config(LatencySpace, path, args.overrides)
+    return load_config(SupernetConfig, path, args.overrides, section="supernet")
 
 
 def run(args: argparse.Namespace) -> int:

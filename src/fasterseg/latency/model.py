@@ -12,8 +12,9 @@ Supernet (differentiable)
 -------------------------
 :func:`supernet_latency` ``(lut, alphas, betas, ratios, ends=(0, 1, 2), combine="union",
 include_fusion=True) -> torch.Tensor`` (a scalar, milliseconds), where ``lut`` is a
-:class:`SupernetLatencyLUT` built once from a table and a :class:`SupernetSpec` (layers L, base
-channels F, width choices, stem and head width, input size, classes). The architecture
+:class:`SupernetLatencyLUT` built once from a table, the search space (a
+:class:`~fasterseg.space.config.SupernetConfig`: layers L, base channels F, width choices, classes),
+the architecture whose stem and head widths apply, and the input size. The architecture
 parameters are in the official format (``search/model_search.py``):
 
 - ``alphas[s]``: ``(L - s, num_ops)`` operator **logits** of the cells at scale index ``s``
@@ -25,7 +26,7 @@ parameters are in the official format (``search/model_search.py``):
   of a scale (``i == s``) has no choice. Soft-maxed here.
 - ``ratios[s]``: ``(L - 1, W)``, ``(L - 1, W)``, ``(L - 2, W)`` for ``s = 0, 1, 2``: the **sampled
   width distributions** (e.g. hard straight-through Gumbel-softmax samples, or fixed one-hots)
-  over ``spec.width_choices``. The feature at scale ``s`` after layer ``i`` has width row
+  over ``space.width_choices``. The feature at scale ``s`` after layer ``i`` has width row
   ``i - max(0, s - 1)`` of ``ratios[s]``; the stem output has the stem width and the last
   layer's outputs the head width.
 
@@ -66,7 +67,9 @@ import torch.nn.functional as F
 from fasterseg.genotype import Genotype
 from fasterseg.latency.lut import LatencyTable, MissingEntriesError, OpSpec
 from fasterseg.latency.specs import fusion_specs, head_specs, network_pieces, padded, stem_specs
-from fasterseg.layers.ops import OP_NAMES
+from fasterseg.layers.names import OP_NAMES
+from fasterseg.layers.rules import reduction_fits
+from fasterseg.space.config import SupernetConfig
 
 
 # -- derived networks ------------------------------------------------------------------------
@@ -111,22 +114,6 @@ def network_latency(genotype: Genotype, table: LatencyTable, size: tuple[int, in
 
 
 # -- supernet --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SupernetSpec:
-    """The supernet sizes the differentiable latency needs."""
-
-    layers: int = 16
-    base_channels: int = 12
-    width_choices: tuple[float, ...] = (4 / 12, 6 / 12, 8 / 12, 10 / 12, 1.0)
-    stem_width: float = 1.0
-    head_width: float = 1.0
-    size: tuple[int, int] = (1024, 2048)
-    num_classes: int = 19
-
-    def channels(self, stride: int, width: float) -> int:
-        return int(round(stride * self.base_channels * width))
-
-
 def _same(a: float, b: float) -> bool:
     return abs(a - b) < 1e-9
 
@@ -141,52 +128,53 @@ class SupernetLatencyLUT:
     given, otherwise one error lists them.
     """
 
-    def __init__(self, table: LatencyTable, spec: SupernetSpec, backend=None):
-        self.spec = spec
-        widths = list(spec.width_choices)
-        for extra in (spec.stem_width, spec.head_width):
+    def __init__(self, table: LatencyTable, space: SupernetConfig, arch: str, size: tuple[int, int], backend=None):
+        self.space, self.arch, self.size = space, space.arch(arch), (int(size[0]), int(size[1]))
+        stem_width, head_width = self.arch.stem_width, self.arch.head_width
+        widths = list(space.width_choices)
+        for extra in (stem_width, head_width):
             if not any(_same(extra, w) for w in widths):
                 widths.append(extra)
         self.widths = tuple(widths)
         n = len(widths)
         self.index = {w: i for i, w in enumerate(widths)}
-        self.embed = torch.zeros(len(spec.width_choices), n)
-        for i in range(len(spec.width_choices)):
+        self.embed = torch.zeros(len(space.width_choices), n)
+        for i in range(len(space.width_choices)):
             self.embed[i, i] = 1.0
-        self.stem_onehot = self._onehot(spec.stem_width)
-        self.head_onehot = self._onehot(spec.head_width)
-        hp, wp = padded(spec.size)
-        nf = spec.channels
-        choice_idx = list(range(len(spec.width_choices)))
+        self.stem_onehot = self._onehot(stem_width)
+        self.head_onehot = self._onehot(head_width)
+        hp, wp = padded(self.size)
+        nf = space.num_filters
+        choice_idx = list(range(len(space.width_choices)))
         needed: dict[tuple, OpSpec] = {}
         for s in range(3):
             stride_px = 2 ** (s + 3)
             h, w = hp // stride_px, wp // stride_px
-            ins = set(choice_idx) | ({self._idx(spec.stem_width)} if s == 0 else set())
-            outs = set(choice_idx) | {self._idx(spec.head_width)}
+            ins = set(choice_idx) | ({self._idx(stem_width)} if s == 0 else set())
+            outs = set(choice_idx) | {self._idx(head_width)}
             for k, op in enumerate(OP_NAMES):
                 for a in ins:
                     for b in outs:
                         needed[("cell", s, 1, k, a, b)] = OpSpec(op, h, w, nf(stride_px, widths[a]), nf(stride_px, widths[b]), 1)
                     if s < 2:
                         for b in choice_idx:
-                            if op == "skip" and nf(stride_px * 2, widths[b]) % 2:
+                            if op == "skip" and not reduction_fits(nf(stride_px * 2, widths[b])):
                                 continue  # cannot exist; its weight in the expectation must be 0
                             needed[("cell", s, 2, k, a, b)] = OpSpec(op, h, w, nf(stride_px, widths[a]), nf(stride_px * 2, widths[b]), 2)
-        self.stem_specs = stem_specs(spec.base_channels, spec.stem_width, spec.size)
+        self.stem_specs = stem_specs(space.base_channels, stem_width, self.size)
         for i, sp in enumerate(self.stem_specs):
             needed[("stem", i)] = sp
-        sizes = spec.size
+        sizes = self.size
         for a in set(choice_idx):
-            arm_2 = fusion_specs(spec.base_channels, spec.head_width, sizes, 2, nf(16, widths[a]), 0)
+            arm_2 = fusion_specs(space.base_channels, head_width, sizes, 2, nf(16, widths[a]), 0)
             needed[("refine16", a)] = arm_2[1]
-        for a in set(choice_idx) | {self._idx(spec.stem_width)}:
-            needed[("refine8", a)] = fusion_specs(spec.base_channels, spec.head_width, sizes, 1, 0, nf(8, widths[a]))[1]
-        base2 = fusion_specs(spec.base_channels, spec.head_width, sizes, 2, 1, 1)
+        for a in set(choice_idx) | {self._idx(stem_width)}:
+            needed[("refine8", a)] = fusion_specs(space.base_channels, head_width, sizes, 1, 0, nf(8, widths[a]))[1]
+        base2 = fusion_specs(space.base_channels, head_width, sizes, 2, 1, 1)
         needed[("arm32",)] = base2[0]
         needed[("arm16",)] = base2[2]
         for nb in (1, 2, 3):
-            ffm, head = head_specs(spec.base_channels, spec.head_width, sizes, nb, spec.num_classes)
+            ffm, head = head_specs(space.base_channels, head_width, sizes, nb, space.num_classes)
             needed[("ffm", nb)] = ffm
             needed[("head", nb)] = head
         fill_missing(table, list(needed.values()), backend)
@@ -232,14 +220,14 @@ def supernet_latency(lut: SupernetLatencyLUT, alphas: Sequence[torch.Tensor], be
 
     See the module docstring for the parameter format and what is computed.
     """
-    spec = lut.spec
-    L = spec.layers
+    space = lut.space
+    L = space.layers
     if combine not in ("union", "sum"):
         raise ValueError(f"combine must be 'union' or 'sum', got {combine!r}")
     ends = tuple(sorted(set(ends)))
     if not ends or any(e not in (0, 1, 2) for e in ends):
         raise ValueError(f"ends must be a non-empty subset of (0, 1, 2), got {ends}")
-    _check_shapes(alphas, betas, ratios, L, len(spec.width_choices))
+    _check_shapes(alphas, betas, ratios, L, len(space.width_choices))
     ref = alphas[0]
     dtype, device = ref.dtype, ref.device
     cells = {k: v.to(device=device, dtype=dtype) for k, v in lut.cells.items()}
@@ -303,16 +291,16 @@ def supernet_latency(lut: SupernetLatencyLUT, alphas: Sequence[torch.Tensor], be
     return total
 
 
-def fixed_ratios(spec: SupernetSpec, width: float | None = None, dtype=torch.float32) -> list[torch.Tensor]:
+def fixed_ratios(space: SupernetConfig, width: float | None = None, dtype=torch.float32) -> list[torch.Tensor]:
     """``ratios`` in which every cell output has one fixed width (default: the largest choice),
     e.g. the "width max" of the decoupled latency terms or a network without width search."""
-    choices = list(spec.width_choices)
+    choices = list(space.width_choices)
     width = max(choices) if width is None else width
     idx = next((i for i, w in enumerate(choices) if _same(w, width)), None)
     if idx is None:
         raise ValueError(f"width {width} is not one of the width choices {choices}")
     out = []
-    for rows in (spec.layers - 1, spec.layers - 1, spec.layers - 2):
+    for rows in (space.layers - 1, space.layers - 1, space.layers - 2):
         r = torch.zeros(rows, len(choices), dtype=dtype)
         r[:, idx] = 1.0
         out.append(r)
@@ -332,9 +320,8 @@ def decoupled_latency(lut: SupernetLatencyLUT, alphas, betas, ratios=None, weigh
     ``ratios``: the sampled widths, or None without width search (then only the first two terms,
     weighted 1/500 and 499/500 by default). Extra keyword arguments go to :func:`supernet_latency`.
     """
-    spec = lut.spec
     ref = alphas[0]
-    widest = [r.to(device=ref.device) for r in fixed_ratios(spec, dtype=ref.dtype)]
+    widest = [r.to(device=ref.device) for r in fixed_ratios(lut.space, dtype=ref.dtype)]
     flat_alphas = [torch.zeros_like(a) for a in alphas]
     flat_betas = [None if b is None else torch.zeros_like(b) for b in betas]
     if weights is None:

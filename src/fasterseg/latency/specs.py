@@ -4,35 +4,20 @@
 computes in eval mode for one input size (stem, every computed cell once, the fusion of each
 branch, the fusion conv and the 1/8 head; no auxiliary heads). :func:`space_specs` lists every
 instance the search space can produce at one input size, which is what ``lut build`` measures.
-Both use the same channel rule as the network (``round(scale * F * width)``).
+Both count channels with the network's rules (:mod:`fasterseg.layers.rules`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import product
 
 from fasterseg.genotype import Genotype
 from fasterseg.latency.lut import OpSpec
-from fasterseg.errors import LatencyTableError
 from fasterseg.nets.network import OUTPUT_STRIDE_MAX, plan_cells
-from fasterseg.layers.ops import OP_NAMES
-
-
-@dataclass
-class LatencySpace:
-    """The search space settings a table must cover (defaults: the paper's)."""
-
-    layers: int = 16
-    base_channels: int = 12
-    width_choices: list[float] = field(default_factory=lambda: [4 / 12, 6 / 12, 8 / 12, 10 / 12, 1.0])
-    # (stem width, head width) of each searched network: the teacher and the student.
-    stem_head_widths: list[list[float]] = field(default_factory=lambda: [[1.0, 1.0], [8 / 12, 8 / 12]])
-    num_classes: int = 19
-    max_branches: int = 3
-
-    def channels(self, stride: int, width: float) -> int:
-        return int(round(stride * self.base_channels * width))
+from fasterseg.layers.names import OP_NAMES
+from fasterseg.layers.rules import feature_channels, reduction_fits
+from fasterseg.space.config import SupernetConfig
 
 
 def padded(size: tuple[int, int]) -> tuple[int, int]:
@@ -48,7 +33,7 @@ def _at(size: tuple[int, int], stride: int) -> tuple[int, int]:
 def stem_specs(base_channels: int, stem_width: float, size: tuple[int, int]) -> list[OpSpec]:
     """The three stem layers: 3x3 conv s2, then two conv_2x s2, ending at 1/8."""
     def nf(s: int) -> int:
-        return int(round(s * base_channels * stem_width))
+        return feature_channels(s, base_channels, stem_width)
 
     h, w = padded(size)
     return [
@@ -66,7 +51,7 @@ def fusion_specs(base_channels: int, head_width: float, size: tuple[int, int], e
     features are concatenated into the refines), as in the network's ``_down_c_in``.
     """
     def nf(s: int) -> int:
-        return int(round(s * base_channels * head_width))
+        return feature_channels(s, base_channels, head_width)
 
     h, w = padded(size)
     if end == 2:
@@ -88,7 +73,7 @@ def head_specs(base_channels: int, head_width: float, size: tuple[int, int], bra
                num_classes: int) -> list[OpSpec]:
     """The fusion conv over the concatenated branches and the 1/8 head (with its x8 resize)."""
     h, w = padded(size)
-    c = int(round(8 * base_channels * head_width)) * branches
+    c = feature_channels(8, base_channels, head_width) * branches
     return [OpSpec("ffm", h // 8, w // 8, c, c, 1), OpSpec("head", h // 8, w // 8, c, num_classes, 1)]
 
 
@@ -129,30 +114,21 @@ def network_specs(g: Genotype, size: tuple[int, int]) -> list[OpSpec]:
     return [p.spec for p in network_pieces(g, size)]
 
 
-def _check_widths(space: LatencySpace) -> None:
-    for w in list(space.width_choices) + [v for pair in space.stem_head_widths for v in pair]:
-        if not (0 < w <= 4):
-            raise LatencyTableError(f"space: width multipliers must be in (0, 4], got {w}")
-    for pair in space.stem_head_widths:
-        if len(pair) != 2:
-            raise LatencyTableError(f"space.stem_head_widths: each entry is [stem, head], got {pair}")
-
-
-def space_specs(space: LatencySpace, size: tuple[int, int]) -> list[OpSpec]:
+def space_specs(space: SupernetConfig, size: tuple[int, int], max_branches: int = 3) -> list[OpSpec]:
     """Every op instance the search space can contain at input ``size``, sorted, no duplicates.
 
     Cells: each operator at each scale, stride 1 (and stride 2 where a finer scale feeds a
     coarser one), for every input width (the width choices and the stem widths) and every
     output width (the width choices and the head widths). A stride-1 ``skip`` between unequal
     widths is the supernet's 1x1 projection; derived networks only use the identity.
-    Pieces: the stem and head of each (stem, head) width pair, and every fusion input width.
+    Pieces: the stem and head of each architecture's (stem, head) widths, every fusion input
+    width, and the fusion conv and head for 1 to ``max_branches`` branches.
     """
-    _check_widths(space)
     hp, wp = padded(size)
-    stems = sorted({p[0] for p in space.stem_head_widths})
-    heads = sorted({p[1] for p in space.stem_head_widths})
+    stems = sorted({p[0] for p in space.stem_head_widths()})
+    heads = sorted({p[1] for p in space.stem_head_widths()})
     widths = sorted(set(space.width_choices))
-    nf = space.channels
+    nf = space.num_filters
     specs: set[OpSpec] = set()
     for sw in stems:
         specs.update(stem_specs(space.base_channels, sw, size))
@@ -165,7 +141,7 @@ def space_specs(space: LatencySpace, size: tuple[int, int]) -> list[OpSpec]:
             specs.add(OpSpec(op, h, w, nf(stride, wi), nf(stride, wo), 1))
         if s < 2:
             for op, wi, wo in product(OP_NAMES, in_widths, widths):
-                if op == "skip" and nf(stride * 2, wo) % 2:
+                if op == "skip" and not reduction_fits(nf(stride * 2, wo)):
                     continue  # the factorized reduction needs an even width; no network has it
                 specs.add(OpSpec(op, h, w, nf(stride, wi), nf(stride * 2, wo), 2))
     for hw in heads:
@@ -175,6 +151,6 @@ def space_specs(space: LatencySpace, size: tuple[int, int]) -> list[OpSpec]:
             specs.update(fusion_specs(space.base_channels, hw, size, 2, c16, c8))
         for c8 in c8_in:
             specs.update(fusion_specs(space.base_channels, hw, size, 1, 0, c8))
-        for n in range(1, space.max_branches + 1):
+        for n in range(1, max_branches + 1):
             specs.update(head_specs(space.base_channels, hw, size, n, space.num_classes))
     return sorted(specs)

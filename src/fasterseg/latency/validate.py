@@ -19,8 +19,9 @@ import numpy as np
 from fasterseg.genotype import Branch, Genotype
 from fasterseg.latency.lut import LatencyTable
 from fasterseg.latency.model import network_latency
-from fasterseg.latency.specs import LatencySpace
-from fasterseg.layers.ops import OP_NAMES
+from fasterseg.layers.names import OP_NAMES
+from fasterseg.layers.rules import feature_channels, reduction_fits
+from fasterseg.space.config import SupernetConfig
 from fasterseg.utils.io import atomic_path, atomic_write_text
 
 
@@ -49,7 +50,7 @@ def _random_branch(rng: random.Random, end: int, n_cells: int, widths: list[floa
             down = (not last) and path[l + 1] > path[l]
             op = rng.choice(OP_NAMES)
             w_out = head_w if last else rng.choice(widths)
-            if op == "skip" and down and int(round(2 ** (path[l] + 4) * base_channels * w_out)) % 2:
+            if op == "skip" and down and not reduction_fits(feature_channels(2 ** (path[l] + 4), base_channels, w_out)):
                 op = rng.choice(OP_NAMES[1:])  # the factorized reduction needs an even width
             if op == "skip" and not down:
                 if last and w_in != head_w:
@@ -62,12 +63,12 @@ def _random_branch(rng: random.Random, end: int, n_cells: int, widths: list[floa
         return Branch(end=end, ops=tuple(ops_out), path=tuple(path[:n_cells]), widths=tuple(ws_out))
 
 
-def sample_genotypes(space: LatencySpace, count: int, seed: int = 0, min_cells: int = 6) -> list[Genotype]:
+def sample_genotypes(space: SupernetConfig, count: int, seed: int = 0, min_cells: int = 6) -> list[Genotype]:
     """``count`` random, valid derived networks of the search space."""
     rng = random.Random(seed)
     out = []
     for _ in range(count):
-        stem_w, head_w = rng.choice(space.stem_head_widths)
+        stem_w, head_w = rng.choice(space.stem_head_widths())
         n_cells = rng.randint(min(min_cells, space.layers), space.layers)
         ends = rng.choice([(2,), (1,), (0,), (2, 1), (2, 0), (2, 1, 0)])
         branches: list[Branch] = []
@@ -163,14 +164,14 @@ def measure_network(genotype: Genotype, backend, size: tuple[int, int]) -> float
 
 
 def validate_table(table: LatencyTable, backend, samples: int = 20, seed: int = 0, size: tuple[int, int] | None = None,
-                   out_dir: Path = Path("lut_validate"), space: LatencySpace | None = None,
+                   out_dir: Path = Path("lut_validate"), space: SupernetConfig | None = None,
                    measure_missing: bool = False, progress: bool = True) -> ValidationReport:
     from tqdm import tqdm
 
     if samples < 3:
         raise ValueError(f"--samples must be at least 3 to fit and rank, got {samples}")
     size = tuple(size or table.meta.size)
-    space = space or LatencySpace()
+    space = space or SupernetConfig()
     genotypes = sample_genotypes(space, samples, seed)
     predicted, measured = [], []
     for g in tqdm(genotypes, desc="networks", unit="net", disable=not progress):

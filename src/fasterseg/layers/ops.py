@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from fasterseg.layers.names import OP_NAMES
-from fasterseg.layers.slimmable import SlimBatchNorm2d, SlimConv2d, width_channels
+from fasterseg.layers.rules import reduction_fits, width_channels
+from fasterseg.layers.slimmable import SlimBatchNorm2d, SlimConv2d
 
 Widths = Sequence[float] | None
 
@@ -158,12 +159,12 @@ class Skip(nn.Module):
             self.conv1 = _conv(c_in, c_out, 1, 1, widths)
             self.bn = _bn(c_out, widths)
         else:
-            if c_out % 2:
+            if not reduction_fits(c_out):
                 raise ValueError(f"skip at stride 2 needs an even c_out, got {c_out}")
             halves = None
             if widths is not None:
                 full = width_channels(c_out, widths)
-                if any(c % 2 for c in full):
+                if not all(reduction_fits(c) for c in full):
                     raise ValueError(f"skip at stride 2 needs an even c_out at every width, got {full}")
                 halves = [c // 2 for c in full]
             self.conv1 = _conv(c_in, c_out // 2, 1, 2, widths, halves)

@@ -20,14 +20,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def width_channels(max_channels: int, widths: Sequence[float]) -> list[int]:
-    """Channels at each width multiplier; ``round(C * w)``, the genotype's ``num_filters`` rule.
-
-    (The official search rounds to a multiple of 8 instead; for its F = 12 and widths k/12 both
-    rules give the same counts, and ours also holds for other F.)
-    """
-    return [int(round(max_channels * w)) for w in widths]
-
 
 class SlimConv2d(nn.Conv2d):
     """A bias-free conv whose weight is sliced to ``[:active_out, :x.shape[1]]``."""

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from fasterseg.config import save_config
 from fasterseg.errors import ConfigError
@@ -21,11 +20,12 @@ from fasterseg.genotype import Genotype
 from fasterseg.latency.lut import LatencyTable
 from fasterseg.latency.official import load_table
 from fasterseg.latency.model import (
-    SupernetLatencyLUT, SupernetSpec, decoupled_latency, fixed_ratios, network_latency, supernet_latency,
+    SupernetLatencyLUT, decoupled_latency, fixed_ratios, network_latency, supernet_latency,
 )
 from fasterseg.search.checkpoint import has_checkpoint
 from fasterseg.search.loop import SearchConfig, run_search
-from fasterseg.space.supernet import Supernet, SupernetConfig, _gumbel_hard
+from fasterseg.space.config import SupernetConfig
+from fasterseg.space.supernet import Supernet
 from fasterseg.utils.device import resolve_device
 from fasterseg.utils.env import environment
 from fasterseg.utils.io import atomic_write_text
@@ -99,22 +99,15 @@ class LatencyModel:
 
     def __init__(self, table: LatencyTable, supernet: SupernetConfig, size: tuple[int, int], terms: str = "decoupled"):
         self.table, self.size, self.terms, self.supernet = table, tuple(size), terms, supernet
-        self.luts = {
-            a.name: SupernetLatencyLUT(table, SupernetSpec(
-                layers=supernet.layers, base_channels=supernet.base_channels,
-                width_choices=tuple(supernet.width_choices), stem_width=a.stem_width, head_width=a.head_width,
-                size=self.size, num_classes=supernet.num_classes))
-            for a in supernet.archs
-        }
+        self.luts = {a.name: SupernetLatencyLUT(table, supernet, a.name, self.size) for a in supernet.archs}
 
     def supernet_ms(self, net: Supernet, arch: str) -> torch.Tensor:
         params = net.arch[arch]
-        spec = net.cfg.arch(arch)
         lut = self.luts[arch]
-        ratios = [_gumbel_hard(F.log_softmax(r, dim=-1), None) for r in params.ratios] if spec.search_width else None
+        ratios = net.width_one_hots(arch)
         if self.terms == "decoupled":
             return decoupled_latency(lut, params.alphas, params.betas, ratios)
-        widest = fixed_ratios(lut.spec, dtype=params.alphas[0].dtype)
+        widest = fixed_ratios(lut.space, dtype=params.alphas[0].dtype)
         return supernet_latency(lut, params.alphas, params.betas, ratios if ratios is not None else widest)
 
     def genotype_ms(self, genotype: Genotype) -> float:

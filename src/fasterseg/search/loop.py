@@ -37,7 +37,8 @@ from fasterseg.search.epoch import GenotypeLatencyFn, adapt_latency_weight, deri
 from fasterseg.search.history import plot_evolution, read_history, record_epoch
 from fasterseg.losses import OhemCrossEntropy
 from fasterseg.search.steps import LatencyFn, make_optimisers, search_step
-from fasterseg.space.supernet import OUTPUT_NAMES, Supernet, SupernetConfig
+from fasterseg.space.config import SupernetConfig
+from fasterseg.space.supernet import OUTPUT_NAMES, Supernet
 from fasterseg.utils.device import resolve_precision
 from fasterseg.utils.io import atomic_path, atomic_write_text, keep_csv_rows
 from fasterseg.utils.tensorboard import ScalarLog

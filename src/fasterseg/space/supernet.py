@@ -29,19 +29,19 @@ takes only its stem and cells from the supernet (:meth:`Supernet.subnet_state_di
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fasterseg.errors import ConfigError
 from fasterseg.genotype import Branch, Genotype
 from fasterseg.nets.derive import ArchParams, derive_genotype
 from fasterseg.nets.network import FasterSegNet, Head, init_weights, plan_cells
 from fasterseg.layers.ops import OP_NAMES, PRIMITIVES, Conv2x, ConvNorm, build_op
-from fasterseg.layers.slimmable import active_state, set_active_width, width_channels
+from fasterseg.layers.slimmable import active_state, set_active_width
+from fasterseg.space.config import SupernetConfig
 
 # Output order of :meth:`Supernet.forward` (the official valid_names).
 OUTPUT_NAMES = ("8", "16", "32", "8_32", "16_32")
@@ -50,78 +50,6 @@ NUM_SCALES = 3
 OUTPUT_STRIDE_MAX = 32
 WidthMode = Literal["arch", "argmax", "max", "min", "random"]
 WIDTH_MODES = ("arch", "argmax", "max", "min", "random")
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    """One architecture searched over the shared weights.
-
-    ``search_width``: widths come from its own Gumbel-sampled width logits (else every cell is
-    at full width and its width logits have one column). ``ignore_skip``: derivation never
-    keeps a skip (the paper's teacher).
-    """
-
-    name: str
-    stem_width: float = 1.0
-    head_width: float = 1.0
-    search_width: bool = False
-    ignore_skip: bool = False
-
-
-def _paper_archs() -> list[ArchSpec]:
-    return [
-        ArchSpec("teacher", 1.0, 1.0, search_width=False, ignore_skip=True),
-        ArchSpec("student", 8 / 12, 8 / 12, search_width=True, ignore_skip=False),
-    ]
-
-
-@dataclass
-class SupernetConfig:
-    """Sizes of the supernet; defaults are the paper's (METHOD.md)."""
-
-    layers: int = 16  # cells per scale (the paper: 16)
-    base_channels: int = 12  # F: a feature at stride s has s * F channels at full width
-    width_choices: list[float] = field(default_factory=lambda: [4 / 12, 6 / 12, 8 / 12, 10 / 12, 1.0])  # searched width multipliers
-    num_classes: int = 19  # classes of the dataset searched on
-    archs: list[ArchSpec] = field(default_factory=_paper_archs)  # architectures searched over the shared weights (teacher, student)
-
-    def __post_init__(self) -> None:
-        if self.layers < 3:
-            raise ConfigError(f"layers: the supernet needs at least 3 layers, got {self.layers}")
-        if self.base_channels < 1:
-            raise ConfigError(f"base_channels: must be >= 1, got {self.base_channels}")
-        if self.num_classes < 1:
-            raise ConfigError(f"num_classes: must be >= 1, got {self.num_classes}")
-        w = [float(v) for v in self.width_choices]
-        if not w or any(not (0 < v <= 1) for v in w) or any(a >= b for a, b in zip(w, w[1:])) or w[-1] != 1.0:
-            raise ConfigError(f"width_choices: must increase strictly within (0, 1] and end at 1.0, got {w}")
-        self.width_choices = w
-        for scale in (8, 16):
-            down = width_channels(2 * scale * self.base_channels, w)
-            if any(c % 2 or c < 2 for c in down):
-                raise ConfigError(
-                    f"width_choices: the stride-2 skip needs an even channel count at every width; with "
-                    f"base_channels={self.base_channels} the 1/{2 * scale} widths are {down}"
-                )
-        if not self.archs:
-            raise ConfigError("archs: at least one architecture is required")
-        names = [a.name for a in self.archs]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"archs: names must be unique, got {names}")
-        for i, a in enumerate(self.archs):
-            if not (0 < a.stem_width <= 1):
-                raise ConfigError(f"archs[{i}].stem_width: must be within (0, 1], got {a.stem_width}")
-            if not any(math.isclose(a.head_width, v, rel_tol=0, abs_tol=1e-9) for v in w):
-                raise ConfigError(f"archs[{i}].head_width: must be one of width_choices {w}, got {a.head_width}")
-
-    def arch(self, name: str) -> ArchSpec:
-        for a in self.archs:
-            if a.name == name:
-                return a
-        raise KeyError(f"no architecture {name!r}; known: {[a.name for a in self.archs]}")
-
-    def num_filters(self, scale: int, width: float = 1.0) -> int:
-        return int(round(scale * self.base_channels * width))
 
 
 def positions_per_scale(layers: int) -> tuple[int, int, int]:
@@ -252,7 +180,7 @@ class SupernetFusion(nn.Module):
         )
 
 
-def _gumbel_hard(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def gumbel_hard(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Straight-through Gumbel-softmax (tau 1, hard): one-hot forward, softmax gradient."""
     if generator is None:
         return F.gumbel_softmax(logits, tau=1.0, hard=True)
@@ -340,11 +268,18 @@ class Supernet(nn.Module):
         if mode == "argmax":
             return WidthSample(tuple(r.detach().argmax(-1).tolist() for r in ratios))
         if mode == "arch":
-            hard = [_gumbel_hard(F.log_softmax(r, dim=-1), generator) for r in ratios]
+            hard = [gumbel_hard(F.log_softmax(r, dim=-1), generator) for r in ratios]
             index = tuple(h.detach().argmax(-1).tolist() for h in hard)
             score = tuple(h.gather(-1, h.detach().argmax(-1, keepdim=True)).squeeze(-1) for h in hard)
             return WidthSample(index, score)
         raise ValueError(f"width mode must be one of {WIDTH_MODES}, got {mode!r}")
+
+    def width_one_hots(self, arch: str, generator: torch.Generator | None = None) -> list[torch.Tensor] | None:
+        """One straight-through Gumbel one-hot per position over the width choices of ``arch``
+        (None when its widths are not searched): what the latency model weighs table entries by."""
+        if not self.cfg.arch(arch).search_width:
+            return None
+        return [gumbel_hard(F.log_softmax(r, dim=-1), generator) for r in self.arch[arch].ratios]
 
     # -- forward ------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, arch: str, widths: WidthMode | WidthSample = "arch") -> tuple[torch.Tensor, ...]:

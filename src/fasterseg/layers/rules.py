@@ -1,0 +1,27 @@
+"""The channel rules of the search space, in one place and without torch: the supernet, the
+derived networks, genotypes and the latency tables all count channels with these."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+
+def feature_channels(stride: int, base_channels: int, width: float) -> int:
+    """Channels of a feature map at output ``stride`` and width multiplier ``width``: a full-width
+    feature at stride s has s * F channels (F = ``base_channels``)."""
+    return int(round(stride * base_channels * width))
+
+
+def width_channels(max_channels: int, widths: Sequence[float]) -> list[int]:
+    """Channels at each width multiplier of a layer that has ``max_channels`` at full width.
+
+    (The official search rounds to a multiple of 8 instead; for its F = 12 and widths k/12 both
+    rules give the same counts, and ours also holds for other F.)
+    """
+    return [int(round(max_channels * w)) for w in widths]
+
+
+def reduction_fits(channels: int) -> bool:
+    """Whether a skip can reduce to ``channels`` at stride 2: the reduction concatenates two
+    1x1 convolutions of half the output channels each, so the count must be even."""
+    return channels >= 2 and channels % 2 == 0
