@@ -98,7 +98,7 @@ def stages(cfg: DemoConfig, out: Path) -> list[Stage]:
             "data", "synth", "--out", str(out / "data"), "--train", str(cfg.train_images), "--val", str(cfg.val_images),
             "--size", _size(cfg.size), "--seed", str(cfg.seed)]),
         Stage("lut", "CPU latency table of the search space", lambda: [
-            "lut", "build", "--device", "cpu", "--backend", "torch", "--size", _size(cfg.size), "--threads", "1",
+            "lut", "build", "--device", "cpu", "--backend", "eager", "--size", _size(cfg.size), "--threads", "1",
             "--clock", "cpu", "--space", str(out / "configs" / "search.yaml"), "--out", str(out / "lut.json"),
             "--repeats", "5", "--warmup", "2", "--no-progress"]),
         Stage("search", "supernet pretraining and teacher/student co-search", lambda: [

@@ -59,3 +59,7 @@ class RunInUseError(FasterSegError, RuntimeError):
 
 class LatencyTableError(FasterSegError, ValueError):
     """A latency table is malformed, mismatched, or lacks entries a prediction needs."""
+
+
+class BackendUnavailable(FasterSegError, RuntimeError):
+    """The requested backend, device or precision cannot run here; the message says why."""

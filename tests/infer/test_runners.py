@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from fasterseg.infer.heads import NetworkOnly, Segmenter
-from fasterseg.infer.runners import BackendUnavailable, RunnerOptions, build_runner
+from fasterseg.errors import BackendUnavailable
+from fasterseg.infer.runners import RunnerOptions, build_runner
 from tests.infer.conftest import assert_same_labels, reference_labels, tiny_model
 
 CPU_PATHS = [

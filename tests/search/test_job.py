@@ -22,7 +22,7 @@ SPACE = REPO / "configs" / "search" / "tiny.yaml"  # a search config is also a l
 @pytest.fixture(scope="module")
 def tiny_lut(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("lut") / "tiny.json"
-    assert main(["lut", "build", "--device", "cpu", "--backend", "torch", "--size", "64x128", "--space", str(SPACE),
+    assert main(["lut", "build", "--device", "cpu", "--backend", "eager", "--size", "64x128", "--space", str(SPACE),
                  "--repeats", "3", "--warmup", "1", "--out", str(out), "--no-progress"]) == 0
     return out
 

@@ -12,14 +12,14 @@ HELP = "time deploy paths (eager, optimized, onnxruntime, tensorrt): median/p90 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fasterseg.infer.names import BACKENDS, PRECISION_NAMES
+    from fasterseg.backends import PRECISION_NAMES, backend_names, canonical
 
     p.add_argument("--model", required=True, metavar="MODEL_OR_GENOTYPE",
                    help="a .safetensors model file, or a genotype .json (timed with random weights)")
     p.add_argument("--size", type=parse_size, default=(1024, 2048), help="input HEIGHTxWIDTH (default 1024x2048)")
     p.add_argument("--batch", type=int, default=1, help="images per batch (default 1)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--backend", nargs="+", choices=BACKENDS, default=["eager", "optimized", "onnxruntime"],
+    p.add_argument("--backend", nargs="+", type=canonical, choices=backend_names(), default=["eager", "optimized", "onnxruntime"],
                    help="one or more backends, each timed in turn (default: eager optimized onnxruntime)")
     p.add_argument("--precision", nargs="+", choices=PRECISION_NAMES, default=["fp32"],
                    help="one or more precisions for the optimized/tensorrt backends (default fp32)")

@@ -36,13 +36,16 @@ def _clock_arg(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from fasterseg.backends import PRECISION_NAMES, canonical, timing_backend_names
+
     sub = p.add_subparsers(dest="lut_command", metavar="ACTION", parser_class=type(p))
     sub.required = True
 
     b = sub.add_parser("build", help="measure every op instance the search space can contain at one input size")
     b.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    b.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "tensorrt"))
-    b.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    b.add_argument("--backend", default="eager", type=canonical, choices=timing_backend_names(),
+                   help="how to run each operator (default eager: plain PyTorch)")
+    b.add_argument("--precision", default="fp32", choices=PRECISION_NAMES)
     b.add_argument("--memory-format", default="contiguous", choices=("contiguous", "channels_last"))
     b.add_argument("--size", type=parse_size, default=(1024, 2048), help="network input HEIGHTxWIDTH (default 1024x2048)")
     b.add_argument("--space", default="default", metavar="default|FILE",

@@ -15,7 +15,8 @@ MAX_FAILED_STATUS = 100
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fasterseg.infer.names import BACKENDS, OUTPUT_KINDS, PRECISION_NAMES
+    from fasterseg.backends import PRECISION_NAMES, backend_names, canonical
+    from fasterseg.infer.names import OUTPUT_KINDS
 
     p.add_argument("--model", default=None, metavar="MODEL.safetensors",
                    help="the model file (default: the built-in CamVid student)")
@@ -34,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile", type=parse_size, default=None, metavar="HxW", help="sliding-window tile size (default: whole image)")
     p.add_argument("--tile-overlap", type=float, default=0.25, help="fraction by which tiles overlap (default 0.25)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--backend", choices=BACKENDS, default="eager", help="deploy path (default eager)")
+    p.add_argument("--backend", type=canonical, choices=backend_names(), default="eager", help="deploy path (default eager)")
     p.add_argument("--precision", choices=PRECISION_NAMES, default="fp32", help="for the optimized backend (default fp32)")
     p.add_argument("--compile", action="store_true", help="optimized backend: also torch.compile (slow start, faster run)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N",

@@ -18,7 +18,9 @@ from typing import Callable
 
 import torch
 
-from fasterseg.infer.runners import BackendUnavailable, Runner, RunnerOptions, build_runner
+from fasterseg.errors import BackendUnavailable
+from fasterseg.infer.runners import Runner, RunnerOptions, build_runner
+from fasterseg.utils.env import cpu_name
 
 
 @dataclass
@@ -134,7 +136,7 @@ def environment() -> dict:
     env = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "host": platform.node(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -151,17 +153,6 @@ def environment() -> dict:
     if hasattr(os, "getloadavg"):
         env["load_avg"] = [round(v, 2) for v in os.getloadavg()]
     return env
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def format_table(rows: list[BenchRow]) -> str:

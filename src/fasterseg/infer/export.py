@@ -91,6 +91,19 @@ def export_onnx(net: nn.Module, out: str | Path, size: tuple[int, int] = (1024, 
     return report
 
 
+def onnx_bytes(module: nn.Module, shape: tuple[int, ...]) -> bytes:
+    """ONNX bytes of one operator module for a fixed input shape, for latency tables (opset 17,
+    the TorchScript exporter: seconds faster per small module than the dynamo export above)."""
+    import io
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.float().eval(), (torch.randn(shape),), buf, input_names=["input"],
+                          output_names=["output"], opset_version=17, dynamo=False)
+    return buf.getvalue()
+
+
 def ort_session(path: str | Path, threads: int | None = None, providers: list[str] | None = None):
     """An ONNX Runtime session with all graph optimisations on."""
     try:

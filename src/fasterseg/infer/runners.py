@@ -19,16 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from fasterseg.infer.names import BACKENDS, PRECISION_NAMES
-from fasterseg.errors import FasterSegError
+from fasterseg.backends import PRECISION_NAMES, entry, resolve
+from fasterseg.errors import BackendUnavailable, FasterSegError
 from fasterseg.infer.fold import fold_batchnorm
 from fasterseg.infer.heads import NetworkOnly, Segmenter
 
 PRECISIONS = dict(zip(PRECISION_NAMES, (torch.float32, torch.float16, torch.bfloat16)))
-
-
-class BackendUnavailable(FasterSegError, RuntimeError):
-    """The requested backend cannot run here (missing package, device or provider)."""
 
 
 @dataclass
@@ -81,8 +77,7 @@ class Runner:
 
 def build_runner(model: nn.Module, options: RunnerOptions) -> Runner:
     """The runner for ``options.backend``; raises :class:`BackendUnavailable` if it cannot run here."""
-    if options.backend not in BACKENDS:
-        raise FasterSegError(f"backend must be one of {BACKENDS}, got {options.backend!r}")
+    build = resolve(entry(options.backend).runner)
     if options.precision not in PRECISIONS:
         raise FasterSegError(f"precision must be one of {tuple(PRECISIONS)}, got {options.precision!r}")
     device = torch.device(options.device)
@@ -90,11 +85,10 @@ def build_runner(model: nn.Module, options: RunnerOptions) -> Runner:
         raise BackendUnavailable(f"device {options.device}: CUDA is not available on this machine")
     if options.threads:
         torch.set_num_threads(options.threads)
-    builders = {"eager": _eager, "optimized": _optimized, "onnxruntime": _onnxruntime, "tensorrt": _tensorrt}
-    return builders[options.backend](model.eval(), options, device)
+    return build(model.eval(), options, device)
 
 
-def _eager(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
+def eager_runner(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
     """The plain model as loaded: the reference every other path must reproduce."""
     if options.precision != "fp32":
         raise BackendUnavailable("the eager backend is the fp32 reference; use --backend optimized for fp16/bf16")
@@ -111,7 +105,7 @@ def _eager(model: nn.Module, options: RunnerOptions, device: torch.device) -> Ru
     return Runner(options.describe(), device, labels, logits8)
 
 
-def _optimized(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
+def optimized_runner(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
     dtype = PRECISIONS[options.precision]
     if dtype == torch.float16 and device.type == "cpu":
         raise BackendUnavailable("fp16 is for GPUs; on CPU use fp32 or bf16")
@@ -200,7 +194,7 @@ def _ort_runner(model: nn.Module, options: RunnerOptions, device: torch.device, 
     return Runner(options.describe(), device, run("labels"), run("logits8"))
 
 
-def _onnxruntime(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
+def onnxruntime_runner(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
     try:
         import onnxruntime as ort
     except ImportError:
@@ -211,7 +205,7 @@ def _onnxruntime(model: nn.Module, options: RunnerOptions, device: torch.device)
     return _ort_runner(model, options, device, [provider])
 
 
-def _tensorrt(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
+def tensorrt_runner(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
     """TensorRT through ONNX Runtime's TensorRT execution provider (needs onnxruntime-gpu + TensorRT)."""
     try:
         import onnxruntime as ort

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from fasterseg.backends import canonical
 from fasterseg.errors import LatencyTableError
 from fasterseg.layers.ops import OP_NAMES
 from fasterseg.utils.io import atomic_write_text
@@ -95,6 +96,9 @@ class TableMeta:
     date: str = ""
     source: str = ""
     notes: str = ""
+
+    def __post_init__(self) -> None:
+        self.backend = canonical(self.backend)  # tables of the name "torch" are the eager backend's
 
     def setting(self) -> tuple:
         """What must agree for two tables to be merged: the same device, backend and precision."""

@@ -9,12 +9,10 @@ shared machine does not move a table entry.
 
 from __future__ import annotations
 
-import io
 import os
 import platform
 import statistics
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -23,19 +21,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fasterseg.errors import FasterSegError
+from fasterseg.backends import PRECISION_NAMES, entry, resolve, timing_backend_names
+from fasterseg.errors import BackendUnavailable
+from fasterseg.infer.export import onnx_bytes
 from fasterseg.latency.lut import LatencyTable, OpSpec, TableMeta, now_iso
+from fasterseg.utils.env import cpu_name
 from fasterseg.nets.network import ConvBnRelu, FeatureFusion, Head, init_weights
 from fasterseg.layers.ops import ConvNorm, build_op
 
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "bf16")
 MEMORY_FORMATS = ("contiguous", "channels_last")
 CLOCKS = ("wall", "cpu")
-
-
-class BackendUnavailable(FasterSegError, RuntimeError):
-    """The requested device/backend/precision cannot run here; the message says why."""
 
 
 # -- the module each op spec stands for ----------------------------------------------------
@@ -138,8 +133,8 @@ class Backend:
 
     def __init__(self, device: str = "cpu", precision: str = "fp32", memory_format: str = "contiguous",
                  threads: int | None = 1, settings: TimingSettings | None = None, batch: int = 1):
-        if precision not in PRECISIONS:
-            raise BackendUnavailable(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision not in PRECISION_NAMES:
+            raise BackendUnavailable(f"precision must be one of {PRECISION_NAMES}, got {precision!r}")
         if memory_format not in MEMORY_FORMATS:
             raise BackendUnavailable(f"memory format must be one of {MEMORY_FORMATS}, got {memory_format!r}")
         self.device = device
@@ -161,7 +156,7 @@ class Backend:
         return self.time_module(build_module(spec), input_shape(spec, self.batch))
 
     def device_name(self) -> str:
-        return _cpu_name()
+        return f"cpu: {cpu_name()}"
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__, "python": platform.python_version()}
@@ -173,23 +168,13 @@ class Backend:
                          versions=self.versions(), date=now_iso(), source=source)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"cpu: {line.split(':', 1)[1].strip()}"
-    except OSError:
-        pass
-    return f"cpu: {platform.processor() or platform.machine()}"
-
-
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class TorchBackend(Backend):
     """PyTorch eager. CPU: wall clock around each call. CUDA: CUDA events, synchronised."""
 
-    name = "torch"
+    name = "eager"
 
     def __init__(self, device: str = "cpu", **kwargs):
         super().__init__(device=device, **kwargs)
@@ -204,7 +189,7 @@ class TorchBackend(Backend):
     def device_name(self) -> str:
         if self.device.startswith("cuda"):
             return f"cuda: {torch.cuda.get_device_name(torch.device(self.device))}"
-        return _cpu_name()
+        return f"cpu: {cpu_name()}"
 
     def versions(self) -> dict[str, str]:
         v = super().versions()
@@ -243,16 +228,6 @@ def _cuda_event_timer(run: Callable[[], None]) -> float:
     return start.elapsed_time(end)
 
 
-def export_onnx(module: nn.Module, shape: tuple[int, ...]) -> bytes:
-    """ONNX bytes of ``module`` for a fixed input shape (opset 17, TorchScript exporter)."""
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module.float().eval(), (torch.randn(shape),), buf, input_names=["input"],
-                          output_names=["output"], opset_version=17, dynamo=False)
-    return buf.getvalue()
-
-
 class OnnxRuntimeBackend(Backend):
     """ONNX Runtime, CPU execution provider, all graph optimisations, fixed intra-op threads."""
 
@@ -279,7 +254,7 @@ class OnnxRuntimeBackend(Backend):
         import numpy as np
         import onnxruntime as ort
 
-        model = export_onnx(module, shape)
+        model = onnx_bytes(module, shape)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if self.threads is not None:
@@ -323,7 +298,7 @@ class TensorRTBackend(Backend):
         builder = trt.Builder(logger)
         network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
         parser = trt.OnnxParser(network, logger)
-        if not parser.parse(export_onnx(module, shape)):
+        if not parser.parse(onnx_bytes(module, shape)):
             raise BackendUnavailable(f"TensorRT could not parse the ONNX graph: {parser.get_error(0)}")
         config = builder.create_builder_config()
         if self.precision == "fp16":
@@ -347,7 +322,7 @@ class TensorRTBackend(Backend):
 
 def available_backends() -> dict[str, str]:
     """Backend name -> 'yes' or the reason it cannot run here."""
-    found = {"torch": "yes (cpu" + (", cuda" if torch.cuda.is_available() else "") + ")"}
+    found = {"eager": "yes (cpu" + (", cuda" if torch.cuda.is_available() else "") + ")"}
     try:
         import onnxruntime  # noqa: F401
 
@@ -363,13 +338,14 @@ def available_backends() -> dict[str, str]:
     return found
 
 
-def make_backend(backend: str = "torch", device: str = "cpu", precision: str = "fp32",
+def make_backend(backend: str = "eager", device: str = "cpu", precision: str = "fp32",
                  memory_format: str = "contiguous", threads: int | None = 1,
                  settings: TimingSettings | None = None, batch: int = 1) -> Backend:
-    kinds = {"torch": TorchBackend, "onnxruntime": OnnxRuntimeBackend, "tensorrt": TensorRTBackend}
-    if backend not in kinds:
-        raise BackendUnavailable(f"backend must be one of {BACKENDS}, got {backend!r}")
-    return kinds[backend](device=device, precision=precision, memory_format=memory_format,
+    timer = entry(backend).timer
+    if timer is None:
+        raise BackendUnavailable(f"backend {backend!r} cannot time single operators; "
+                                 f"latency tables are built with one of {timing_backend_names()}")
+    return resolve(timer)(device=device, precision=precision, memory_format=memory_format,
                           threads=threads, settings=settings, batch=batch)
 
 

@@ -19,6 +19,18 @@ def git_commit(path: Path) -> str | None:
         return None
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux /proc/cpuinfo; elsewhere what platform reports)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def environment() -> dict:
     import numpy
 
@@ -30,6 +42,7 @@ def environment() -> dict:
         "git_commit": git_commit(Path(fasterseg.__file__).resolve().parent),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "cpu": cpu_name(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "cpu_threads": torch.get_num_threads(),

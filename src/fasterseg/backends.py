@@ -1,0 +1,70 @@
+"""Every way of running a network, in one registry, without importing torch.
+
+An entry names the backend, says what it is, and points (as ``"module:attribute"``, imported
+only when used) at what builds its deploy runner for ``predict``, ``bench`` and ``eval`` and,
+where it can time single operators, at its timer for ``lut build``. The command line takes its
+choices from here, so a new deploy path is one entry plus the function it points at.
+
+``eager`` is plain PyTorch, the reference every other path must reproduce (latency tables built
+before the registry call it ``torch``; that name is still read as ``eager``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from fasterseg.errors import BackendUnavailable
+
+PRECISION_NAMES: tuple[str, ...] = ("fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    name: str
+    summary: str
+    runner: str  # "module:function" (model, RunnerOptions, torch.device) -> Runner
+    timer: str | None = None  # "module:class" timing one operator module (latency tables), if it can
+
+
+REGISTRY: dict[str, BackendEntry] = {e.name: e for e in (
+    BackendEntry("eager", "plain PyTorch, fp32: the reference", "fasterseg.infer.runners:eager_runner",
+                 "fasterseg.latency.measure:TorchBackend"),
+    BackendEntry("optimized", "PyTorch with BatchNorm folded, channels_last, torch.compile, fp16/bf16, CUDA graphs",
+                 "fasterseg.infer.runners:optimized_runner"),
+    BackendEntry("onnxruntime", "ONNX Runtime (CPU, or CUDA with onnxruntime-gpu)", "fasterseg.infer.runners:onnxruntime_runner",
+                 "fasterseg.latency.measure:OnnxRuntimeBackend"),
+    BackendEntry("tensorrt", "TensorRT (through ONNX Runtime for deploy; its own engine for tables)",
+                 "fasterseg.infer.runners:tensorrt_runner", "fasterseg.latency.measure:TensorRTBackend"),
+)}
+
+ALIASES: dict[str, str] = {"torch": "eager"}
+
+
+def backend_names() -> tuple[str, ...]:
+    """Every backend, for ``predict``, ``bench`` and ``eval``."""
+    return tuple(REGISTRY)
+
+
+def timing_backend_names() -> tuple[str, ...]:
+    """The backends that can time single operators, for ``lut build``."""
+    return tuple(name for name, e in REGISTRY.items() if e.timer)
+
+
+def canonical(name: str) -> str:
+    """The registry name of ``name`` (old names such as ``torch`` included)."""
+    return ALIASES.get(name, name)
+
+
+def entry(name: str) -> BackendEntry:
+    name = canonical(name)
+    if name not in REGISTRY:
+        raise BackendUnavailable(f"backend must be one of {backend_names()}, got {name!r}")
+    return REGISTRY[name]
+
+
+def resolve(reference: str) -> Any:
+    """The object a ``"module:attribute"`` reference names."""
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)
