@@ -9,7 +9,8 @@ from PIL import Image
 
 from fasterseg.cli import main
 from fasterseg.infer.palette import generated_palette, palette_for, train_to_label_id_table
-from fasterseg.infer.predictor import Predictor, window_starts
+from fasterseg.infer.predictor import Predictor
+from fasterseg.infer.views import window_starts
 from fasterseg.modelfile import load_model
 
 

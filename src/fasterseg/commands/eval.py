@@ -39,27 +39,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def model_predictor(args: argparse.Namespace, dataset):
-    """``predict(i)`` -> train-id map of image ``i`` from the model, with the chosen inference options."""
-
+    """``predict(i)`` for ``eval --model``: the model file checked against the dataset, with the
+    chosen views (the inference itself is :func:`fasterseg.infer.views.dataset_predictor`)."""
     import fasterseg
-    from fasterseg.data.transforms import normalize, to_tensors
     from fasterseg.errors import EvaluationError
-    from fasterseg.evaluate.model_inference import InferenceOptions, predict_probabilities
+    from fasterseg.infer.views import InferenceOptions, dataset_predictor
 
     model = fasterseg.load_model(args.model, device=args.device)
     classes = model.genotype.num_classes
     if classes != dataset.info.num_classes:
         raise EvaluationError(f"{args.model}: the model predicts {classes} classes but {args.data} has {dataset.info.num_classes}")
     options = InferenceOptions(scales=tuple(args.scales), flip=args.flip, window=args.window)
-    mean, std = model.meta.mean, model.meta.std
-
-    def predict(i: int):
-        image, label = dataset[i]
-        img, _ = to_tensors(image, label)
-        x = normalize(img, mean, std)[None].to(args.device)
-        return predict_probabilities(model, x, options).argmax(1)[0].cpu()
-
-    return predict
+    return dataset_predictor(model, dataset, options, args.device)
 
 
 def score(args: argparse.Namespace, dataset):

@@ -17,17 +17,9 @@ from torch import nn
 from fasterseg.errors import FasterSegError
 from fasterseg.infer.heads import Segmenter
 from fasterseg.infer.runners import RunnerOptions, build_runner
+from fasterseg.infer.views import sliding_window_scores
 from fasterseg.modelfile import IMAGENET_MEAN, IMAGENET_STD
 from fasterseg.nets.network import MIN_INPUT_SIZE
-
-
-def window_starts(length: int, window: int, stride: int) -> list[int]:
-    """Window offsets covering ``length``: every ``stride``, the last one flush with the end."""
-    if window >= length:
-        return [0]
-    starts = list(range(0, length - window, stride))
-    starts.append(length - window)
-    return starts
 
 
 class Predictor:
@@ -93,17 +85,7 @@ class Predictor:
 
         Tiling needs the scores, not labels, so it runs the plain PyTorch model whatever the backend.
         """
-        n, _, height, width = x.shape
-        # windows of at least MIN_INPUT_SIZE (x is at least that): smaller ones cannot be run
-        th, tw = min(max(self.tile[0], MIN_INPUT_SIZE), height), min(max(self.tile[1], MIN_INPUT_SIZE), width)
-        stride_h = max(1, int(th * (1 - self.tile_overlap)))
-        stride_w = max(1, int(tw * (1 - self.tile_overlap)))
         segmenter = Segmenter(self.model.to(self.device), argmax=False)
-        scores = torch.zeros(n, self.num_classes, height, width, device=self.device)
-        counts = torch.zeros(1, 1, height, width, device=self.device)
-        for top in window_starts(height, th, stride_h):
-            for left in window_starts(width, tw, stride_w):
-                window = x[:, :, top:top + th, left:left + tw].to(self.device)
-                scores[:, :, top:top + th, left:left + tw] += segmenter(window).float()
-                counts[:, :, top:top + th, left:left + tw] += 1
-        return (scores / counts).argmax(1)
+        scores = sliding_window_scores(segmenter, x.to(self.device), self.tile, self.tile_overlap, self.num_classes,
+                                       min_size=MIN_INPUT_SIZE)
+        return scores.argmax(1)

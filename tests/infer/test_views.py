@@ -1,6 +1,6 @@
 import torch
 
-from fasterseg.evaluate.model_inference import InferenceOptions, predict_probabilities, sliding_window_logits
+from fasterseg.infer.views import InferenceOptions, predict_probabilities, sliding_window_scores
 from fasterseg.nets.network import FasterSegNet, init_weights
 
 from tests.helpers import tiny_genotype
@@ -23,7 +23,7 @@ def test_sliding_window_of_a_pointwise_model_equals_whole_image():
     model = _PixelModel()
     x = torch.randn(2, 3, 50, 70)
     whole = model(x)
-    windowed = sliding_window_logits(model, x, (32, 32), 1 / 3, 4)
+    windowed = sliding_window_scores(model, x, (32, 32), 1 / 3, 4)
     torch.testing.assert_close(windowed, whole)
 
 
