@@ -83,3 +83,18 @@ def test_help_and_usage_errors_answer_without_importing_torch():
     out = subprocess.run([sys.executable, "-c", NO_TORCH], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "False", out.stdout[-500:] + out.stderr[-500:]
     assert "usage" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("command, flag, kind", [("train", "--genotype", "training"), ("search", "--lut", "search")])
+def test_resume_refuses_flags_that_would_change_the_run(command, flag, kind, tmp_path, capsys):
+    """train and search read --resume the same way: their own config.yaml, --set on top, and a
+    clear refusal (before anything runs) of a flag that would change what the run is."""
+    run = tmp_path / "run"
+    assert main([command, "--resume", str(run)]) == 1
+    assert f"{run}: not a {kind} run (no config.yaml)" in capsys.readouterr().err
+    run.mkdir()
+    (run / "config.yaml").write_text("{}\n")
+    assert main([command, "--resume", str(run), flag, "x.json"]) == 1
+    err = capsys.readouterr().err
+    assert f"--resume continues a {kind} run with its own config; {flag} cannot change it" in err
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]  # nothing was written

@@ -1,9 +1,10 @@
-"""Argument types shared by subcommands."""
+"""Arguments, argument types and run-config loading shared by subcommands."""
 
 from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -23,3 +24,28 @@ def add_run_arguments(p: argparse.ArgumentParser, config_help: str, set_example:
     p.add_argument("--name", help="run name (directory under out_dir)")
     p.add_argument("--out-dir", help="where runs are written (default: runs)")
     p.add_argument("--resume", metavar="RUN", help=resume_help)
+
+
+def load_run_config(cls, args: argparse.Namespace, flag_keys: dict[str, str], kind: str):
+    """The config of a ``train`` or ``search`` run: defaults, ``--config``, the command's own flags
+    (``flag_keys``: argument name -> config key), ``--name``/``--out-dir``, then ``--set``. With
+    ``--resume RUN``: the run's saved ``config.yaml`` with ``--set`` on top; flags that would
+    change what the run is are refused rather than silently ignored."""
+    from fasterseg.config import load_config
+    from fasterseg.errors import ConfigError
+
+    overrides = list(args.overrides)
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"{run_dir}: not a {kind} run (no config.yaml)")
+        given = ["--" + flag.replace("_", "-") for flag in ("config", *flag_keys) if getattr(args, flag)]
+        if given:
+            raise ConfigError(f"--resume continues a {kind} run with its own config; {', '.join(given)} cannot change it "
+                              "(change settings with --set)")
+        return load_config(cls, run_dir / "config.yaml", overrides + [f"name={run_dir.name}", f"out_dir={run_dir.parent}"])
+    for flag, key in {**flag_keys, "name": "name", "out_dir": "out_dir"}.items():
+        value = getattr(args, flag)
+        if value:
+            overrides.append(f"{key}={value}")
+    return load_config(cls, args.config, overrides)

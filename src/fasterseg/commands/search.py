@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fasterseg.config import load_config
+    from fasterseg.commands.common import load_run_config
     from fasterseg.errors import ConfigError
     from fasterseg.search.job import SearchJobConfig, run_search_job
 
@@ -41,20 +41,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    overrides = list(args.overrides)
-    if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise ConfigError(f"{run_dir}: not a search run (no config.yaml)")
-        if args.config or args.data or args.lut:
-            raise ConfigError("--resume continues a search with its own config")
-        job = load_config(SearchJobConfig, run_dir / "config.yaml",
-                          overrides + [f"name={run_dir.name}", f"out_dir={run_dir.parent}"])
-    else:
-        for flag, key in ((args.data, "data"), (args.lut, "lut"), (args.name, "name"), (args.out_dir, "out_dir")):
-            if flag:
-                overrides.append(f"{key}={flag}")
-        job = load_config(SearchJobConfig, args.config, overrides)
+    job = load_run_config(SearchJobConfig, args, {"data": "data", "lut": "lut"}, "search")
     summary = run_search_job(job, resume=bool(args.resume))
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun only the first process reports

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 NAME = "train"
 HELP = "train a derived network (genotype) from scratch, optionally with distillation from a teacher"
@@ -24,35 +23,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fasterseg.config import load_config
+    from fasterseg.commands.common import load_run_config
     from fasterseg.train.config import TrainConfig
     from fasterseg.train.trainer import train
-    from fasterseg.errors import TrainingError
 
-    overrides = list(args.overrides)
-    if args.resume:
-        run_dir = Path(args.resume)
-        config_path = run_dir / "config.yaml"
-        if not config_path.is_file():
-            raise TrainingError(f"{run_dir}: not a training run (no config.yaml)")
-        if args.config or args.genotype or args.data or args.teacher or args.init:
-            raise TrainingError("--resume continues a run with its own config; change settings with --set only")
-        overrides += [f"name={run_dir.name}", f"out_dir={run_dir.parent}"]
-        cfg = load_config(TrainConfig, config_path, overrides)
-    else:
-        if args.genotype:
-            overrides.append(f"genotype={args.genotype}")
-        if args.data:
-            overrides.append(f"data.spec={args.data}")
-        if args.teacher:
-            overrides.append(f"teacher={args.teacher}")
-        if args.init:
-            overrides.append(f"init={args.init}")
-        if args.name:
-            overrides.append(f"name={args.name}")
-        if args.out_dir:
-            overrides.append(f"out_dir={args.out_dir}")
-        cfg = load_config(TrainConfig, args.config, overrides)
+    flags = {"genotype": "genotype", "data": "data.spec", "teacher": "teacher", "init": "init"}
+    cfg = load_run_config(TrainConfig, args, flags, "training")
     result = train(cfg, resume=bool(args.resume), show_progress=not args.quiet)
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun only the first process reports
