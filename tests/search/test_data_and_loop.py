@@ -13,7 +13,8 @@ from fasterseg.errors import ConfigError
 from fasterseg.genotype import Genotype
 from fasterseg.nets.summary import count_macs
 from fasterseg.search.data import IMAGENET_MEAN, IMAGENET_STD, SearchTransform, half_loader, split_halves
-from fasterseg.search.loop import SearchConfig, iterations_per_epoch, run_search
+from fasterseg.search.config import SearchConfig
+from fasterseg.search.loop import iterations_per_epoch, run_search
 from fasterseg.space.config import ArchSpec, SupernetConfig
 from fasterseg.space.supernet import Supernet
 from tests.helpers import tensorboard_scalars

@@ -11,7 +11,8 @@ from fasterseg.config import load_config
 from fasterseg.modelfile import load_genotype
 from fasterseg.latency.lut import LatencyTable
 from fasterseg.latency.model import network_latency
-from fasterseg.search.job import LatencyModel, SearchJobConfig
+from fasterseg.search.config import SearchJobConfig
+from fasterseg.search.job import LatencyModel
 from fasterseg.space.supernet import Supernet
 
 REPO = Path(__file__).resolve().parents[2]

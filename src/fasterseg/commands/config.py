@@ -11,7 +11,7 @@ HELP = "print the default configuration (YAML) of a command that takes --config,
 # name -> (title, "module:Class"). Commands that take --config register their dataclass here.
 CONFIGS: dict[str, tuple[str, str]] = {
     "demo": ("Demo (`fasterseg demo --set`)", "fasterseg.demo:DemoConfig"),
-    "search": ("Search (`fasterseg search --config`)", "fasterseg.search.job:SearchJobConfig"),
+    "search": ("Search (`fasterseg search --config`)", "fasterseg.search.config:SearchJobConfig"),
     "train": ("Training (`fasterseg train --config`)", "fasterseg.train.config:TrainConfig"),
 }
 

@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fasterseg.commands.common import load_run_config
     from fasterseg.errors import ConfigError
-    from fasterseg.search.job import SearchJobConfig, run_search_job
+    from fasterseg.search.config import SearchJobConfig
+    from fasterseg.search.job import run_search_job
 
     if args.pick:
         return _pick(args)

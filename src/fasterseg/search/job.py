@@ -9,7 +9,6 @@ the branch pairing and adapt the latency weight to the FPS window.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,75 +22,14 @@ from fasterseg.latency.model import (
     SupernetLatencyLUT, decoupled_latency, fixed_ratios, network_latency, supernet_latency,
 )
 from fasterseg.search.checkpoint import has_checkpoint
-from fasterseg.search.loop import SearchConfig, run_search
+from fasterseg.search.config import SearchJobConfig, phase_config
+from fasterseg.search.loop import run_search
 from fasterseg.space.config import SupernetConfig
 from fasterseg.space.supernet import Supernet
 from fasterseg.utils.device import resolve_device
 from fasterseg.utils.env import environment
 from fasterseg.utils.io import atomic_write_text
 from fasterseg.utils.runlock import run_lock
-
-
-@dataclass
-class PhaseConfig:
-    """One phase's schedule (the supernet and data are the job's)."""
-
-    epochs: int = 20  # epochs of this phase
-    iters_per_epoch: int = 0  # 0: the official max(len(half) // batch_size, 400)
-    batch_size: int = 3  # global batch (shared by torchrun processes)
-    crop: list[int] = field(default_factory=lambda: [256, 512])  # training crop (height, width) after downsampling
-    downsample: int = 2  # images are first shrunk by this factor (the paper searches at half resolution)
-    scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25])  # random rescaling factors
-    lr: float = 0.02  # SGD learning rate of the supernet weights
-    lr_decay: float = 0.978  # per-epoch exponential decay of lr
-    momentum: float = 0.9  # SGD momentum
-    weight_decay: float = 5e-4  # SGD weight decay
-    grad_clip: float = 5.0  # gradient-norm clip of the weight step
-    arch_lr: float = 3e-4  # Adam learning rate of the architecture parameters
-    ohem_thresh: float = 0.7  # OHEM probability threshold
-    latency_weights: dict[str, float] = field(default_factory=lambda: {"student": 0.01})  # initial latency-loss weight per architecture
-    fps_min: dict[str, float] = field(default_factory=lambda: {"student": 155.0})  # below this table FPS the weight doubles
-    fps_max: dict[str, float] = field(default_factory=lambda: {"student": 175.0})  # above this table FPS the weight halves
-    val_limit: int = 0  # score only the first N validation images each epoch (0: all)
-    seed: int = 12345  # seeds the halves, the data order and the augmentation
-    num_workers: int = 0  # data-loading processes
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 autocast of the supernet passes; auto: bf16 where the device has it
-
-
-def _pretrain_phase() -> PhaseConfig:
-    return PhaseConfig(epochs=20, batch_size=3, crop=[256, 512], lr=0.02)
-
-
-def _search_phase() -> PhaseConfig:
-    return PhaseConfig(epochs=30, batch_size=2, crop=[224, 448], lr=0.01)
-
-
-@dataclass
-class SearchJobConfig:
-    """``fasterseg search``: both phases over one supernet and one latency table."""
-
-    name: str = "search"  # run directory name under out_dir
-    out_dir: str = "runs"  # where run directories are created
-    data: str = ""  # dataset spec KIND:PATH for both phases (train split searched, val split scored)
-    lut: str = "official-1080ti-trt5"  # latency table file, or a named profile shipped with fasterseg
-    latency_size: tuple[int, int] = (1024, 2048)  # input size at which latency (and FPS) is judged
-    latency_terms: str = "decoupled"  # decoupled (the paper's 3 terms) | coupled (one term: the collapse ablation)
-    device: str = "auto"  # auto | cpu | cuda
-    supernet: SupernetConfig = field(default_factory=SupernetConfig)
-    pretrain: PhaseConfig = field(default_factory=_pretrain_phase)  # weights only, random and sandwich widths
-    search: PhaseConfig = field(default_factory=_search_phase)  # alternating weight and architecture steps
-
-    def __post_init__(self) -> None:
-        if self.latency_terms not in ("decoupled", "coupled"):
-            raise ConfigError(f"latency_terms: must be decoupled or coupled, got {self.latency_terms!r}")
-
-
-def phase_config(job: SearchJobConfig, phase: PhaseConfig, pretrain: bool) -> SearchConfig:
-    """The loop's configuration of one phase: the job's supernet and data, the phase's schedule."""
-    from fasterseg.config import to_dict
-
-    return SearchConfig(supernet=job.supernet, train_data=job.data, val_data=job.data, pretrain=pretrain,
-                        cache_dir=str(Path(job.out_dir) / ".cache" / "data"), **to_dict(phase))
 
 
 class LatencyModel:

@@ -33,60 +33,15 @@ from fasterseg.data.registry import build_dataset
 from fasterseg.search.data import Augmented, SearchTransform, half_loader, split_halves
 from fasterseg.distributed import globalise_batchnorm, rank, world_size
 from fasterseg.data.transforms import EvalTransform
+from fasterseg.search.config import SearchConfig
 from fasterseg.search.epoch import GenotypeLatencyFn, adapt_latency_weight, derive_arch, evaluate_outputs, save_derived
 from fasterseg.search.history import plot_evolution, read_history, record_epoch
 from fasterseg.losses import OhemCrossEntropy
 from fasterseg.search.steps import LatencyFn, make_optimisers, search_step
-from fasterseg.space.config import SupernetConfig
 from fasterseg.space.supernet import OUTPUT_NAMES, Supernet
 from fasterseg.utils.device import resolve_precision
 from fasterseg.utils.io import atomic_path, atomic_write_text, keep_csv_rows
 from fasterseg.utils.tensorboard import ScalarLog
-
-
-@dataclass
-class SearchConfig:
-    """One phase of the search; defaults are the paper's pretraining settings (METHOD.md)."""
-
-    supernet: SupernetConfig = field(default_factory=SupernetConfig)
-    train_data: str = ""  # dataset spec, e.g. camvid:/data/camvid
-    pretrain: bool = True
-    epochs: int = 20
-    iters_per_epoch: int = 0  # 0: the official max(len(half) // batch_size, 400)
-    batch_size: int = 3
-    crop: list[int] = field(default_factory=lambda: [256, 512])
-    downsample: int = 2
-    scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25])
-    lr: float = 0.02
-    lr_decay: float = 0.978
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    grad_clip: float = 5.0
-    arch_lr: float = 3e-4
-    ohem_thresh: float = 0.7
-    latency_weights: dict[str, float] = field(default_factory=lambda: {"student": 0.01})
-    fps_min: dict[str, float] = field(default_factory=lambda: {"student": 155.0})
-    fps_max: dict[str, float] = field(default_factory=lambda: {"student": 175.0})
-    val_data: str = ""  # dataset spec whose "val" split scores the outputs each epoch; "" = none
-    val_limit: int = 0  # score only the first N validation images (0: all)
-    seed: int = 12345
-    num_workers: int = 0
-    precision: str = "auto"
-    cache_dir: str = ""  # decode the training split once into this folder ("": read the files every step)
-
-    def __post_init__(self) -> None:
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ConfigError(f"precision: must be auto, fp32, bf16 or fp16, got {self.precision!r}")
-        if self.iters_per_epoch < 0:
-            raise ConfigError(f"iters_per_epoch: must be >= 0 (0: automatic), got {self.iters_per_epoch}")
-        for key in ("epochs", "batch_size", "downsample"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
-        names = {a.name for a in self.supernet.archs}
-        for key in ("latency_weights", "fps_min", "fps_max"):
-            unknown = set(getattr(self, key)) - names
-            if unknown:
-                raise ConfigError(f"{key}: no architecture named {sorted(unknown)}")
 
 
 @dataclass
