@@ -8,7 +8,8 @@ from typing import Callable
 from fasterseg.data.base import PairTransform
 from fasterseg.errors import DatasetError
 
-# kind -> builder(root, split, transform). Each dataset module registers itself here.
+# One builder(root, split, transform) per kind, listed in BUILDERS below; a dataset's module is
+# imported only when its kind is asked for.
 def _camvid(root: Path, split: str, transform: PairTransform | None):
     from fasterseg.data.camvid import camvid
 

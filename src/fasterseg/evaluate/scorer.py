@@ -2,8 +2,9 @@
 
 Datasets with Cityscapes instances get :class:`~fasterseg.evaluate.cityscapes.CityscapesScorer`
 (IoU and iIoU of classes and categories); every other dataset gets :class:`SegmentationScorer`
-(IoU, pixel accuracy, mean accuracy). :func:`make_scorer` picks, so a caller (the prediction
-folder evaluation here, model evaluation in training) never needs to know which.
+(IoU, pixel accuracy, mean accuracy). :func:`make_scorer` picks, so its callers (the evaluation
+of a prediction folder in :mod:`fasterseg.evaluate.predictions`, and :func:`score_dataset` for
+``eval --model``) never need to know which.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from fasterseg.data.registry import build_dataset
 from fasterseg.data.transforms import EvalTransform, TrainTransform
 from fasterseg.errors import TrainingError
 from fasterseg.evaluate.confusion import ConfusionMatrix
+from fasterseg.genotype import Genotype
 from fasterseg.modelfile import ModelMeta, load_genotype, save_model
 from fasterseg.nets.network import FasterSegNet, init_weights
 from fasterseg.train.config import TrainConfig
@@ -205,15 +206,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
                         num_workers=d.workers, pin_memory=device.type == "cuda", drop_last=True,
                         persistent_workers=False)
 
-    # Model. A resumed run reads the genotype it saved, not the path it was started with
-    # (which may have been a temporary file, or be gone on another machine).
-    saved_genotype = run_dir / "genotype.json"
-    source = str(saved_genotype) if resume and saved_genotype.is_file() else cfg.genotype or cfg.init
-    if not source:
-        raise TrainingError("no genotype given (--genotype G.json or genotype=... in the config)")
-    genotype = load_genotype(source)
-    if genotype.num_classes != info.num_classes:
-        genotype = replace(genotype, num_classes=info.num_classes)
+    genotype = _genotype_to_train(cfg, run_dir, resume, info)
     model = FasterSegNet(genotype, aux_heads=True)
     init_weights(model)
     frozen_prefixes = [cfg.freeze] if isinstance(cfg.freeze, str) and cfg.freeze else list(cfg.freeze or [])
@@ -223,14 +216,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
     model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    teacher = None
-    if cfg.teacher:
-        from fasterseg.modelfile import load_model
-
-        teacher = load_model(cfg.teacher, device=device)
-        if teacher.genotype.num_classes != info.num_classes:
-            raise TrainingError(f"{cfg.teacher}: teacher predicts {teacher.genotype.num_classes} classes, the data has {info.num_classes}")
-        teacher.requires_grad_(False)
+    teacher = _load_teacher(cfg.teacher, info, device) if cfg.teacher else None
     net: nn.Module = model
     if dist_info.enabled:
         if cfg.sync_bn and device.type == "cuda":
@@ -239,8 +225,6 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
 
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                 weight_decay=cfg.optim.weight_decay)
-    use_amp = precision != "fp32"
-    amp_dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     weights = None
     if cfg.loss.class_weight != "none":
@@ -249,31 +233,16 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
     criterion = OhemCrossEntropy(cfg.loss.ohem_thresh, min_kept_ratio=cfg.loss.ohem_min_kept_ratio,
                                  ignore_index=info.ignore_index, class_weight=weights)
 
+    step = _Step(cfg, net, model, teacher, criterion, optimizer, scaler, device, precision, channels_last, dist_info,
+                 checkpoint_path)
     start_epoch, best_miou, history = 0, None, []
     if resume:
-        try:
-            state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-            model.load_state_dict(state["model"])
-        except (RuntimeError, OSError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
-            raise TrainingError(f"{checkpoint_path}: cannot resume from it ({str(exc).splitlines()[0]}); "
-                                "it is not a complete checkpoint of this run") from None
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng_cpu"].cpu())
-        start_epoch, best_miou, history = state["epoch"] + 1, state["best_miou"], json.loads(state["history"])
-        if dist_info.is_main:
-            save_config(cfg, run_dir / "config.yaml")  # with the settings changed by --set on resume
-            for log in ("train_log.csv", "epochs.csv"):  # what the interrupted epoch logged (epochs count from 1)
-                keep_csv_rows(run_dir / log, lambda row: int(row["epoch"]) <= start_epoch)
+        start_epoch, best_miou, history = _restore(step, run_dir)
     elif dist_info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-        genotype.save(run_dir / "genotype.json")
-        atomic_write_text(run_dir / "environment.json", json.dumps(environment(), indent=2) + "\n")
         resolved = {"precision": precision, "channels_last": channels_last, "device": str(device),
                     "train_samples": len(train_base), "train_splits": splits,
                     "class_weight": None if weights is None else dict(zip(info.class_names, weights.tolist()))}
-        atomic_write_text(run_dir / "resolved.json", json.dumps(resolved, indent=2) + "\n")
+        _start_run_files(cfg, run_dir, genotype, resolved)
     barrier(dist_info)
 
     meta = ModelMeta(genotype=genotype, class_names=info.class_names, train_size=tuple(d.crop_size),
@@ -292,45 +261,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
                     m.eval()
         for m in frozen_bns:  # frozen layers keep their statistics too
             m.eval()
-        bar = tqdm(loader, total=iters, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not (show_progress and dist_info.is_main), dynamic_ncols=True)
-        t0, seen, loss_sum = time.perf_counter(), 0, 0.0
-        for it, (img, lab) in enumerate(bar):
-            lr = learning_rate(cfg, epoch, it, iters)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            img = img.to(device, non_blocking=True)
-            lab = lab.to(device, non_blocking=True)
-            if channels_last:
-                img = img.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=amp_dtype) if use_amp else nullcontext():
-                outputs = net(img)
-                loss = segmentation_loss(outputs, lab, criterion, cfg.loss.aux_weight)
-                if teacher is not None:
-                    with torch.no_grad():
-                        target_logits = teacher(img)
-                    loss = loss + cfg.loss.distill_weight * distillation_kl(outputs[0], target_logits)
-            loss_value = all_reduce_mean(loss.detach().float(), dist_info).item()  # the step's one device sync
-            if not math.isfinite(loss_value):
-                last = f"the last good checkpoint is {checkpoint_path}" if checkpoint_path.exists() else "no checkpoint was written yet"
-                raise TrainingError(f"loss became {loss_value} at epoch {epoch + 1}, iteration {it + 1}; "
-                                    f"stopping ({last}). Try a lower optim.lr or precision=fp32.")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.optim.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            seen += img.shape[0] * dist_info.world_size
-            loss_sum += loss_value
-            rate = seen / max(time.perf_counter() - t0, 1e-9)
-            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}")
-            if (it + 1) % cfg.log_every == 0 or it + 1 == iters:
-                logger.train_row(epoch + 1, it + 1, loss_value, lr, rate)
-        bar.close()
-        record = {"epoch": epoch + 1, "loss": loss_sum / iters, "lr": learning_rate(cfg, epoch, 0, iters),
-                  "seconds": time.perf_counter() - t0}
+        record = _train_one_epoch(step, loader, epoch, iters, logger, show_progress and dist_info.is_main)
         validate_now = val_set is not None and ((cfg.val_every and (epoch + 1) % cfg.val_every == 0) or epoch + 1 == cfg.epochs)
         improved = False
         if validate_now:
@@ -343,16 +274,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
         history.append(record)
         if dist_info.is_main:
             logger.epoch_row(record)
-            meta.extra["metrics"] = record
-            save_model(run_dir / "last.safetensors", model, meta)
-            if improved:
-                save_model(run_dir / "best.safetensors", model, meta)
-            state = {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                "epoch": epoch, "best_miou": best_miou, "history": json.dumps(history), "rng_cpu": torch.get_rng_state(),
-            }
-            with atomic_path(checkpoint_path) as tmp:
-                torch.save(state, tmp)
+            _save_epoch(step, run_dir, meta, epoch, record, history, best_miou, improved)
             msg = f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f}"
             if "val_mIoU" in record:
                 msg += f", val mIoU {100 * record['val_mIoU']:.2f}" + (" (best)" if improved else "")
@@ -367,6 +289,149 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
         atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
     logger.close()
     return TrainResult(run_dir=run_dir, model_path=final, best_miou=best_miou, history=history)
+
+
+@dataclass
+class _Step:
+    """Everything one SGD step touches, fixed for the whole run."""
+
+    cfg: TrainConfig
+    net: nn.Module  # the model, or its DDP wrapper
+    model: nn.Module
+    teacher: nn.Module | None
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    precision: str
+    channels_last: bool
+    dist_info: DistInfo
+    checkpoint_path: Path
+
+    def __call__(self, img: torch.Tensor, lab: torch.Tensor, lr: float, where: str) -> float:
+        """One step at learning rate ``lr``; returns the loss (averaged over processes)."""
+        cfg = self.cfg
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        img = img.to(self.device, non_blocking=True)
+        lab = lab.to(self.device, non_blocking=True)
+        if self.channels_last:
+            img = img.contiguous(memory_format=torch.channels_last)
+        amp = self.precision != "fp32"
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        with torch.autocast(self.device.type, dtype=dtype) if amp else nullcontext():
+            outputs = self.net(img)
+            loss = segmentation_loss(outputs, lab, self.criterion, cfg.loss.aux_weight)
+            if self.teacher is not None:
+                with torch.no_grad():
+                    target_logits = self.teacher(img)
+                loss = loss + cfg.loss.distill_weight * distillation_kl(outputs[0], target_logits)
+        loss_value = all_reduce_mean(loss.detach().float(), self.dist_info).item()  # the step's one device sync
+        if not math.isfinite(loss_value):
+            last = (f"the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path.exists()
+                    else "no checkpoint was written yet")
+            raise TrainingError(f"loss became {loss_value} at {where}; stopping ({last}). "
+                                "Try a lower optim.lr or precision=fp32.")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if cfg.optim.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss_value
+
+
+def _genotype_to_train(cfg: TrainConfig, run_dir: Path, resume: bool, info: DatasetInfo) -> Genotype:
+    """The genotype, with the dataset's class count. A resumed run reads the one it saved, not the
+    path it was started with (which may have been a temporary file, or be gone on another machine)."""
+    saved = run_dir / "genotype.json"
+    source = str(saved) if resume and saved.is_file() else cfg.genotype or cfg.init
+    if not source:
+        raise TrainingError("no genotype given (--genotype G.json or genotype=... in the config)")
+    genotype = load_genotype(source)
+    if genotype.num_classes != info.num_classes:
+        genotype = replace(genotype, num_classes=info.num_classes)
+    return genotype
+
+
+def _load_teacher(path: str, info: DatasetInfo, device: torch.device) -> nn.Module:
+    """The frozen teacher whose softmax the student is distilled towards."""
+    from fasterseg.modelfile import load_model
+
+    teacher = load_model(path, device=device)
+    if teacher.genotype.num_classes != info.num_classes:
+        raise TrainingError(f"{path}: teacher predicts {teacher.genotype.num_classes} classes, the data has {info.num_classes}")
+    return teacher.requires_grad_(False)
+
+
+def _restore(step: _Step, run_dir: Path) -> tuple[int, float | None, list[dict]]:
+    """Load the checkpoint into the step's model, optimiser, scaler and the RNG; on the main
+    process save the config as resumed (with its --set changes) and drop the log rows of the
+    epoch that was interrupted. Returns (next epoch, best mIoU, history)."""
+    path = step.checkpoint_path
+    try:
+        state = torch.load(path, map_location=step.device, weights_only=True)
+        step.model.load_state_dict(state["model"])
+    except (RuntimeError, OSError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
+        raise TrainingError(f"{path}: cannot resume from it ({str(exc).splitlines()[0]}); "
+                            "it is not a complete checkpoint of this run") from None
+    step.optimizer.load_state_dict(state["optimizer"])
+    step.scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["rng_cpu"].cpu())
+    start_epoch = state["epoch"] + 1
+    if step.dist_info.is_main:
+        save_config(step.cfg, run_dir / "config.yaml")
+        for log in ("train_log.csv", "epochs.csv"):  # epochs count from 1 in the logs
+            keep_csv_rows(run_dir / log, lambda row: int(row["epoch"]) <= start_epoch)
+    return start_epoch, state["best_miou"], json.loads(state["history"])
+
+
+def _start_run_files(cfg: TrainConfig, run_dir: Path, genotype, resolved: dict) -> None:
+    """What a new run folder records before its first step: config, genotype, environment, and
+    the settings as resolved on this machine."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    genotype.save(run_dir / "genotype.json")
+    atomic_write_text(run_dir / "environment.json", json.dumps(environment(), indent=2) + "\n")
+    atomic_write_text(run_dir / "resolved.json", json.dumps(resolved, indent=2) + "\n")
+
+
+def _save_epoch(step: _Step, run_dir: Path, meta: ModelMeta, epoch: int, record: dict, history: list[dict],
+                best_miou: float | None, improved: bool) -> None:
+    """The epoch's model files, then its checkpoint, each written whole (temporary name, fsync,
+    rename). The checkpoint goes last: until it is renamed, a resume redoes this epoch from the
+    previous one and rewrites the model files (and the log rows it drops) identically."""
+    meta.extra["metrics"] = record
+    save_model(run_dir / "last.safetensors", step.model, meta)
+    if improved:
+        save_model(run_dir / "best.safetensors", step.model, meta)
+    state = {
+        "model": step.model.state_dict(), "optimizer": step.optimizer.state_dict(), "scaler": step.scaler.state_dict(),
+        "epoch": epoch, "best_miou": best_miou, "history": json.dumps(history), "rng_cpu": torch.get_rng_state(),
+    }
+    with atomic_path(step.checkpoint_path) as tmp:
+        torch.save(state, tmp)
+
+
+def _train_one_epoch(step: _Step, loader, epoch: int, iters: int, logger: "_Logger", show: bool) -> dict:
+    """One pass of ``iters`` steps; the epoch's record (mean loss, lr at its start, seconds)."""
+    cfg = step.cfg
+    bar = tqdm(loader, total=iters, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not show,
+               dynamic_ncols=True)
+    t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+    for it, (img, lab) in enumerate(bar):
+        lr = learning_rate(cfg, epoch, it, iters)
+        loss_value = step(img, lab, lr, f"epoch {epoch + 1}, iteration {it + 1}")
+        seen += img.shape[0] * step.dist_info.world_size
+        loss_sum += loss_value
+        rate = seen / max(time.perf_counter() - t0, 1e-9)
+        bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", img_s=f"{rate:.1f}")
+        if (it + 1) % cfg.log_every == 0 or it + 1 == iters:
+            logger.train_row(epoch + 1, it + 1, loss_value, lr, rate)
+    bar.close()
+    return {"epoch": epoch + 1, "loss": loss_sum / iters, "lr": learning_rate(cfg, epoch, 0, iters),
+            "seconds": time.perf_counter() - t0}
 
 
 def _initialise(cfg: TrainConfig, model: nn.Module, info: DatasetInfo, run_dir: Path, resume: bool,
