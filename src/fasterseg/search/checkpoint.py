@@ -73,15 +73,10 @@ def save_checkpoint(run_dir: Path, epoch: int, net: torch.nn.Module, weights_opt
         meta["optimizers"][f"arch.{name}"] = _flatten_optimizer(f"opt.arch.{name}", opt, tensors)
     with atomic_path(run_dir / meta["tensors"]) as tmp:
         save_file(tensors, str(tmp))
-    before_commit()
     atomic_write_text(run_dir / META, json.dumps(meta, indent=1) + "\n")
     for old in run_dir.glob("checkpoint*.safetensors"):  # no longer named by the committed JSON
         if old.name != meta["tensors"]:
             old.unlink(missing_ok=True)
-
-
-def before_commit() -> None:
-    """Called between writing the tensors and committing the JSON: a seam for fault-injection tests."""
 
 
 def _tensor_file(run_dir: Path, meta: dict) -> Path:

@@ -8,7 +8,6 @@ exactly and a run on N processes sees the same global batches as a run on one.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import pickle
@@ -39,7 +38,7 @@ from fasterseg.train.class_weights import class_weights, label_statistics
 from fasterseg.train.init_from import freeze, frozen_batchnorms, initialise_from
 from fasterseg.utils.device import resolve_device, resolve_precision
 from fasterseg.utils.env import environment
-from fasterseg.utils.io import atomic_path, atomic_write_text, keep_csv_rows
+from fasterseg.utils.io import append_csv_row, atomic_path, atomic_write_text, keep_csv_rows
 from fasterseg.utils.runlock import run_lock
 from fasterseg.utils.tensorboard import ScalarLog
 
@@ -465,26 +464,18 @@ class _Logger:
         self.tb = ScalarLog(run_dir / "tensorboard", enabled,
                             purge_step=start_epoch * iters_per_epoch + 1 if start_epoch else None)
 
-    def _append(self, path: Path, row: dict) -> None:
-        new = not path.exists()
-        with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-
     def train_row(self, epoch: int, it: int, loss: float, lr: float, rate: float) -> None:
         """``epoch`` and ``it`` count from 1; TensorBoard's step is the global iteration."""
         if not self.enabled:
             return
-        self._append(self.train_csv, {"epoch": epoch, "iter": it, "loss": loss, "lr": lr, "images_per_s": rate})
+        append_csv_row(self.train_csv, {"epoch": epoch, "iter": it, "loss": loss, "lr": lr, "images_per_s": rate})
         self.tb.add({"train/loss": loss, "train/lr": lr, "train/images_per_s": rate}, (epoch - 1) * self.iters + it)
 
     def epoch_row(self, record: dict) -> None:
         if not self.enabled:
             return
         row = {k: record.get(k, "") for k in ("epoch", "loss", "lr", "seconds", "val_mIoU", "val_pixel_accuracy")}
-        self._append(self.epoch_csv, row)
+        append_csv_row(self.epoch_csv, row)
         self.tb.add({f"epoch/{k}": v for k, v in row.items() if k != "epoch"}, record["epoch"] * self.iters)
 
     def close(self) -> None:

@@ -27,6 +27,28 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+    write_point(path)
+
+
+def write_point(path: Path) -> None:
+    """Called each time a file is complete on disk (after its rename, or after a log row is
+    appended). It does nothing: fault-injection tests replace it in a child process to stop that
+    process between any two files a run writes (tests/test_fault_matrix.py)."""
+
+
+def append_csv_row(path: Path, row: dict) -> None:
+    """Append ``row`` to the CSV log at ``path`` (with a header line when the file is new)."""
+    import csv
+
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+        f.flush()
+        os.fsync(f.fileno())
+    write_point(path)
 
 
 def _umask() -> int:
