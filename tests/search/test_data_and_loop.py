@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from fasterseg.errors import ConfigError
+from fasterseg.errors import ConfigError, DatasetError
 from fasterseg.genotype import Genotype
 from fasterseg.nets.summary import count_macs
 from fasterseg.search.data import IMAGENET_MEAN, IMAGENET_STD, SearchTransform, half_loader, split_halves
@@ -192,3 +192,23 @@ def test_iterations_per_epoch_follow_the_official_rule():
     assert iterations_per_epoch(SearchConfig(batch_size=2), 1487) == 743  # search
     assert iterations_per_epoch(SearchConfig(batch_size=2), 183) == 400  # CamVid: at least 400
     assert iterations_per_epoch(SearchConfig(iters_per_epoch=7), 1487) == 7
+
+
+def test_search_data_smaller_than_the_crop_and_the_network_is_searched_and_scored(tmp_path):
+    """Training images smaller than the crop are padded (ignored labels), validation images smaller
+    than the supernet's smallest input (64 px) are padded for scoring: the epoch ends with scores."""
+    torch.set_num_threads(1)
+    data = write_camvid(tmp_path / "camvid", n=4, size=(40, 48), splits=("train", "val"))
+    cfg = tiny_search_config(data, pretrain=False, epochs=1, val_data=f"camvid:{data}", val_limit=2,
+                             fps_min={"student": 1e6}, fps_max={"student": 2e6})
+    records = run_search(cfg, tmp_path / "small", latency_fn=_cost, genotype_latency=_macs_latency)
+    assert set(records[0].miou) == {"teacher", "student"}
+    assert all(0.0 <= v <= 1.0 for scores in records[0].miou.values() for v in scores)
+
+
+def test_search_settings_the_supernet_cannot_run_fail_before_anything_is_written(tmp_path):
+    with pytest.raises(ConfigError, match=r"crop: .* at least 64"):
+        tiny_search_config(tmp_path, crop=[32, 32])
+    with pytest.raises(DatasetError):
+        run_search(tiny_search_config(tmp_path / "nowhere"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fasterseg.nets.network import OUTPUT_STRIDE_MAX
+from fasterseg.layers.rules import OUTPUT_STRIDE_MAX
 
 
 def pad_to_stride(x: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from fasterseg.infer.heads import Segmenter
 from fasterseg.infer.runners import RunnerOptions, build_runner
 from fasterseg.infer.views import sliding_window_scores
 from fasterseg.modelfile import IMAGENET_MEAN, IMAGENET_STD
-from fasterseg.nets.network import MIN_INPUT_SIZE
+from fasterseg.layers.rules import MIN_INPUT_SIZE
 
 
 class Predictor:

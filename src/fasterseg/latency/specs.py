@@ -14,9 +14,9 @@ from itertools import product
 
 from fasterseg.genotype import Genotype
 from fasterseg.latency.lut import OpSpec
-from fasterseg.nets.network import OUTPUT_STRIDE_MAX, plan_cells
+from fasterseg.nets.network import plan_cells
 from fasterseg.layers.names import OP_NAMES
-from fasterseg.layers.rules import feature_channels, reduction_fits
+from fasterseg.layers.rules import OUTPUT_STRIDE_MAX, feature_channels, reduction_fits
 from fasterseg.space.config import SupernetConfig
 
 

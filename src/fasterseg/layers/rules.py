@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
+# The networks' total down-sampling; inputs are padded to a multiple of it.
+OUTPUT_STRIDE_MAX = 32
+# The zoomed convs halve the 1/32 maps once more, so a (padded) input needs 2 cells there.
+MIN_INPUT_SIZE = 2 * OUTPUT_STRIDE_MAX
+
 
 def feature_channels(stride: int, base_channels: int, width: float) -> int:
     """Channels of a feature map at output ``stride`` and width multiplier ``width``: a full-width

@@ -18,10 +18,7 @@ from torch import nn
 from fasterseg.genotype import Genotype
 from fasterseg.layers.ops import ConvNorm, Conv2x, build_op
 
-# The network's total down-sampling; inputs are padded to a multiple of it.
-OUTPUT_STRIDE_MAX = 32
-# The zoomed convs halve the 1/32 maps once more, so a padded input needs 2 cells there.
-MIN_INPUT_SIZE = 2 * OUTPUT_STRIDE_MAX
+from fasterseg.layers.rules import MIN_INPUT_SIZE, OUTPUT_STRIDE_MAX
 
 
 def padding_for(height: int, width: int) -> tuple[int, int]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fasterseg.errors import ConfigError
+from fasterseg.layers.rules import MIN_INPUT_SIZE
 from fasterseg.space.config import SupernetConfig
 
 
@@ -42,6 +43,9 @@ class PhaseConfig:
         for key in ("epochs", "batch_size", "downsample"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        if len(self.crop) != 2 or min(self.crop) < MIN_INPUT_SIZE or any(c % 8 for c in self.crop):
+            raise ConfigError(f"crop: must be [height, width], multiples of 8 and at least {MIN_INPUT_SIZE} "
+                              f"(the supernet's smallest input), got {list(self.crop)}")
 
 
 @dataclass

@@ -128,9 +128,6 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         raise ConfigError(f"batch_size: {cfg.batch_size} cannot be shared equally by {world} processes")
     if resume:
         _check_resumable(cfg, run_dir)
-    elif me == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
     torch.manual_seed(cfg.seed)
     transform = SearchTransform(cfg.crop, cfg.scales, cfg.downsample)
     base = build_dataset(cfg.train_data, "train")
@@ -147,6 +144,9 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         val = build_dataset(cfg.val_data, "val", EvalTransform(downsample=cfg.downsample))
         count = min(cfg.val_limit, len(val)) if cfg.val_limit else len(val)
         val = torch.utils.data.Subset(val, range(me, count, world))  # each process scores its share
+    if not resume and me == 0:  # the data is readable: only now is the run folder written
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
     latency_weights = dict(cfg.latency_weights)
     weight_half, arch_half = split_halves(len(dataset), cfg.seed)
     iters = iterations_per_epoch(cfg, len(weight_half))

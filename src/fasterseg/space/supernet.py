@@ -40,14 +40,13 @@ from fasterseg.genotype import Branch, Genotype
 from fasterseg.nets.derive import ArchParams, derive_genotype
 from fasterseg.nets.network import FasterSegNet, Head, init_weights, plan_cells
 from fasterseg.layers.ops import OP_NAMES, PRIMITIVES, Conv2x, ConvNorm, build_op
+from fasterseg.layers.rules import MIN_INPUT_SIZE, OUTPUT_STRIDE_MAX
 from fasterseg.layers.slimmable import active_state, set_active_width
 from fasterseg.space.config import SupernetConfig
 
 # Output order of :meth:`Supernet.forward` (the official valid_names).
 OUTPUT_NAMES = ("8", "16", "32", "8_32", "16_32")
 NUM_SCALES = 3
-# Inputs are padded to a multiple of the coarsest stride.
-OUTPUT_STRIDE_MAX = 32
 WidthMode = Literal["arch", "argmax", "max", "min", "random"]
 WIDTH_MODES = ("arch", "argmax", "max", "min", "random")
 
@@ -289,9 +288,9 @@ class Supernet(nn.Module):
         pad_h, pad_w = (-height) % OUTPUT_STRIDE_MAX, (-width) % OUTPUT_STRIDE_MAX
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
-        if min(x.shape[2:]) < 2 * OUTPUT_STRIDE_MAX:
+        if min(x.shape[2:]) < MIN_INPUT_SIZE:
             # The zoomed convs halve the 1/32 maps once more; 1x1 cannot be halved.
-            raise ValueError(f"inputs must be at least {2 * OUTPUT_STRIDE_MAX} pixels on each side, got {height}x{width}")
+            raise ValueError(f"inputs must be at least {MIN_INPUT_SIZE} pixels on each side, got {height}x{width}")
         preds = self.fusions[arch](*self.features(x, arch, widths))
         if self.training:
             h8, w8 = -(-height // 8), -(-width // 8)
