@@ -5,7 +5,8 @@ import json
 import pytest
 
 from fasterseg.cli import main
-from fasterseg.infer.bench import Timing, time_call
+from fasterseg.infer.bench import Timing
+from fasterseg.utils.timing import repeat_ms, wall_timer
 from tests.nets.test_network import tiny_genotype
 
 
@@ -16,11 +17,14 @@ def test_timing_median_and_p90_by_hand():
     assert t.repeats == 11
 
 
-def test_time_call_warms_up_and_synchronises_every_repeat():
+def test_the_timing_harness_warms_up_and_synchronises_around_every_timed_call():
     calls, syncs = [], []
-    timing = time_call(lambda: calls.append(1), lambda: syncs.append(1), warmup=2, repeats=5)
-    assert len(calls) == 7 and len(syncs) == 6  # once after warm-up, once per timed call
-    assert timing.repeats == 5 and timing.median_ms >= 0
+    samples = repeat_ms(lambda: calls.append(1), wall_timer(lambda: syncs.append(1)), warmup=2, repeats=5)
+    assert len(calls) == 7 and len(syncs) == 10  # before and after each of the 5 timed calls
+    assert len(samples) == 5 and min(samples) >= 0
+    # more repeats until min_time_s is measured, at most ten times the repeats
+    slow = repeat_ms(lambda: None, lambda run: 1.0, warmup=0, repeats=3, min_time_s=1.0)
+    assert len(slow) == 30
 
 
 def test_bench_a_genotype_with_random_weights(tmp_path, capsys):

@@ -19,8 +19,9 @@ from typing import Callable
 import torch
 
 from fasterseg.errors import BackendUnavailable
-from fasterseg.infer.runners import Runner, RunnerOptions, build_runner
+from fasterseg.infer.runners import RunnerOptions, build_runner
 from fasterseg.utils.env import cpu_name
+from fasterseg.utils.timing import wall_timer
 
 
 @dataclass
@@ -53,25 +54,6 @@ class BenchRow:
     @property
     def fps(self) -> float | None:
         return self.batch * 1000 / self.end_to_end.median_ms if self.end_to_end else None
-
-
-def time_call(fn: Callable[[], object], sync: Callable[[], None], warmup: int, repeats: int) -> Timing:
-    for _ in range(warmup):
-        fn()
-    sync()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        seconds.append(time.perf_counter() - start)
-    return Timing.of(seconds)
-
-
-def bench_runner(runner: Runner, x: torch.Tensor, warmup: int, repeats: int, model_only: bool = True):
-    e2e = time_call(lambda: runner.labels(x), runner.synchronize, warmup, repeats)
-    low = time_call(lambda: runner.logits8(x), runner.synchronize, warmup, repeats) if model_only else None
-    return e2e, low
 
 
 def bench_backends(model: torch.nn.Module, option_list: list[RunnerOptions], size: tuple[int, int], batch: int = 1,
@@ -118,14 +100,12 @@ def bench_backends(model: torch.nn.Module, option_list: list[RunnerOptions], siz
     if progress and jobs:
         progress(f"timing {len(runners)} path(s), {len(stages)} stage(s): {warmup} warm-up + {repeats} interleaved rounds")
     seconds: list[list[float]] = [[] for _ in jobs]
+    timers = [wall_timer(runner.synchronize) for _, runner, _, _, _ in jobs]
     for round_index in range(warmup + repeats):
         for i, (_, runner, x, _, call) in enumerate(jobs):
-            runner.synchronize()
-            begin = time.perf_counter()
-            call(runner, x)
-            runner.synchronize()
+            ms = timers[i](lambda: call(runner, x))
             if round_index >= warmup:
-                seconds[i].append(time.perf_counter() - begin)
+                seconds[i].append(ms / 1000)
     for (row, _, _, stage, _), times in zip(jobs, seconds):
         setattr(row, stage, Timing.of(times))
     return rows

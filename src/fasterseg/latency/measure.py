@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -26,6 +25,7 @@ from fasterseg.errors import BackendUnavailable
 from fasterseg.infer.export import onnx_bytes
 from fasterseg.latency.lut import LatencyTable, OpSpec, TableMeta, now_iso
 from fasterseg.utils.env import cpu_name
+from fasterseg.utils.timing import Timer, cpu_timer, cuda_event_timer, repeat_ms, wall_timer
 from fasterseg.nets.network import ConvBnRelu, FeatureFusion, Head, init_weights
 from fasterseg.layers.ops import ConvNorm, build_op
 
@@ -94,36 +94,14 @@ class TimingSettings:
     clock: str = "wall"
 
 
-def _median_ms(run: Callable[[], None], settings: TimingSettings, timer: Callable[[Callable[[], None]], float]) -> float:
-    for _ in range(settings.warmup):
-        run()
-    samples: list[float] = []
-    spent = 0.0
-    while len(samples) < settings.repeats or spent < settings.min_time_s:
-        ms = timer(run)
-        samples.append(ms)
-        spent += ms / 1000
-        if len(samples) > 10 * max(settings.repeats, 1):
-            break
-    return statistics.median(samples)
-
-
-def _wall_timer(run: Callable[[], None]) -> float:
-    start = time.perf_counter()
-    run()
-    return (time.perf_counter() - start) * 1000
-
-
-def _cpu_timer(run: Callable[[], None]) -> float:
-    start = time.process_time()
-    run()
-    return (time.process_time() - start) * 1000
+def _median_ms(run: Callable[[], None], settings: TimingSettings, timer: Timer) -> float:
+    return statistics.median(repeat_ms(run, timer, settings.warmup, settings.repeats, settings.min_time_s))
 
 
 def _host_timer(settings: TimingSettings) -> Callable[[Callable[[], None]], float]:
     if settings.clock not in CLOCKS:
         raise BackendUnavailable(f"clock must be one of {CLOCKS}, got {settings.clock!r}")
-    return _cpu_timer if settings.clock == "cpu" else _wall_timer
+    return cpu_timer if settings.clock == "cpu" else wall_timer()
 
 
 class Backend:
@@ -213,19 +191,8 @@ class TorchBackend(Backend):
 
             if self.device.startswith("cuda"):
                 torch.backends.cudnn.benchmark = True
-                return _median_ms(run, self.settings, _cuda_event_timer)
+                return _median_ms(run, self.settings, cuda_event_timer)
             return _median_ms(run, self.settings, _host_timer(self.settings))
-
-
-def _cuda_event_timer(run: Callable[[], None]) -> float:
-    start = torch.cuda.Event(enable_timing=True)
-    end = torch.cuda.Event(enable_timing=True)
-    torch.cuda.synchronize()
-    start.record()
-    run()
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end)
 
 
 class OnnxRuntimeBackend(Backend):
@@ -317,7 +284,7 @@ class TensorRTBackend(Backend):
         def run() -> None:
             context.execute_async_v3(stream)
 
-        return _median_ms(run, self.settings, _cuda_event_timer)
+        return _median_ms(run, self.settings, cuda_event_timer)
 
 
 def available_backends() -> dict[str, str]:
