@@ -42,3 +42,21 @@ def test_eval_without_model_scores_it(shared, tmp_path, monkeypatch):
     out = tmp_path / "r.json"
     assert main(["eval", "--data", spec, "--split", "val", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["average"]["IoU Classes"] > 0.2
+
+
+def test_eval_scores_a_deploy_path_with_the_real_evaluator(shared, tmp_path, monkeypatch):
+    """`eval --backend`: the built-in model on ONNX Runtime and OpenVINO (fp32) scores what eager
+    PyTorch scores on real frames, within 0.5 mIoU points; multi-view options are eager-only."""
+    from fasterseg.data import registry
+
+    spec = f"camvid:{shared / 'data' / 'camvid'}"
+    full = registry.build_dataset(spec, "val")
+    full.pairs = full.pairs[:3]
+    monkeypatch.setattr(registry, "build_dataset", lambda *a, **k: full)
+    scores = {}
+    for backend in ("eager", "onnxruntime", "openvino"):
+        out = tmp_path / f"{backend}.json"
+        assert main(["eval", "--data", spec, "--backend", backend, "--json", str(out)]) == 0
+        scores[backend] = json.loads(out.read_text())["average"]["IoU Classes"]
+    assert abs(scores["onnxruntime"] - scores["eager"]) < 0.005 and abs(scores["openvino"] - scores["eager"]) < 0.005
+    assert main(["eval", "--data", spec, "--backend", "openvino", "--flip"]) == 1

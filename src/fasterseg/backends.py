@@ -35,6 +35,8 @@ REGISTRY: dict[str, BackendEntry] = {e.name: e for e in (
                  "fasterseg.infer.runners:optimized_runner"),
     BackendEntry("onnxruntime", "ONNX Runtime (CPU, or CUDA with onnxruntime-gpu)", "fasterseg.infer.runners:onnxruntime_runner",
                  "fasterseg.latency.measure:OnnxRuntimeBackend"),
+    BackendEntry("openvino", "OpenVINO on the CPU: fp32, or bf16 on CPUs with bf16 units (AVX512-BF16, AMX)",
+                 "fasterseg.infer.runners:openvino_runner"),
     BackendEntry("tensorrt", "TensorRT (through ONNX Runtime for deploy; its own engine for tables)",
                  "fasterseg.infer.runners:tensorrt_runner", "fasterseg.latency.measure:TensorRTBackend"),
 )}

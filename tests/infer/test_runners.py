@@ -13,6 +13,7 @@ CPU_PATHS = [
     RunnerOptions("optimized", compile=False),
     RunnerOptions("optimized", compile=False, channels_last=False),
     RunnerOptions("onnxruntime"),
+    RunnerOptions("openvino"),
 ]
 
 
@@ -35,8 +36,8 @@ def test_cpu_paths_give_the_plain_model_labels(options, tmp_path):
         got = runner.labels(x)
         assert got.dtype == torch.int64
         assert_same_labels(got, labels, margin)
-        if options.backend == "onnxruntime":
-            continue  # its logits8 graph is a second export; covered in test_export
+        if options.backend in ("onnxruntime", "openvino"):
+            continue  # their logits8 graph is a second export; covered in test_export
         with torch.no_grad():
             torch.testing.assert_close(runner.logits8(x).float(), NetworkOnly(model)(x), atol=1e-4, rtol=1e-4)
 
@@ -50,11 +51,16 @@ def test_compiled_path_gives_the_plain_model_labels():
     assert_same_labels(runner.labels(x), labels, margin)
 
 
-def test_bf16_on_cpu_runs_and_mostly_agrees():
+@pytest.mark.parametrize("backend", ["optimized", "openvino"])
+def test_bf16_on_cpu_runs_and_mostly_agrees(backend, tmp_path):
     model = tiny_model()
     x = torch.randn(1, 3, 64, 96)
     labels, _ = reference_labels(model, x)
-    got = build_runner(model, RunnerOptions("optimized", precision="bf16", compile=False)).labels(x)
+    try:
+        runner = build_runner(model, RunnerOptions(backend, precision="bf16", compile=False, onnx_dir=tmp_path))
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))  # no bf16 on this CPU (OpenVINO asks the CPU)
+    got = runner.labels(x)
     assert (got == labels).float().mean() > 0.9  # bf16 is lossy: not a same-labels path
 
 
@@ -62,6 +68,7 @@ def test_bf16_on_cpu_runs_and_mostly_agrees():
     (RunnerOptions("optimized", precision="fp16"), "fp16"),
     (RunnerOptions("eager", precision="bf16"), "reference"),
     (RunnerOptions("tensorrt"), "CUDA"),
+    (RunnerOptions("openvino", precision="fp16"), "fp32 or bf16"),
 ])
 def test_paths_that_cannot_run_here_say_why(options, match):
     with pytest.raises(BackendUnavailable, match=match):

@@ -36,6 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     model.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
     model.add_argument("--window", type=parse_size, default=None, metavar="HxW",
                        help="sliding-window inference with windows of this size (default: whole image)")
+    from fasterseg.backends import PRECISION_NAMES, backend_names, canonical
+
+    model.add_argument("--backend", type=canonical, choices=backend_names(), default="eager",
+                       help="deploy path the model runs on, so a lossy path is scored by the real evaluator (default eager; "
+                            "other paths take the whole image, without --scales/--flip/--window)")
+    model.add_argument("--precision", choices=PRECISION_NAMES, default="fp32", help="with --backend: its precision (default fp32)")
 
 
 def model_predictor(args: argparse.Namespace, dataset):
@@ -50,7 +56,15 @@ def model_predictor(args: argparse.Namespace, dataset):
     if classes != dataset.info.num_classes:
         raise EvaluationError(f"{args.model}: the model predicts {classes} classes but {args.data} has {dataset.info.num_classes}")
     options = InferenceOptions(scales=tuple(args.scales), flip=args.flip, window=args.window)
-    return dataset_predictor(model, dataset, options, args.device)
+    if args.backend == "eager" and args.precision == "fp32":
+        return dataset_predictor(model, dataset, options, args.device)
+    if options != InferenceOptions():
+        raise EvaluationError(f"--backend {args.backend}: a deploy path gives labels, not the probabilities that "
+                              "--scales/--flip/--window average; use them with the eager backend")
+    from fasterseg.infer.runners import RunnerOptions, build_runner
+
+    runner = build_runner(model, RunnerOptions(args.backend, device=args.device, precision=args.precision, compile=False))
+    return dataset_predictor(model, dataset, options, args.device, runner=runner)
 
 
 def score(args: argparse.Namespace, dataset):

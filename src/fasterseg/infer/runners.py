@@ -1,5 +1,6 @@
 """Deploy paths: one ``Runner`` interface over eager PyTorch, an optimised PyTorch graph,
-ONNX Runtime and TensorRT, so the predictor and the benchmark treat them alike.
+ONNX Runtime, OpenVINO and TensorRT, so the predictor and the benchmark treat them alike
+(:mod:`fasterseg.backends` lists them).
 
 Every runner maps a normalised float batch (N, 3, H, W) to int64 labels (N, H, W) at input size
 (``labels``) and to the 1/8 class scores (``logits8``, the "model-only" part). The optimised
@@ -219,3 +220,38 @@ def tensorrt_runner(model: nn.Module, options: RunnerOptions, device: torch.devi
         raise BackendUnavailable("tensorrt: use fp32 or fp16")
     trt = ("TensorrtExecutionProvider", {"trt_fp16_enable": options.precision == "fp16"})
     return _ort_runner(model, options, device, [trt, "CUDAExecutionProvider"])
+
+
+def openvino_runner(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
+    """OpenVINO on the CPU, from the exported ONNX graph compiled once per input shape (static
+    shapes run fastest). ``fp32`` pins OpenVINO's inference precision to f32 (on CPUs with bf16
+    units its default would be bf16); ``bf16`` asks for bf16 (AVX512-BF16 / AMX)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise BackendUnavailable("openvino is not installed (pip install 'fasterseg[deploy]')") from None
+    if device.type != "cpu":
+        raise BackendUnavailable(f"openvino runs on the CPU here (use --device cpu), got {device}")
+    if options.precision == "fp16":
+        raise BackendUnavailable("openvino: use fp32 or bf16 on the CPU")
+    core = ov.Core()
+    if options.precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        raise BackendUnavailable("openvino bf16: this CPU has no bf16 support")
+    config = {"INFERENCE_PRECISION_HINT": "bf16" if options.precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY"}
+    if options.threads:
+        config["INFERENCE_NUM_THREADS"] = options.threads
+    compiled: dict = {}
+
+    def run(output: str) -> Callable:
+        def call(x: torch.Tensor) -> torch.Tensor:
+            key = (output, tuple(x.shape))
+            if key not in compiled:
+                graph = core.read_model(str(_export(model, options, output)))
+                graph.reshape({"image": list(x.shape)})
+                compiled[key] = core.compile_model(graph, "CPU", config)
+            array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+            result = compiled[key]([array])[0]
+            return torch.from_numpy(np.array(result)).to(device)
+        return call
+
+    return Runner(options.describe(), device, run("labels"), run("logits8"))

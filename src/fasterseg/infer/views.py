@@ -84,9 +84,10 @@ def predict_probabilities(model: nn.Module, x: torch.Tensor, options: InferenceO
 
 
 def dataset_predictor(model: nn.Module, dataset, options: InferenceOptions = InferenceOptions(),
-                      device: str | torch.device = "cpu") -> Callable[[int], torch.Tensor]:
+                      device: str | torch.device = "cpu", runner=None) -> Callable[[int], torch.Tensor]:
     """``predict(i)`` -> the train-id map of ``dataset``'s image ``i`` (normalised with the model
-    file's mean and std), from the probabilities averaged over ``options``' views."""
+    file's mean and std), from the probabilities averaged over ``options``' views, or, given a
+    deploy ``runner`` (:mod:`fasterseg.infer.runners`), from its labels of the whole image."""
     from fasterseg.data.transforms import normalize, to_tensors
 
     meta = getattr(model, "meta", None)
@@ -96,6 +97,8 @@ def dataset_predictor(model: nn.Module, dataset, options: InferenceOptions = Inf
         image, label = dataset[i]
         img, _ = to_tensors(image, label)
         x = normalize(img, mean, std)[None].to(device)
+        if runner is not None:
+            return runner.labels(x.to(runner.device))[0].cpu()
         return predict_probabilities(model, x, options).argmax(1)[0].cpu()
 
     return predict
