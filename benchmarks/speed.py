@@ -2,8 +2,8 @@
 
 Default: the official FasterSeg student (imported from ../shared/reference) at 1024x2048 on
 the CPU: eager fp32 (the reference), the optimised PyTorch path with and without
-torch.compile, and ONNX Runtime; bf16 rows are added with --bf16 (lossy, so not a
-same-labels path). With --device cuda: eager, optimised fp32/fp16/bf16 (CUDA graphs),
+torch.compile, ONNX Runtime and OpenVINO; bf16 rows (optimised PyTorch, OpenVINO) are added
+with --bf16 (lossy, so not a same-labels path). With --device cuda: eager, optimised fp32/fp16/bf16 (CUDA graphs),
 torch.compile and TensorRT where installed. Ratios are against eager fp32 in the same run.
 
     python benchmarks/speed.py [--model M.safetensors] [--size 1024x2048] [--device cpu] [--repeats 10]
@@ -40,10 +40,12 @@ def paths(device: str, bf16: bool, trt: bool):
             RunnerOptions("optimized", compile=False),
             RunnerOptions("optimized", compile=True),
             RunnerOptions("onnxruntime"),
+            RunnerOptions("openvino"),
         ]
         if bf16:
             chosen += [RunnerOptions("optimized", precision="bf16", compile=False),
-                       RunnerOptions("optimized", precision="bf16", compile=True)]
+                       RunnerOptions("optimized", precision="bf16", compile=True),
+                       RunnerOptions("openvino", precision="bf16")]
     else:
         chosen = [RunnerOptions("eager", device=device)]
         for precision in ("fp32", "fp16", "bf16"):
