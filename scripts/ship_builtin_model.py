@@ -1,9 +1,15 @@
-"""Package a training run's best model as fasterseg's built-in model (fp16, no aux heads).
+"""Package a training run's model as fasterseg's built-in model (fp16, no aux heads).
 
-    python scripts/ship_builtin_model.py RUN_DIR [--out src/fasterseg/models/camvid_student.safetensors]
+    python scripts/ship_builtin_model.py RUN_DIR [--heldout RUN/seq_val.json --heldout-note TEXT]
+                                         [--out src/fasterseg/models/camvid_student.safetensors]
 
 The model file records how it was made: the exact training command, its data and splits, the
-run's validation mIoU (on ``val_split``) and the date, so `fasterseg info` on it says where it came from.
+run's validation mIoU (on ``val_split``) and the date, so `fasterseg info` on it says where it came
+from. When the validation frames were among the training frames (a final model trained on
+train + val), the validation score says nothing about unseen scenes: the run's last model is
+shipped rather than the "best" one, the header says the validation frames were seen, and
+``--heldout`` records the score of the same recipe on frames it never saw (an ``eval --json``
+file of a run that held them out).
 """
 
 from __future__ import annotations
@@ -13,7 +19,13 @@ import json
 import shlex
 from pathlib import Path
 
+from fasterseg.data.registry import build_dataset
 from fasterseg.modelfile import convert_model_file
+
+
+def _frames(spec: str, splits) -> set[str]:
+    splits = [splits] if isinstance(splits, str) else list(splits)
+    return {str(Path(image).resolve()) for split in splits for image, _ in build_dataset(spec, split).pairs}
 
 
 def main() -> None:
@@ -21,17 +33,23 @@ def main() -> None:
     p.add_argument("run", type=Path, help="a `fasterseg train` run directory")
     p.add_argument("--out", type=Path, default=Path("src/fasterseg/models/camvid_student.safetensors"))
     p.add_argument("--note", default="", help="free text stored with the model (e.g. where its genotype came from)")
+    p.add_argument("--heldout", type=Path, help="an `eval --json` file: the recipe's score on frames it never saw")
+    p.add_argument("--heldout-note", default="", help="what --heldout scored (which run, which frames)")
     args = p.parse_args()
     env = json.loads((args.run / "environment.json").read_text())
     metrics = json.loads((args.run / "metrics.json").read_text())
     argv = env["command"]
     command = "fasterseg " + " ".join(shlex.quote(a) for a in argv[1:])
+    data = metrics["config"]["data"]
+    seen = bool(_frames(data["spec"], data["train_split"]) & _frames(data["spec"], data["val_split"]))
+    last_val = next((h["val_mIoU"] for h in reversed(metrics["history"]) if "val_mIoU" in h), None)
     extra = {
         "command": command,
-        "data": metrics["config"]["data"]["spec"],
-        "val_mIoU": metrics["best_val_mIoU"],
-        "train_split": metrics["config"]["data"]["train_split"],
-        "val_split": metrics["config"]["data"]["val_split"],
+        "data": data["spec"],
+        "val_mIoU": last_val if seen else metrics["best_val_mIoU"],
+        "val_frames_seen_in_training": seen,
+        "train_split": data["train_split"],
+        "val_split": data["val_split"],
         "epochs": metrics["epochs"],
         "trained": env["date"],
         "torch": env["torch"],
@@ -39,8 +57,14 @@ def main() -> None:
     }
     if args.note:
         extra["note"] = args.note
-    out = convert_model_file(args.run / "best.safetensors", args.out, half=True, include_aux=False, extra=extra)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): {extra['val_split']} mIoU {100 * extra['val_mIoU']:.2f}")
+    if args.heldout:
+        extra["heldout_mIoU"] = json.loads(args.heldout.read_text())["average"]["IoU Classes"]
+        extra["heldout_note"] = args.heldout_note
+    source = args.run / ("last.safetensors" if seen else "best.safetensors")
+    out = convert_model_file(source, args.out, half=True, include_aux=False, extra=extra)
+    print(f"wrote {out} from {source} ({out.stat().st_size / 1e6:.1f} MB): {extra['val_split']} mIoU "
+          f"{100 * extra['val_mIoU']:.2f}" + (" (frames seen in training)" if seen else "")
+          + (f"; held out: {100 * extra['heldout_mIoU']:.2f}" if args.heldout else ""))
 
 
 if __name__ == "__main__":
