@@ -11,6 +11,12 @@ OUTPUT_STRIDE_MAX = 32
 MIN_INPUT_SIZE = 2 * OUTPUT_STRIDE_MAX
 
 
+def runs_at(side: int) -> bool:
+    """Whether an image side can go through the networks: padded to a multiple of
+    ``OUTPUT_STRIDE_MAX`` it must reach ``MIN_INPUT_SIZE`` (so 33 px and more)."""
+    return side + (-side) % OUTPUT_STRIDE_MAX >= MIN_INPUT_SIZE
+
+
 def feature_channels(stride: int, base_channels: int, width: float) -> int:
     """Channels of a feature map at output ``stride`` and width multiplier ``width``: a full-width
     feature at stride s has s * F channels (F = ``base_channels``)."""

@@ -18,7 +18,7 @@ import torch
 from fasterseg.data.base import IGNORE_INDEX
 from fasterseg.evaluate.confusion import ConfusionMatrix
 from fasterseg.genotype import Genotype
-from fasterseg.layers.rules import MIN_INPUT_SIZE
+from fasterseg.layers.rules import MIN_INPUT_SIZE, runs_at
 from fasterseg.nets.derive import choose_ends
 from fasterseg.space.supernet import OUTPUT_NAMES, Supernet, WidthMode
 from fasterseg.utils.io import atomic_write_text
@@ -28,11 +28,12 @@ GenotypeLatencyFn = Callable[[Genotype], float]
 
 
 def _at_least_min_size(image: torch.Tensor, label: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad an image smaller than the supernet's smallest input (bottom/right: 0, the mean after
-    normalising; the label: ignored), so small validation images are scored, not refused."""
-    pad_h, pad_w = max(0, MIN_INPUT_SIZE - image.shape[-2]), max(0, MIN_INPUT_SIZE - image.shape[-1])
-    if not (pad_h or pad_w):
+    """Pad an image too small for the supernet (bottom/right: 0, the mean after normalising; the
+    label: ignored), so small validation images are scored, not refused."""
+    h, w = image.shape[-2:]
+    if runs_at(h) and runs_at(w):
         return image, label
+    pad_h, pad_w = max(0, MIN_INPUT_SIZE - h), max(0, MIN_INPUT_SIZE - w)
     return (torch.nn.functional.pad(image, (0, pad_w, 0, pad_h)),
             torch.nn.functional.pad(label, (0, pad_w, 0, pad_h), value=ignore_index))
 
