@@ -36,7 +36,7 @@ REGISTRY: dict[str, BackendEntry] = {e.name: e for e in (
     BackendEntry("onnxruntime", "ONNX Runtime (CPU, or CUDA with onnxruntime-gpu)", "fasterseg.infer.runners:onnxruntime_runner",
                  "fasterseg.latency.measure:OnnxRuntimeBackend"),
     BackendEntry("openvino", "OpenVINO on the CPU: fp32, or bf16 on CPUs with bf16 units (AVX512-BF16, AMX)",
-                 "fasterseg.infer.runners:openvino_runner"),
+                 "fasterseg.infer.runners:openvino_runner", "fasterseg.latency.measure:OpenVinoBackend"),
     BackendEntry("tensorrt", "TensorRT (through ONNX Runtime for deploy; its own engine for tables)",
                  "fasterseg.infer.runners:tensorrt_runner", "fasterseg.latency.measure:TensorRTBackend"),
 )}

@@ -8,7 +8,7 @@ import pytest
 
 from fasterseg.cli import main
 from fasterseg.latency.lut import LatencyTable, OpSpec
-from fasterseg.latency.measure import OnnxRuntimeBackend, TimingSettings, TorchBackend, build_module
+from fasterseg.latency.measure import OnnxRuntimeBackend, OpenVinoBackend, TimingSettings, TorchBackend, build_module
 from fasterseg.latency.specs import space_specs
 from fasterseg.space.config import SupernetConfig
 
@@ -74,13 +74,15 @@ def test_validate_reports_and_plots(tmp_path, capsys):
     assert (out_dir / "scatter.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_onnxruntime_and_torch_time_the_same_op():
+def test_onnxruntime_openvino_and_torch_time_the_same_op():
     pytest.importorskip("onnxruntime")
+    pytest.importorskip("openvino")
     spec = OpSpec("conv_2x", 32, 64, 16, 16, 1)
     settings = TimingSettings(warmup=1, repeats=3)
     ort_ms = OnnxRuntimeBackend(settings=settings).time_spec(spec)
+    ov_ms = OpenVinoBackend(settings=settings).time_spec(spec)
     torch_ms = TorchBackend(settings=settings).time_spec(spec)
-    assert ort_ms > 0 and torch_ms > 0
+    assert ort_ms > 0 and ov_ms > 0 and torch_ms > 0
     cl = TorchBackend(settings=settings, memory_format="channels_last")
     assert cl.time_spec(spec) > 0
     assert cl.meta((64, 128)).memory_format == "channels_last"
@@ -111,3 +113,16 @@ def test_cpu_table_predicts_whole_networks(tmp_path):
     report = validate_table(table, backend, samples=10, seed=1, out_dir=tmp_path / "val", progress=False)
     assert report.spearman >= 0.8
     assert report.mape_calibrated <= 20.0
+
+
+def test_an_openvino_table_is_built_and_validated_at_a_small_size(tmp_path, capsys):
+    pytest.importorskip("openvino")
+    table = tmp_path / "ov.json"
+    assert main(["lut", "build", "--backend", "openvino", "--only", "skip", "--out", str(table), "--clock", "cpu", *TINY]) == 0
+    assert LatencyTable.load(table).meta.backend == "openvino"
+    out_dir = tmp_path / "val"
+    assert main(["lut", "validate", "--lut", str(table), "--samples", "3", "--out-dir", str(out_dir), "--measure-missing",
+                 "--set", "layers=5", "--set", "base_channels=3", "--set", "num_classes=3",
+                 "--warmup", "1", "--repeats", "2", "--no-progress"]) == 0
+    result = json.loads((out_dir / "validate.json").read_text())
+    assert len(result["measured_ms"]) == 3 and all(v > 0 for v in result["measured_ms"])

@@ -236,6 +236,53 @@ class OnnxRuntimeBackend(Backend):
         return _median_ms(run, self.settings, _host_timer(self.settings))
 
 
+class OpenVinoBackend(Backend):
+    """OpenVINO on the CPU, each module compiled for its fixed input shape: fp32 (the inference
+    precision pinned to f32) or bf16 (the CPU's bf16 units), with fixed threads."""
+
+    name = "openvino"
+
+    def __init__(self, device: str = "cpu", **kwargs):
+        super().__init__(device=device, **kwargs)
+        try:
+            import openvino as ov
+        except ImportError:
+            raise BackendUnavailable("--backend openvino: the openvino package is not installed "
+                                     "(pip install 'fasterseg[deploy]')") from None
+        if device != "cpu":
+            raise BackendUnavailable(f"--backend openvino measures on the CPU only, got --device {device}")
+        if self.precision == "fp16":
+            raise BackendUnavailable("--backend openvino: use fp32 or bf16 on the CPU")
+        self.core = ov.Core()
+        if self.precision == "bf16" and "BF16" not in self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise BackendUnavailable("--backend openvino --precision bf16: this CPU has no bf16 support")
+
+    def versions(self) -> dict[str, str]:
+        import openvino
+
+        return {**super().versions(), "openvino": openvino.__version__}
+
+    def time_module(self, module: nn.Module, shape: tuple[int, ...]) -> float:
+        import tempfile
+
+        import numpy as np
+
+        config = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if self.threads is not None:
+            config["INFERENCE_NUM_THREADS"] = self.threads
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "module.onnx"
+            path.write_bytes(onnx_bytes(module, shape))
+            compiled = self.core.compile_model(self.core.read_model(str(path)), "CPU", config)
+        request = compiled.create_infer_request()
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+        def run() -> None:
+            request.infer([x])
+
+        return _median_ms(run, self.settings, _host_timer(self.settings))
+
+
 class TensorRTBackend(Backend):
     """TensorRT engine built from the ONNX graph, timed with CUDA events (needs a GPU)."""
 
@@ -296,6 +343,12 @@ def available_backends() -> dict[str, str]:
         found["onnxruntime"] = "yes (cpu)"
     except ImportError:
         found["onnxruntime"] = "no: onnxruntime not installed"
+    try:
+        import openvino  # noqa: F401
+
+        found["openvino"] = "yes (cpu)"
+    except ImportError:
+        found["openvino"] = "no: openvino not installed"
     try:
         import tensorrt  # noqa: F401
 
