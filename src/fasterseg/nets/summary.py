@@ -9,6 +9,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fasterseg.genotype import Genotype
+from fasterseg.layers.names import OP_NAMES
 from fasterseg.nets.network import FasterSegNet, count_parameters, plan_cells
 
 
@@ -64,6 +65,16 @@ _OP_STYLE = {
     "conv_2x": ("s", "#d62728"),
     "conv_2x_downup": ("^", "#9467bd"),
 }
+_OTHER_STYLES = [("P", "#8c564b"), ("*", "#e377c2"), ("v", "#17becf"), ("h", "#bcbd22")]
+
+
+def _op_style(op: str) -> tuple[str, str]:
+    """Marker and colour of an operator; an operator added to the space later gets one of the
+    spare styles (by its position in OP_NAMES), so the drawing needs no edit for it."""
+    if op in _OP_STYLE:
+        return _OP_STYLE[op]
+    extra = [name for name in OP_NAMES if name not in _OP_STYLE]
+    return _OTHER_STYLES[extra.index(op) % len(_OTHER_STYLES)] if op in extra else _OTHER_STYLES[0]
 
 
 def plot_architecture(genotype: Genotype, out: str | Path) -> Path:
@@ -93,7 +104,7 @@ def plot_architecture(genotype: Genotype, out: str | Path) -> Path:
     for specs in plan:
         for s in specs:
             br = genotype.branches[s.branches[0]]
-            marker, mcolor = _OP_STYLE[s.op]
+            marker, mcolor = _op_style(s.op)
             y = br.path[s.layer]
             ax.scatter([s.layer + 0.5], [y + 0.5 * (s.stride == 2)], marker=marker, s=110, color=mcolor, zorder=3,
                        edgecolors="black", linewidths=0.6)
@@ -106,7 +117,8 @@ def plot_architecture(genotype: Genotype, out: str | Path) -> Path:
     ax.set_xlim(-0.3, fuse_x + 2.0)
     ax.set_xlabel("cell (layer)")
     ax.set_ylabel("output stride")
-    handles = [Line2D([], [], marker=m, color=c, ls="", markeredgecolor="black", label=op) for op, (m, c) in _OP_STYLE.items()]
+    handles = [Line2D([], [], marker=_op_style(op)[0], color=_op_style(op)[1], ls="", markeredgecolor="black", label=op)
+               for op in OP_NAMES]
     legend1 = ax.legend(handles=handles, loc="lower left", fontsize=7, title="op (label: C_out)", title_fontsize=7)
     ax.add_artist(legend1)
     ax.legend(loc="lower right", fontsize=7)
