@@ -8,6 +8,9 @@ import json
 from fasterseg.commands.common import parse_size
 
 NAME = "info"
+# What a model file's header says about how it was made, printed when present.
+PROVENANCE = ("command", "data", "train_split", "val_split", "epochs", "trained", "val_mIoU", "val_frames_seen_in_training",
+              "heldout_mIoU", "heldout_note", "init", "note")
 HELP = "describe a model file or genotype: parameters, MACs, structure, diagram"
 
 
@@ -44,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  MACs at {stats.size[0]}x{stats.size[1]}  {stats.macs / 1e9:.2f} G ({stats.macs:,})")
         if meta is not None:
             print(f"  training size       {meta.train_size[0]}x{meta.train_size[1]}" if meta.train_size else "  training size       unknown")
+            for key in PROVENANCE:
+                if key in meta.extra:
+                    print(f"  {key.replace('_', ' '):<19} {meta.extra[key]}")
         print()
         print(structure_table(genotype))
     if args.plot:
