@@ -195,8 +195,8 @@ def test_iterations_per_epoch_follow_the_official_rule():
 
 
 def test_search_data_smaller_than_the_crop_and_the_network_is_searched_and_scored(tmp_path):
-    """Training images smaller than the crop are padded (ignored labels), validation images too
-    small for the supernet (32 px and less) are padded for scoring: the epoch ends with scores."""
+    """Training images smaller than the crop are padded (ignored labels), validation images smaller
+    than the supernet's smallest input are padded inside it: the epoch ends with scores."""
     torch.set_num_threads(1)
     data = write_camvid(tmp_path / "camvid", n=4, size=(24, 30), splits=("train", "val"))
     cfg = tiny_search_config(data, pretrain=False, epochs=1, val_data=f"camvid:{data}", val_limit=2,
@@ -207,9 +207,9 @@ def test_search_data_smaller_than_the_crop_and_the_network_is_searched_and_score
 
 
 def test_search_settings_the_supernet_cannot_run_fail_before_anything_is_written(tmp_path):
-    with pytest.raises(ConfigError, match=r"crop: .* more than 32"):
-        tiny_search_config(tmp_path, crop=[32, 64])
-    assert tiny_search_config(tmp_path, crop=[40, 64]).crop == [40, 64]  # padded to 64 inside
+    with pytest.raises(ConfigError, match=r"crop: .* multiples of 8"):
+        tiny_search_config(tmp_path, crop=[36, 64])
+    assert tiny_search_config(tmp_path, crop=[32, 64]).crop == [32, 64]  # padded to 64 inside the supernet
     with pytest.raises(DatasetError):
         run_search(tiny_search_config(tmp_path / "nowhere"), tmp_path / "run")
     assert not (tmp_path / "run").exists()

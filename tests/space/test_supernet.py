@@ -48,9 +48,17 @@ def test_five_outputs_in_train_and_eval_mode(supernet, arch):
     supernet.train()
 
 
-def test_too_small_inputs_are_refused(supernet):
-    with pytest.raises(ValueError, match="at least 64 pixels"):
-        supernet(torch.randn(1, 3, 32, 96), "student")
+def test_inputs_smaller_than_the_network_are_padded_and_cropped_back(supernet):
+    supernet.eval()
+    with torch.no_grad():
+        small = torch.randn(1, 3, 20, 40)
+        outs = supernet(small, "student", "max")
+        assert all(o.shape == (1, 5, 20, 40) for o in outs)
+        # the same as running the zero-padded 64x64 input and cropping, as the derived networks do
+        padded = supernet(torch.nn.functional.pad(small, (0, 24, 0, 44)), "student", "max")
+    for a, b in zip(outs, padded):
+        torch.testing.assert_close(a, b[..., :20, :40])
+    supernet.train()
 
 
 def test_gradients_reach_alphas_betas_and_width_logits(supernet):

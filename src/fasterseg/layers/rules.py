@@ -11,10 +11,11 @@ OUTPUT_STRIDE_MAX = 32
 MIN_INPUT_SIZE = 2 * OUTPUT_STRIDE_MAX
 
 
-def runs_at(side: int) -> bool:
-    """Whether an image side can go through the networks: padded to a multiple of
-    ``OUTPUT_STRIDE_MAX`` it must reach ``MIN_INPUT_SIZE`` (so 33 px and more)."""
-    return side + (-side) % OUTPUT_STRIDE_MAX >= MIN_INPUT_SIZE
+def padding_for(height: int, width: int) -> tuple[int, int]:
+    """Bottom and right zero padding that makes an input of this size runnable by the supernet
+    and the derived networks: a multiple of the stride, and at least ``MIN_INPUT_SIZE`` a side."""
+    return (max(MIN_INPUT_SIZE - height, (-height) % OUTPUT_STRIDE_MAX),
+            max(MIN_INPUT_SIZE - width, (-width) % OUTPUT_STRIDE_MAX))
 
 
 def feature_channels(stride: int, base_channels: int, width: float) -> int:

@@ -18,14 +18,7 @@ from torch import nn
 from fasterseg.genotype import Genotype
 from fasterseg.layers.ops import ConvNorm, Conv2x, build_op
 
-from fasterseg.layers.rules import MIN_INPUT_SIZE, OUTPUT_STRIDE_MAX
-
-
-def padding_for(height: int, width: int) -> tuple[int, int]:
-    """Bottom and right zero padding that makes an input of this size runnable: a multiple of
-    the stride, and at least ``MIN_INPUT_SIZE`` on each side."""
-    return (max(MIN_INPUT_SIZE - height, (-height) % OUTPUT_STRIDE_MAX),
-            max(MIN_INPUT_SIZE - width, (-width) % OUTPUT_STRIDE_MAX))
+from fasterseg.layers.rules import padding_for
 
 
 class ConvBnRelu(nn.Module):

@@ -18,24 +18,12 @@ import torch
 from fasterseg.data.base import IGNORE_INDEX
 from fasterseg.evaluate.confusion import ConfusionMatrix
 from fasterseg.genotype import Genotype
-from fasterseg.layers.rules import MIN_INPUT_SIZE, runs_at
 from fasterseg.nets.derive import choose_ends
 from fasterseg.space.supernet import OUTPUT_NAMES, Supernet, WidthMode
 from fasterseg.utils.io import atomic_write_text
 
 # Genotype -> milliseconds per frame at the target resolution.
 GenotypeLatencyFn = Callable[[Genotype], float]
-
-
-def _at_least_min_size(image: torch.Tensor, label: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad an image too small for the supernet (bottom/right: 0, the mean after normalising; the
-    label: ignored), so small validation images are scored, not refused."""
-    h, w = image.shape[-2:]
-    if runs_at(h) and runs_at(w):
-        return image, label
-    pad_h, pad_w = max(0, MIN_INPUT_SIZE - h), max(0, MIN_INPUT_SIZE - w)
-    return (torch.nn.functional.pad(image, (0, pad_w, 0, pad_h)),
-            torch.nn.functional.pad(label, (0, pad_w, 0, pad_h), value=ignore_index))
 
 
 @torch.no_grad()
@@ -59,7 +47,6 @@ def evaluate_outputs(net: Supernet, arch: str, dataset, widths: WidthMode = "arc
         if seed is not None:
             g = torch.Generator().manual_seed(seed * 1_000_003 + int(indices[i]))
             sample = net.sample_widths(arch, widths, generator=g)
-        image, label = _at_least_min_size(image, label, ignore_index)
         outputs = net(image[None].to(device), arch, sample)
         for matrix, logits in zip(matrices, outputs):
             matrix.update(logits.argmax(1)[0], label.to(device))

@@ -40,7 +40,7 @@ from fasterseg.genotype import Branch, Genotype
 from fasterseg.nets.derive import ArchParams, derive_genotype
 from fasterseg.nets.network import FasterSegNet, Head, init_weights, plan_cells
 from fasterseg.layers.ops import OP_NAMES, PRIMITIVES, Conv2x, ConvNorm, build_op
-from fasterseg.layers.rules import MIN_INPUT_SIZE, OUTPUT_STRIDE_MAX
+from fasterseg.layers.rules import padding_for
 from fasterseg.layers.slimmable import active_state, set_active_width
 from fasterseg.space.config import SupernetConfig
 
@@ -285,12 +285,9 @@ class Supernet(nn.Module):
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected an image batch of shape (N, 3, H, W), got {tuple(x.shape)}")
         height, width = x.shape[2], x.shape[3]
-        pad_h, pad_w = (-height) % OUTPUT_STRIDE_MAX, (-width) % OUTPUT_STRIDE_MAX
+        pad_h, pad_w = padding_for(height, width)  # as the derived networks; outputs are cropped back
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
-        if min(x.shape[2:]) < MIN_INPUT_SIZE:
-            # The zoomed convs halve the 1/32 maps once more; 1x1 cannot be halved.
-            raise ValueError(f"inputs must be at least {MIN_INPUT_SIZE} pixels on each side, got {height}x{width}")
         preds = self.fusions[arch](*self.features(x, arch, widths))
         if self.training:
             h8, w8 = -(-height // 8), -(-width // 8)
