@@ -16,20 +16,13 @@ mkdir -p "$OUT"
 ARCH="$OUT/official_student_arch.safetensors"
 [[ -f "$ARCH" ]] || "$FASTERSEG" import-official --arch ../shared/reference/official/arch_1.pt --out "$ARCH"
 
-train() {  # NAME ARGS...: train (or resume, or skip when finished) one run into OUT/NAME
-  local name=$1; shift
-  if [[ -f "$OUT/$name/metrics.json" ]]; then return 0; fi
-  if [[ -f "$OUT/$name/checkpoint.pt" ]]; then
-    "$FASTERSEG" train --resume "$OUT/$name" --quiet
-  else
-    "$FASTERSEG" train --genotype "$ARCH" --config configs/train/camvid.yaml --name "$name" --out-dir "$OUT" --quiet "$@"
-  fi
-}
+source benchmarks/lib.sh
+RECIPE=(--genotype "$ARCH" --config configs/train/camvid.yaml)
 
 # The recipe as configured: 180 epochs, scales 0.5-2, photometric jitter, OHEM without class weights.
-train camvid_heldout
+train camvid_heldout "${RECIPE[@]}"
 # The first built-in model's recipe (30 epochs, scales 0.75-1.5, no jitter, no class weights) on the same splits.
-train camvid_heldout_old_recipe --set epochs=30 --set val_every=5 --set "data.scales=[0.75, 1.0, 1.25, 1.5]" \
+train camvid_heldout_old_recipe "${RECIPE[@]}" --set epochs=30 --set val_every=5 --set "data.scales=[0.75, 1.0, 1.25, 1.5]" \
   --set data.photometric.brightness=0 --set data.photometric.contrast=0 --set data.photometric.saturation=0 \
   --set data.photometric.hue=0 --set data.photometric.blur_prob=0 --set data.photometric.noise=0 \
   --set loss.class_weight=none

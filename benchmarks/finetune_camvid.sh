@@ -21,15 +21,7 @@ ARCH="$OUT/official_student_arch.safetensors"
 SYNTH="$OUT/synth_data"
 [[ -d "$SYNTH/leftImg8bit" ]] || "$FASTERSEG" data synth --out "$SYNTH" --train 160 --val 40 --size 256x512
 
-train() {  # NAME ARGS...: train (or resume, or skip when finished) one run into OUT/NAME
-  local name=$1; shift
-  if [[ -f "$OUT/$name/metrics.json" ]]; then return 0; fi
-  if [[ -f "$OUT/$name/checkpoint.pt" ]]; then
-    "$FASTERSEG" train --resume "$OUT/$name" --quiet
-  else
-    "$FASTERSEG" train --name "$name" --out-dir "$OUT" --quiet "$@"
-  fi
-}
+source benchmarks/lib.sh
 
 train synth_student --genotype "$ARCH" --config configs/train/synth.yaml --data "synth:$SYNTH" \
   --set epochs=20 --set val_every=5 --set data.workers=0

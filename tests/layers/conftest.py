@@ -1,13 +1,3 @@
-"""These tests run many tiny convolutions: one intra-op thread is several times faster than
-two competing ones on a small shared CPU, so the package runs single-threaded."""
+"""The layers' tests run many tiny convolutions, like the supernet's: the same single-thread setting."""
 
-import pytest
-import torch
-
-
-@pytest.fixture(autouse=True, scope="package")
-def single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.space.conftest import single_thread  # noqa: F401  (a package-scoped autouse fixture)
