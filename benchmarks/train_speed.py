@@ -72,10 +72,11 @@ class Runner:
         from fasterseg.nets.network import FasterSegNet, init_weights
         from fasterseg.distributed import DistInfo
         from fasterseg.losses import OhemCrossEntropy, segmentation_loss
-        from fasterseg.train.trainer import AugmentedDataset, ShardedEpochSampler, training_data
+        from fasterseg.data.splits import read_splits
+        from fasterseg.train.trainer import AugmentedDataset, ShardedEpochSampler
 
         self.setting = setting
-        data = training_data(data_spec, ["train"], str(cache_dir) if setting.cache else None, show_progress=False)
+        data = read_splits(data_spec, ["train"], str(cache_dir) if setting.cache else None, show_progress=False)
         transform = TrainTransform(crop_size=crop, scales=(0.75, 1.0, 1.25, 1.5))
         sampler = ShardedEpochSampler(len(data), seed, 10_000, batch, DistInfo())
         self.loader = iter(torch.utils.data.DataLoader(AugmentedDataset(data, transform, seed), batch_size=batch,

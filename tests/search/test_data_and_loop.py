@@ -213,3 +213,21 @@ def test_search_settings_the_supernet_cannot_run_fail_before_anything_is_written
     with pytest.raises(DatasetError):
         run_search(tiny_search_config(tmp_path / "nowhere"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_search_reads_every_named_split_and_scores_the_named_one(tmp_path):
+    """train_split [a, b] is one dataset (2 + 2 frames halve into 2 weight and 2 architecture
+    frames, where either split alone has too few for a batch of 2 in each half); val_split
+    names the scored split, and a missing one is refused by name before the run folder exists."""
+    data = tmp_path / "camvid"
+    write_camvid(data, n=2, splits=("train", "val", "test"))
+    two = dict(train_split=["train", "test"], val_data=f"camvid:{data}", val_split="val", val_limit=1, epochs=1)
+    with pytest.raises(ConfigError, match="batch_size"):  # one split alone: a half of 1 frame
+        run_search(tiny_search_config(data, **{**two, "train_split": "train"}), tmp_path / "one")
+    records = run_search(tiny_search_config(data, **two), tmp_path / "both")
+    assert len(records) == 1 and records[0].miou["teacher"]
+    with pytest.raises(DatasetError, match="nowhere"):
+        run_search(tiny_search_config(data, **{**two, "val_split": "nowhere"}), tmp_path / "missing")
+    assert not (tmp_path / "missing").exists()
+    with pytest.raises(ConfigError, match="train_split"):
+        tiny_search_config(data, train_split=[])

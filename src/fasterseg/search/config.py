@@ -54,12 +54,15 @@ class SearchConfig(PhaseConfig):
 
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
     train_data: str = ""  # dataset spec, e.g. camvid:/data/camvid
-    val_data: str = ""  # dataset spec whose "val" split scores the outputs each epoch; "" = none
+    val_data: str = ""  # dataset spec whose val_split scores the outputs each epoch; "" = none
+    train_split: str | list[str] = "train"  # split(s) searched on (halved into weight and architecture data)
+    val_split: str = "val"  # split of val_data scored each epoch
     pretrain: bool = True
     cache_dir: str = ""  # decode the training split once into this folder ("": read the files every step)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        _check_splits(self.train_split, self.val_split)
         names = {a.name for a in self.supernet.archs}
         for key in ("latency_weights", "fps_min", "fps_max"):
             unknown = set(getattr(self, key)) - names
@@ -81,7 +84,9 @@ class SearchJobConfig:
 
     name: str = "search"  # run directory name under out_dir
     out_dir: str = "runs"  # where run directories are created
-    data: str = ""  # dataset spec KIND:PATH for both phases (train split searched, val split scored)
+    data: str = ""  # dataset spec KIND:PATH for both phases (train_split searched, val_split scored)
+    train_split: str | list[str] = "train"  # split(s) searched on, e.g. seq_train (CamVid's sequence-disjoint split)
+    val_split: str = "val"  # split scored each epoch and used to pick an epoch, e.g. seq_val
     lut: str = "official-1080ti-trt5"  # latency table file, or a named profile shipped with fasterseg
     latency_size: tuple[int, int] = (1024, 2048)  # input size at which latency (and FPS) is judged
     latency_terms: str = "decoupled"  # decoupled (the paper's 3 terms) | coupled (one term: the collapse ablation)
@@ -93,6 +98,15 @@ class SearchJobConfig:
     def __post_init__(self) -> None:
         if self.latency_terms not in ("decoupled", "coupled"):
             raise ConfigError(f"latency_terms: must be decoupled or coupled, got {self.latency_terms!r}")
+        _check_splits(self.train_split, self.val_split)
+
+
+def _check_splits(train_split: str | list[str], val_split: str) -> None:
+    names = [train_split] if isinstance(train_split, str) else list(train_split)
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"train_split: must name at least one split, got {train_split!r}")
+    if not isinstance(val_split, str) or not val_split:
+        raise ConfigError(f"val_split: must name one split, got {val_split!r}")
 
 
 def phase_config(job: SearchJobConfig, phase: PhaseConfig, pretrain: bool) -> SearchConfig:
@@ -100,4 +114,5 @@ def phase_config(job: SearchJobConfig, phase: PhaseConfig, pretrain: bool) -> Se
     from fasterseg.config import to_dict
 
     return SearchConfig(supernet=job.supernet, train_data=job.data, val_data=job.data, pretrain=pretrain,
+                        train_split=job.train_split, val_split=job.val_split,
                         cache_dir=str(Path(job.out_dir) / ".cache" / "data"), **to_dict(phase))

@@ -28,8 +28,8 @@ from fasterseg.config import save_config, to_dict
 from fasterseg.errors import ConfigError
 from fasterseg.nets.summary import plot_architecture
 from fasterseg.search.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from fasterseg.data.cache import cache_bytes, cached
 from fasterseg.data.registry import build_dataset
+from fasterseg.data.splits import as_split_list, read_splits
 from fasterseg.search.data import Augmented, SearchTransform, half_loader, split_halves
 from fasterseg.distributed import globalise_batchnorm, rank, world_size
 from fasterseg.data.transforms import EvalTransform
@@ -130,9 +130,9 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         _check_resumable(cfg, run_dir)
     torch.manual_seed(cfg.seed)
     transform = SearchTransform(cfg.crop, cfg.scales, cfg.downsample)
-    base = build_dataset(cfg.train_data, "train")
-    if cfg.cache_dir and hasattr(base, "pairs") and cache_bytes(base) <= 8e9:
-        base = cached(base, cfg.cache_dir, show_progress=me == 0)  # the same arrays, decoded once
+    say = tqdm.write if me == 0 else (lambda _: None)
+    base = read_splits(cfg.train_data, as_split_list(cfg.train_split), cfg.cache_dir or None,  # decoded once
+                       show_progress=me == 0, max_cache_gb=8.0, note=say)
     dataset = Augmented(base, transform, cfg.seed)
     info = getattr(base, "info", None)
     if info is not None and info.num_classes != cfg.supernet.num_classes:
@@ -141,7 +141,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         )
     val = None
     if cfg.val_data:
-        val = build_dataset(cfg.val_data, "val", EvalTransform(downsample=cfg.downsample))
+        val = build_dataset(cfg.val_data, cfg.val_split, EvalTransform(downsample=cfg.downsample))
         count = min(cfg.val_limit, len(val)) if cfg.val_limit else len(val)
         val = torch.utils.data.Subset(val, range(me, count, world))  # each process scores its share
     if not resume and me == 0:  # the data is readable: only now is the run folder written
@@ -157,7 +157,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
     schedule = torch.optim.lr_scheduler.ExponentialLR(opt.weights, cfg.lr_decay)
     criterion = OhemCrossEntropy(cfg.ohem_thresh, across_processes=True)
     device = torch.device(device)
-    precision = resolve_precision(cfg.precision, device, note=tqdm.write if me == 0 else (lambda _: None))
+    precision = resolve_precision(cfg.precision, device, note=say)
     amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     records = []
     first_epoch = 0

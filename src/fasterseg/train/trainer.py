@@ -22,9 +22,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from fasterseg.config import save_config, to_dict
-from fasterseg.data.base import ConcatDataset, DatasetInfo
-from fasterseg.data.cache import cache_bytes, cached
-from fasterseg.data.registry import build_dataset
+from fasterseg.data.base import DatasetInfo
+from fasterseg.data.splits import as_split_list, read_splits
 from fasterseg.data.transforms import EvalTransform, TrainTransform
 from fasterseg.errors import TrainingError
 from fasterseg.evaluate.confusion import ConfusionMatrix
@@ -102,24 +101,6 @@ def learning_rate(cfg: TrainConfig, epoch: int, it: int, iters: int) -> float:
     return o.lr * o.gamma ** epoch
 
 
-def training_data(spec: str, splits: list[str], cache_dir: str | None, show_progress: bool = True,
-                  max_cache_gb: float = float("inf"), note=print):
-    """The named splits of ``spec`` read as one dataset, each decoded into ``cache_dir`` first
-    (when given, the dataset lists its files and the decoded split fits ``max_cache_gb``)."""
-    parts = []
-    for split in splits:
-        part = build_dataset(spec, split)
-        if cache_dir is not None and hasattr(part, "pairs"):
-            size = cache_bytes(part)
-            if size > max_cache_gb * 1e9:
-                note(f"data.cache: the {split} split decoded would take {size / 1e9:.3g} GB, more than "
-                     f"data.cache_max_gb={max_cache_gb:g}; reading its files instead")
-            else:
-                part = cached(part, cache_dir, show_progress)
-        parts.append(part)
-    return parts[0] if len(parts) == 1 else ConcatDataset(parts, source=f"{spec} {'+'.join(splits)}")
-
-
 @torch.no_grad()
 def evaluate_model(model: nn.Module, dataset, info: DatasetInfo, device: torch.device, dist_info: DistInfo,
                    max_images: int = 0, transform: EvalTransform | None = None, show_progress: bool = True) -> dict:
@@ -188,12 +169,12 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
 
     # Data.
     d = cfg.data
-    splits = [d.train_split] if isinstance(d.train_split, str) else list(d.train_split)
+    splits = as_split_list(d.train_split)
     cache_dir = (d.cache_dir or str(Path(cfg.out_dir) / ".cache" / "data")) if d.cache else None
     show = show_progress and dist_info.is_main
     say = tqdm.write if dist_info.is_main else (lambda _: None)
-    train_base = training_data(d.spec, splits, cache_dir, show, d.cache_max_gb, say)
-    val_set = training_data(d.spec, [d.val_split], cache_dir, show, d.cache_max_gb, say) if cfg.val_every >= 0 else None
+    train_base = read_splits(d.spec, splits, cache_dir, show, d.cache_max_gb, say)
+    val_set = read_splits(d.spec, [d.val_split], cache_dir, show, d.cache_max_gb, say) if cfg.val_every >= 0 else None
     info: DatasetInfo = train_base.info
     transform = TrainTransform(crop_size=tuple(d.crop_size), scales=tuple(d.scales), flip=d.flip,
                                base_scale=d.base_scale, ignore_index=info.ignore_index, photometric=d.photometric)
