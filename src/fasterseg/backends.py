@@ -17,7 +17,8 @@ from typing import Any
 
 from fasterseg.errors import BackendUnavailable
 
-PRECISION_NAMES: tuple[str, ...] = ("fp32", "fp16", "bf16")
+PRECISION_NAMES: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
+TABLE_PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16")  # latency tables: int8 speed depends on a calibrated graph
 
 
 @dataclass(frozen=True)
@@ -26,19 +27,23 @@ class BackendEntry:
     summary: str
     runner: str  # "module:function" (model, RunnerOptions, torch.device) -> Runner
     timer: str | None = None  # "module:class" timing one operator module (latency tables), if it can
+    precisions: tuple[str, ...] = ("fp32",)  # what its runner can run (int8 needs calibration images)
 
 
 REGISTRY: dict[str, BackendEntry] = {e.name: e for e in (
     BackendEntry("eager", "plain PyTorch, fp32: the reference", "fasterseg.infer.runners:eager_runner",
                  "fasterseg.latency.measure:TorchBackend"),
     BackendEntry("optimized", "PyTorch with BatchNorm folded, channels_last, torch.compile, fp16/bf16, CUDA graphs",
-                 "fasterseg.infer.runners:optimized_runner"),
-    BackendEntry("onnxruntime", "ONNX Runtime (CPU, or CUDA with onnxruntime-gpu)", "fasterseg.infer.runners:onnxruntime_runner",
-                 "fasterseg.latency.measure:OnnxRuntimeBackend"),
-    BackendEntry("openvino", "OpenVINO on the CPU: fp32, or bf16 on CPUs with bf16 units (AVX512-BF16, AMX)",
-                 "fasterseg.infer.runners:openvino_runner", "fasterseg.latency.measure:OpenVinoBackend"),
+                 "fasterseg.infer.runners:optimized_runner", precisions=("fp32", "fp16", "bf16")),
+    BackendEntry("onnxruntime", "ONNX Runtime (CPU, or CUDA with onnxruntime-gpu); int8 from a calibrated QDQ graph",
+                 "fasterseg.infer.runners:onnxruntime_runner", "fasterseg.latency.measure:OnnxRuntimeBackend",
+                 precisions=("fp32", "int8")),
+    BackendEntry("openvino", "OpenVINO on the CPU: fp32, bf16 on CPUs with bf16 units (AVX512-BF16, AMX), "
+                 "int8 from a calibrated QDQ graph", "fasterseg.infer.runners:openvino_runner",
+                 "fasterseg.latency.measure:OpenVinoBackend", precisions=("fp32", "bf16", "int8")),
     BackendEntry("tensorrt", "TensorRT (through ONNX Runtime for deploy; its own engine for tables)",
-                 "fasterseg.infer.runners:tensorrt_runner", "fasterseg.latency.measure:TensorRTBackend"),
+                 "fasterseg.infer.runners:tensorrt_runner", "fasterseg.latency.measure:TensorRTBackend",
+                 precisions=("fp32", "fp16")),
 )}
 
 ALIASES: dict[str, str] = {"torch": "eager"}

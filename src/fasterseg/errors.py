@@ -63,3 +63,7 @@ class LatencyTableError(FasterSegError, ValueError):
 
 class BackendUnavailable(FasterSegError, RuntimeError):
     """The requested backend, device or precision cannot run here; the message says why."""
+
+
+class CalibrationError(FasterSegError, ValueError):
+    """Calibration data for int8 quantisation does not fit the model (class count, image size)."""

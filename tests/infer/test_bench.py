@@ -61,3 +61,17 @@ def test_inference_commands_have_help_and_reject_bad_usage(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([command])  # --model (and more) missing
     assert info.value.code == 2
+
+
+def test_bench_runs_each_backend_in_the_asked_precisions_it_supports():
+    """eager stays the fp32 reference; the others take the asked precisions they can run, else fp32."""
+    import argparse
+
+    from fasterseg.commands.bench import option_list
+
+    args = argparse.Namespace(backend=["eager", "onnxruntime", "openvino", "optimized"], precision=["bf16", "int8"],
+                              device="cpu", compile=False, cuda_graphs=False, threads=None)
+    calibration = object()
+    got = [(o.backend, o.precision, o.calibration is calibration) for o in option_list(args, calibration)]
+    assert got == [("eager", "fp32", False), ("onnxruntime", "int8", True), ("openvino", "bf16", False),
+                   ("openvino", "int8", True), ("optimized", "bf16", False)]

@@ -66,9 +66,12 @@ def test_bf16_on_cpu_runs_and_mostly_agrees(backend, tmp_path):
 
 @pytest.mark.parametrize("options,match", [
     (RunnerOptions("optimized", precision="fp16"), "fp16"),
-    (RunnerOptions("eager", precision="bf16"), "reference"),
+    (RunnerOptions("eager", precision="bf16"), r"eager: runs fp32, not bf16 \(bf16 runs on optimized, openvino\)"),
     (RunnerOptions("tensorrt"), "CUDA"),
-    (RunnerOptions("openvino", precision="fp16"), "fp32 or bf16"),
+    (RunnerOptions("openvino", precision="fp16"), "runs fp32, bf16, int8, not fp16"),
+    (RunnerOptions("optimized", precision="int8"), "not int8"),
+    (RunnerOptions("eager", precision="int8"), "not int8"),
+    (RunnerOptions("onnxruntime", precision="int8"), "calibration images"),
 ])
 def test_paths_that_cannot_run_here_say_why(options, match):
     with pytest.raises(BackendUnavailable, match=match):

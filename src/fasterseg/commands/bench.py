@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fasterseg.commands.common import parse_size
+from fasterseg.commands.common import add_calibration_arguments, calibration_from_args, parse_size
 
 NAME = "bench"
-HELP = "time deploy paths (eager, optimized, onnxruntime, tensorrt): median/p90 latency and FPS"
+HELP = "time deploy paths (eager, optimized, onnxruntime, openvino, tensorrt; fp32/fp16/bf16/int8): median/p90 latency and FPS"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", nargs="+", type=canonical, choices=backend_names(), default=["eager", "optimized", "onnxruntime"],
                    help="one or more backends, each timed in turn (default: eager optimized onnxruntime)")
     p.add_argument("--precision", nargs="+", choices=PRECISION_NAMES, default=["fp32"],
-                   help="one or more precisions for the optimized/tensorrt backends (default fp32)")
+                   help="one or more precisions; each backend runs those it supports (eager: fp32 only; default fp32)")
+    add_calibration_arguments(p)
     p.add_argument("--no-compile", dest="compile", action="store_false", help="optimized backend without torch.compile")
     p.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", help="optimized CUDA backend without CUDA graphs")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch and ONNX Runtime (default: all cores)")
@@ -32,16 +33,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print results and environment as JSON")
 
 
-def option_list(args: argparse.Namespace):
-    """eager always in fp32 (it is the reference); the other backends once per precision."""
+def option_list(args: argparse.Namespace, calibration=None):
+    """eager always in fp32 (it is the reference); every other backend once per asked precision
+    it supports (fp32 where it supports none of them)."""
+    from fasterseg.backends import entry
     from fasterseg.infer.runners import RunnerOptions
 
     options = []
     for backend in args.backend:
-        precisions = ["fp32"] if backend in ("eager", "onnxruntime") else args.precision
+        supported = entry(backend).precisions
+        precisions = ["fp32"] if backend == "eager" else [p for p in args.precision if p in supported] or ["fp32"]
         for precision in precisions:
             options.append(RunnerOptions(backend=backend, device=args.device, precision=precision,
-                                         compile=args.compile, cuda_graphs=args.cuda_graphs, threads=args.threads))
+                                         compile=args.compile, cuda_graphs=args.cuda_graphs, threads=args.threads,
+                                         calibration=calibration if precision == "int8" else None))
     return options
 
 
@@ -57,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     model = load_network(args.model)
-    rows = bench_backends(model, option_list(args), tuple(args.size), batch=args.batch, warmup=args.warmup,
+    calibration = calibration_from_args(args, model.genotype.num_classes)
+    rows = bench_backends(model, option_list(args, calibration), tuple(args.size), batch=args.batch, warmup=args.warmup,
                           repeats=args.repeats, model_only=args.model_only,
                           progress=lambda line: print(line, file=sys.stderr))
     env = environment()

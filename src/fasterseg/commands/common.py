@@ -49,3 +49,28 @@ def load_run_config(cls, args: argparse.Namespace, flag_keys: dict[str, str], ki
         if value:
             overrides.append(f"{key}={value}")
     return load_config(cls, args.config, overrides)
+
+
+def add_calibration_arguments(p: argparse.ArgumentParser) -> None:
+    """``--calib`` and friends: the images an int8 path measures its activation ranges on."""
+    p.add_argument("--calib", metavar="DATA", default=None,
+                   help="int8: dataset spec KIND:PATH whose images calibrate the activation ranges "
+                        "(the data the model was trained for; needed for --precision int8)")
+    p.add_argument("--calib-split", default="train", metavar="SPLIT", help="int8: split of --calib to draw from (default train)")
+    p.add_argument("--calib-images", type=int, default=32, metavar="N",
+                   help="int8: calibration images, spread evenly over the split (default 32)")
+
+
+def calibration_from_args(args: argparse.Namespace, num_classes: int, size: tuple[int, int] | None = None):
+    """The calibration images ``--calib`` names, or None when int8 is not asked for."""
+    precisions = args.precision if isinstance(args.precision, list) else [args.precision]
+    if "int8" not in precisions:
+        return None
+    if not args.calib:
+        from fasterseg.errors import CalibrationError
+
+        raise CalibrationError("--precision int8 needs calibration images: pass --calib DATA (e.g. camvid:PATH), "
+                               "the data the model was trained for")
+    from fasterseg.infer.quantize import calibration_set
+
+    return calibration_set(args.calib, args.calib_split, args.calib_images, num_classes, size)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from fasterseg.commands.common import parse_size
+from fasterseg.commands.common import add_calibration_arguments, calibration_from_args, parse_size
 
 NAME = "eval"
 HELP = "evaluate prediction PNGs against a dataset split: IoU/iIoU table, JSON, CSV, plots"
@@ -42,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help="deploy path the model runs on, so a lossy path is scored by the real evaluator (default eager; "
                             "other paths take the whole image, without --scales/--flip/--window)")
     model.add_argument("--precision", choices=PRECISION_NAMES, default="fp32", help="with --backend: its precision (default fp32)")
+    add_calibration_arguments(model)
 
 
 def model_predictor(args: argparse.Namespace, dataset):
@@ -63,7 +64,9 @@ def model_predictor(args: argparse.Namespace, dataset):
                               "--scales/--flip/--window average; use them with the eager backend")
     from fasterseg.infer.runners import RunnerOptions, build_runner
 
-    runner = build_runner(model, RunnerOptions(args.backend, device=args.device, precision=args.precision, compile=False))
+    calibration = calibration_from_args(args, classes)
+    runner = build_runner(model, RunnerOptions(args.backend, device=args.device, precision=args.precision, compile=False,
+                                               calibration=calibration))
     return dataset_predictor(model, dataset, options, args.device, runner=runner)
 
 

@@ -36,7 +36,7 @@ def _clock_arg(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from fasterseg.backends import PRECISION_NAMES, canonical, timing_backend_names
+    from fasterseg.backends import TABLE_PRECISIONS, canonical, timing_backend_names
 
     sub = p.add_subparsers(dest="lut_command", metavar="ACTION", parser_class=type(p))
     sub.required = True
@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     b.add_argument("--backend", default="eager", type=canonical, choices=timing_backend_names(),
                    help="how to run each operator (default eager: plain PyTorch)")
-    b.add_argument("--precision", default="fp32", choices=PRECISION_NAMES)
+    b.add_argument("--precision", default="fp32", choices=TABLE_PRECISIONS)
     b.add_argument("--memory-format", default="contiguous", choices=("contiguous", "channels_last"))
     b.add_argument("--size", type=parse_size, default=(1024, 2048), help="network input HEIGHTxWIDTH (default 1024x2048)")
     b.add_argument("--space", default="default", metavar="default|FILE",

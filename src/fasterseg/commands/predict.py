@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fasterseg.commands.common import parse_size
+from fasterseg.commands.common import add_calibration_arguments, calibration_from_args, parse_size
 
 NAME = "predict"
 HELP = "segment images, folders, globs or videos; write label PNGs, colour masks, overlays, a submission zip"
@@ -36,7 +36,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile-overlap", type=float, default=0.25, help="fraction by which tiles overlap (default 0.25)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--backend", type=canonical, choices=backend_names(), default="eager", help="deploy path (default eager)")
-    p.add_argument("--precision", choices=PRECISION_NAMES, default="fp32", help="for the optimized backend (default fp32)")
+    p.add_argument("--precision", choices=PRECISION_NAMES, default="fp32",
+                   help="of the deploy path: fp16/bf16 (optimized, openvino), int8 (onnxruntime, openvino; needs --calib) (default fp32)")
+    add_calibration_arguments(p)
     p.add_argument("--compile", action="store_true", help="optimized backend: also torch.compile (slow start, faster run)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help="videos and live sources: stop after N frames (cameras and streams run until stopped)")
@@ -66,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
         args.model = str(builtin_model_path())
     model = load_model(args.model)
-    options = RunnerOptions(backend=args.backend, device=args.device, precision=args.precision, compile=args.compile)
+    options = RunnerOptions(backend=args.backend, device=args.device, precision=args.precision, compile=args.compile,
+                            calibration=calibration_from_args(args, model.genotype.num_classes))
     predictor = Predictor(model, options, batch_size=args.batch_size, tile=args.tile, tile_overlap=args.tile_overlap)
     report = run_predict(predictor, args.input, args.out, outputs=outputs, alpha=args.alpha, submission=args.submission,
                          warn=lambda line: tqdm.write(line, file=sys.stderr), overwrite=args.overwrite,

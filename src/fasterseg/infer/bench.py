@@ -8,6 +8,7 @@ process, so their ratios stay comparable on a shared, noisy machine.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
@@ -122,12 +123,11 @@ def environment() -> dict:
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
-    try:
-        import onnxruntime
-
-        env["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        pass
+    for runtime in ("onnxruntime", "openvino"):
+        try:
+            env[runtime] = importlib.import_module(runtime).__version__
+        except ImportError:
+            pass
     if torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(0)
     if hasattr(os, "getloadavg"):

@@ -20,12 +20,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from fasterseg.backends import PRECISION_NAMES, entry, resolve
+from fasterseg.backends import PRECISION_NAMES, REGISTRY, entry, resolve
 from fasterseg.errors import BackendUnavailable, FasterSegError
 from fasterseg.infer.fold import fold_batchnorm
 from fasterseg.infer.heads import NetworkOnly, Segmenter
+from fasterseg.infer.quantize import Calibration
 
-PRECISIONS = dict(zip(PRECISION_NAMES, (torch.float32, torch.float16, torch.bfloat16)))
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}  # the PyTorch paths' dtypes
 
 
 @dataclass
@@ -41,6 +42,7 @@ class RunnerOptions:
     cuda_graphs: bool = True
     threads: int | None = None
     onnx_dir: Path | None = None  # where ONNX Runtime/TensorRT keep their exported graphs
+    calibration: Calibration | None = None  # int8: the images its activation ranges are measured on
     extra: dict = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -78,9 +80,16 @@ class Runner:
 
 def build_runner(model: nn.Module, options: RunnerOptions) -> Runner:
     """The runner for ``options.backend``; raises :class:`BackendUnavailable` if it cannot run here."""
-    build = resolve(entry(options.backend).runner)
-    if options.precision not in PRECISIONS:
-        raise FasterSegError(f"precision must be one of {tuple(PRECISIONS)}, got {options.precision!r}")
+    backend = entry(options.backend)
+    if options.precision not in PRECISION_NAMES:
+        raise FasterSegError(f"precision must be one of {PRECISION_NAMES}, got {options.precision!r}")
+    if options.precision not in backend.precisions:
+        others = [e.name for e in REGISTRY.values() if options.precision in e.precisions]
+        raise BackendUnavailable(f"{backend.name}: runs {', '.join(backend.precisions)}, not {options.precision} "
+                                 f"({options.precision} runs on {', '.join(others)})")
+    if options.precision == "int8" and options.calibration is None:
+        raise BackendUnavailable(f"{backend.name} int8: needs calibration images (--calib DATA)")
+    build = resolve(backend.runner)
     device = torch.device(options.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailable(f"device {options.device}: CUDA is not available on this machine")
@@ -165,7 +174,8 @@ class _CudaGraphed:
 
 
 def _export(model: nn.Module, options: RunnerOptions, output: str) -> Path:
-    """The ONNX graph for ``output`` ("labels" with fused argmax, or "logits8"), dynamic N, H, W."""
+    """The ONNX graph for ``output`` ("labels" with fused argmax, or "logits8"), dynamic N, H, W;
+    for int8, its QDQ version calibrated on ``options.calibration``."""
     from fasterseg.infer.export import export_onnx
 
     directory = options.onnx_dir = Path(options.onnx_dir or tempfile.mkdtemp(prefix="fasterseg-onnx-"))
@@ -173,15 +183,20 @@ def _export(model: nn.Module, options: RunnerOptions, output: str) -> Path:
     if not path.exists():
         example_size = options.extra.get("example_size", (256, 512))
         export_onnx(fold_batchnorm(model).cpu(), path, size=example_size, dynamic=True, output=output, check=False)
-    return path
+    if options.precision != "int8":
+        return path
+    from fasterseg.infer.quantize import quantize_onnx
+
+    quantized = directory / f"{output}.int8.onnx"
+    if not quantized.exists():
+        quantize_onnx(path, quantized, options.calibration)
+    return quantized
 
 
 def _ort_runner(model: nn.Module, options: RunnerOptions, device: torch.device, providers: list) -> Runner:
     """Each graph is exported and loaded on first use (export takes seconds; many callers need one)."""
     from fasterseg.infer.export import ort_session
 
-    if options.precision != "fp32" and options.backend == "onnxruntime":
-        raise BackendUnavailable(f"onnxruntime: only fp32 graphs are exported (got {options.precision})")
     sessions: dict = {}
 
     def run(output: str) -> Callable:
@@ -216,8 +231,6 @@ def tensorrt_runner(model: nn.Module, options: RunnerOptions, device: torch.devi
         raise BackendUnavailable("tensorrt runs on CUDA devices only (use --device cuda)")
     if "TensorrtExecutionProvider" not in ort.get_available_providers():
         raise BackendUnavailable("tensorrt: onnxruntime has no TensorrtExecutionProvider here (install onnxruntime-gpu and TensorRT)")
-    if options.precision == "bf16":
-        raise BackendUnavailable("tensorrt: use fp32 or fp16")
     trt = ("TensorrtExecutionProvider", {"trt_fp16_enable": options.precision == "fp16"})
     return _ort_runner(model, options, device, [trt, "CUDAExecutionProvider"])
 
@@ -225,15 +238,14 @@ def tensorrt_runner(model: nn.Module, options: RunnerOptions, device: torch.devi
 def openvino_runner(model: nn.Module, options: RunnerOptions, device: torch.device) -> Runner:
     """OpenVINO on the CPU, from the exported ONNX graph compiled once per input shape (static
     shapes run fastest). ``fp32`` pins OpenVINO's inference precision to f32 (on CPUs with bf16
-    units its default would be bf16); ``bf16`` asks for bf16 (AVX512-BF16 / AMX)."""
+    units its default would be bf16); ``bf16`` asks for bf16 (AVX512-BF16 / AMX); ``int8`` runs
+    the calibrated QDQ graph: int8 where it is quantised, f32 elsewhere."""
     try:
         import openvino as ov
     except ImportError:
         raise BackendUnavailable("openvino is not installed (pip install 'fasterseg[deploy]')") from None
     if device.type != "cpu":
         raise BackendUnavailable(f"openvino runs on the CPU here (use --device cpu), got {device}")
-    if options.precision == "fp16":
-        raise BackendUnavailable("openvino: use fp32 or bf16 on the CPU")
     core = ov.Core()
     if options.precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         raise BackendUnavailable("openvino bf16: this CPU has no bf16 support")

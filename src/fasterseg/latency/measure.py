@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fasterseg.backends import PRECISION_NAMES, entry, resolve, timing_backend_names
+from fasterseg.backends import TABLE_PRECISIONS, entry, resolve, timing_backend_names
 from fasterseg.errors import BackendUnavailable
 from fasterseg.infer.export import onnx_bytes
 from fasterseg.latency.lut import LatencyTable, OpSpec, TableMeta, now_iso
@@ -111,8 +111,10 @@ class Backend:
 
     def __init__(self, device: str = "cpu", precision: str = "fp32", memory_format: str = "contiguous",
                  threads: int | None = 1, settings: TimingSettings | None = None, batch: int = 1):
-        if precision not in PRECISION_NAMES:
-            raise BackendUnavailable(f"precision must be one of {PRECISION_NAMES}, got {precision!r}")
+        if precision not in TABLE_PRECISIONS:
+            raise BackendUnavailable(f"precision must be one of {TABLE_PRECISIONS}, got {precision!r}"
+                                     + ("; an operator's int8 speed depends on its calibrated graph, so tables are built "
+                                        "in fp32/fp16/bf16" if precision == "int8" else ""))
         if memory_format not in MEMORY_FORMATS:
             raise BackendUnavailable(f"memory format must be one of {MEMORY_FORMATS}, got {memory_format!r}")
         self.device = device
