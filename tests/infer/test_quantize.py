@@ -40,12 +40,14 @@ def _random_calibration(size=(64, 96), count=3) -> Calibration:
     return Calibration(tuple(rng.standard_normal((1, 3, *size), dtype=np.float32) for _ in range(count)), "random", size)
 
 
-def test_quantized_graph_holds_int8_weights_and_keeps_the_labels(tmp_path):
+def test_quantized_graph_holds_int8_weights_and_keeps_the_labels(tmp_path, monkeypatch):
     model = tiny_model()
     fp32 = tmp_path / "fp32.onnx"
-    export_onnx(model, fp32, size=(64, 96), output="logits", check=False)
+    export_onnx(model, fp32, size=(64, 96), output="logits", check=False, dynamic=True)
     calib = _random_calibration()
+    monkeypatch.chdir(tmp_path)  # the quantiser's scratch files must not land in the working directory
     out = quantize_onnx(fp32, tmp_path / "int8.onnx", calib)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fp32.onnx", "int8.onnx"]
     import onnx
 
     graph = onnx.load(str(out)).graph
