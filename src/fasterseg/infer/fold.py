@@ -54,8 +54,10 @@ def _fold_skip(skip: Skip) -> None:
     skip.bn = nn.Identity()
 
 
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` (eval mode) with every BatchNorm folded; raises if one is left over."""
+def fold_batchnorm(model: nn.Module, strict: bool = True) -> nn.Module:
+    """A copy of ``model`` (eval mode) with every BatchNorm folded; raises if one is left over
+    (with ``strict=False`` it stays: a BatchNorm before its conv, as in pre-activation networks,
+    cannot be folded into it, and ONNX runtimes apply it as the affine map it is)."""
     model = copy.deepcopy(model).eval()
     for module in list(model.modules()):
         if isinstance(module, Skip):
@@ -69,6 +71,6 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
                     setattr(module, conv_name, fold_conv_bn(conv, bn))
                     setattr(module, bn_name, nn.Identity())
     left = [name for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if left:
+    if left and strict:
         raise ValueError(f"BatchNorm layers not preceded by a foldable conv: {left[:5]}")
     return model
