@@ -1,0 +1,129 @@
+"""Searched students against hand-designed networks on equal terms: held-out mIoU and latency on
+the same deploy path and machine, measured side by side, with a Pareto plot (latency vs mIoU).
+
+Every model is scored here with the package's evaluator on the same split (CamVid ``seq_val``,
+a sequence none of them trained on), and timed in one interleaved run on each deploy path.
+
+    python benchmarks/baselines/compare.py \\
+        --model official=runs/camvid_heldout/last.safetensors \\
+        --model searched=runs/camvid_cpu_student/last.safetensors \\
+        --model bisenetv2=bisenetv2:runs/baselines/bisenetv2 \\
+        --model ddrnet23slim=ddrnet23slim:runs/baselines/ddrnet23slim \\
+        --data camvid:../shared/data/camvid --split seq_val --size 360x480 \\
+        --backend openvino:bf16 onnxruntime:fp32 --threads 2 --out runs/compare
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from networks import build  # noqa: E402  (this folder is not a package)
+
+
+def load(spec: str):
+    """``MODEL.safetensors`` (a fasterseg model file) or ``NETWORK:RUN_DIR`` (a baseline run)."""
+    kind, sep, path = spec.partition(":")
+    if sep and kind in ("bisenetv2", "ddrnet23slim"):
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        weights = Path(path) / "model.safetensors"
+        with safe_open(str(weights), "pt") as f:
+            classes = int(f.metadata()["num_classes"])
+        model = build(kind, classes)
+        model.load_state_dict(load_file(str(weights)))
+        return model.eval()
+    import fasterseg
+
+    return fasterseg.load_model(spec).eval()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", action="append", required=True, metavar="NAME=SPEC")
+    p.add_argument("--data", default="camvid:../shared/data/camvid")
+    p.add_argument("--split", default="seq_val")
+    p.add_argument("--size", default="360x480")
+    p.add_argument("--backend", nargs="+", default=["openvino:bf16", "onnxruntime:fp32"], metavar="BACKEND:PRECISION")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--out", default="runs/compare")
+    args = p.parse_args()
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fasterseg.commands.common import parse_size
+    from fasterseg.data.registry import build_dataset
+    from fasterseg.distributed import DistInfo
+    from fasterseg.infer.bench import bench_backends, environment
+    from fasterseg.infer.runners import RunnerOptions
+    from fasterseg.train.trainer import evaluate_model
+    from fasterseg.utils.io import atomic_write_text
+
+    torch.set_num_threads(args.threads)
+    size = parse_size(args.size)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = build_dataset(args.data, args.split)
+    results = []
+    for item in args.model:
+        name, _, spec = item.partition("=")
+        model = load(spec)
+        scores = evaluate_model(model, dataset, dataset.info, torch.device("cpu"), DistInfo(), show_progress=False)
+        params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith(("aux", "heads16", "heads32")))
+        paths = [RunnerOptions(b.split(":")[0], precision=b.split(":")[1], threads=args.threads, compile=False)
+                 for b in args.backend]
+        rows = bench_backends(model, paths, size, warmup=args.warmup, repeats=args.repeats,
+                              progress=lambda line: print(f"{name}: {line}", file=sys.stderr, flush=True))
+        timing = {r.path: {"end_to_end_ms": r.end_to_end.median_ms if r.end_to_end else None,
+                           "model_only_ms": r.model_only.median_ms if r.model_only else None, "error": r.error}
+                  for r in rows}
+        results.append({"name": name, "spec": spec, "mIoU": scores["mIoU"], "IoU": scores["IoU"],
+                        "parameters": params, "timing": timing})
+    env = environment()
+    record = {"command": shlex.join(["python", "benchmarks/baselines/compare.py", *sys.argv[1:]]), "environment": env,
+              "split": args.split, "size": list(size), "results": results}
+    atomic_write_text(out / "compare.json", json.dumps(record, indent=2) + "\n")
+
+    first_path = next(iter(results[0]["timing"]))
+    lines = [f"command: {record['command']}", f"device: {env['cpu']}, {args.threads} threads, {env['date']}", "",
+             "| model | parameters (M) | " + " | ".join(f"{path} end-to-end / model-only ms" for path in results[0]["timing"])
+             + f" | {args.split} mIoU | " + " | ".join(results[0]["IoU"]) + " |",
+             "|---|---|" + "---|" * len(results[0]["timing"]) + "---|" + "---|" * len(results[0]["IoU"])]
+    for r in results:
+        cells = [f"{t['end_to_end_ms']:.1f} / {t['model_only_ms']:.1f}" if t["end_to_end_ms"] else "-" for t in r["timing"].values()]
+        ious = [f"{100 * v:.1f}" if v is not None else "-" for v in r["IoU"].values()]
+        lines.append(f"| {r['name']} | {r['parameters'] / 1e6:.2f} | " + " | ".join(cells) + f" | {100 * r['mIoU']:.1f} | "
+                     + " | ".join(ious) + " |")
+    table = "\n".join(lines)
+    atomic_write_text(out / "compare.md", table + "\n")
+    print(table)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in results:
+        ms = r["timing"][first_path]["end_to_end_ms"]
+        if ms:
+            ax.scatter(ms, 100 * r["mIoU"])
+            ax.annotate(r["name"], (ms, 100 * r["mIoU"]), textcoords="offset points", xytext=(4, 4))
+    ax.set_xlabel(f"latency, {first_path}, {args.size}, end to end (ms)")
+    ax.set_ylabel(f"{args.split} mIoU (%)")
+    ax.set_title("latency vs held-out accuracy (up and left is better)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "pareto.png", dpi=120)
+    print(f"wrote {out / 'compare.json'}, {out / 'compare.md'}, {out / 'pareto.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""Two hand-designed real-time segmentation networks, written from their papers, to compare the
+searched student with on equal terms (same data, recipe, CPU budget; no pretrained weights, as
+FasterSeg uses none).
+
+- BiSeNetV2 (Yu et al., "BiSeNet V2: Bilateral Network with Guided Aggregation for Real-time
+  Semantic Segmentation", IJCV 2021): a wide, shallow detail branch at 1/8, a narrow, deep
+  semantic branch down to 1/32 (stem, gather-and-expand layers, context embedding), merged by
+  bilateral guided aggregation; auxiliary "booster" heads on the semantic stages in training.
+- DDRNet-23-slim (Hong et al., "Deep Dual-resolution Networks for Real-time and Accurate
+  Semantic Segmentation of Road Scenes", 2021): residual stages to 1/8, then a high-resolution
+  branch kept at 1/8 and a low-resolution branch down to 1/64, exchanging features twice
+  (bilateral fusion), with a deep aggregation pyramid pooling module on the low branch.
+
+Both return what fasterseg's training loss takes, like ``FasterSegNet``: ``(main, aux, None)``
+class scores at input size in training, the main scores at input size in eval mode, and
+``logits8`` (the 1/8 scores) for the deploy paths' model-only timing.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1, groups: int = 1, relu: bool = True) -> nn.Sequential:
+    layers = [nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def resize(x: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class SegHead(nn.Module):
+    """conv3x3 -> BN -> ReLU -> conv1x1 to class scores."""
+
+    def __init__(self, c_in: int, c_mid: int, num_classes: int):
+        super().__init__()
+        self.body = conv_bn(c_in, c_mid, 3)
+        self.out = nn.Conv2d(c_mid, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.body(x))
+
+
+# ----------------------------------------------------------------------------- BiSeNetV2
+class StemBlock(nn.Module):
+    """3 -> 16 channels at 1/4: a strided conv, then a strided conv path beside a max-pool, fused."""
+
+    def __init__(self, c_out: int = 16):
+        super().__init__()
+        self.first = conv_bn(3, c_out, 3, 2)
+        self.conv_path = nn.Sequential(conv_bn(c_out, c_out // 2, 1), conv_bn(c_out // 2, c_out, 3, 2))
+        self.pool_path = nn.MaxPool2d(3, 2, 1)
+        self.fuse = conv_bn(2 * c_out, c_out, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.first(x)
+        return self.fuse(torch.cat([self.conv_path(x), self.pool_path(x)], 1))
+
+
+class GatherExpand(nn.Module):
+    """Gather-and-expand layer: 3x3 conv, depthwise expansion by 6 (two depthwise convs when
+    striding), 1x1 projection, residual (a depthwise + 1x1 shortcut when striding)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, expand: int = 6):
+        super().__init__()
+        mid = c_in * expand
+        self.gather = conv_bn(c_in, c_in, 3)
+        if stride == 1:
+            self.expand = conv_bn(c_in, mid, 3, 1, groups=c_in, relu=False)
+            self.shortcut = None
+        else:
+            self.expand = nn.Sequential(conv_bn(c_in, mid, 3, 2, groups=c_in, relu=False),
+                                        conv_bn(mid, mid, 3, 1, groups=mid, relu=False))
+            self.shortcut = nn.Sequential(conv_bn(c_in, c_in, 3, 2, groups=c_in, relu=False),
+                                          conv_bn(c_in, c_out, 1, relu=False))
+        self.project = conv_bn(mid, c_out, 1, relu=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.expand(self.gather(x)))
+        return F.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class ContextEmbedding(nn.Module):
+    """Global average pooling, BN, 1x1 conv, added back to every position, then a 3x3 conv."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(c)
+        self.squeeze = conv_bn(c, c, 1)
+        self.out = conv_bn(c, c, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.squeeze(self.bn(x.mean((2, 3), keepdim=True)))
+        return self.out(x + g)
+
+
+class GuidedAggregation(nn.Module):
+    """Bilateral guided aggregation: each branch gates the other at its own resolution."""
+
+    def __init__(self, c: int = 128):
+        super().__init__()
+        self.detail_keep = nn.Sequential(conv_bn(c, c, 3, groups=c, relu=False), nn.Conv2d(c, c, 1, bias=False))
+        self.detail_down = nn.Sequential(conv_bn(c, c, 3, 2, relu=False), nn.AvgPool2d(3, 2, 1))
+        self.semantic_up = conv_bn(c, c, 3, relu=False)
+        self.semantic_keep = nn.Sequential(conv_bn(c, c, 3, groups=c, relu=False), nn.Conv2d(c, c, 1, bias=False))
+        self.out = conv_bn(c, c, 3)
+
+    def forward(self, detail: torch.Tensor, semantic: torch.Tensor) -> torch.Tensor:
+        size = detail.shape[2:]
+        high = self.detail_keep(detail) * torch.sigmoid(resize(self.semantic_up(semantic), size))
+        low = self.detail_down(detail) * torch.sigmoid(self.semantic_keep(semantic))
+        return self.out(high + resize(low, size))
+
+
+class BiSeNetV2(nn.Module):
+    """BiSeNetV2 with the paper's widths (detail 64-64-128; semantic 16-32-64-128, expansion 6)."""
+
+    def __init__(self, num_classes: int, head_channels: int = 1024):
+        super().__init__()
+        self.detail = nn.Sequential(
+            conv_bn(3, 64, 3, 2), conv_bn(64, 64),
+            conv_bn(64, 64, 3, 2), conv_bn(64, 64), conv_bn(64, 64),
+            conv_bn(64, 128, 3, 2), conv_bn(128, 128), conv_bn(128, 128),
+        )
+        self.stem = StemBlock(16)
+        self.stage3 = nn.Sequential(GatherExpand(16, 32, 2), GatherExpand(32, 32))
+        self.stage4 = nn.Sequential(GatherExpand(32, 64, 2), GatherExpand(64, 64))
+        self.stage5 = nn.Sequential(GatherExpand(64, 128, 2), *[GatherExpand(128, 128) for _ in range(3)])
+        self.context = ContextEmbedding(128)
+        self.aggregate = GuidedAggregation(128)
+        self.head = SegHead(128, head_channels, num_classes)
+        self.aux = nn.ModuleList([SegHead(c, 128, num_classes) for c in (16, 32, 64, 128)])
+
+    def _scores8(self, x: torch.Tensor):
+        detail = self.detail(x)
+        s2 = self.stem(x)
+        s3 = self.stage3(s2)
+        s4 = self.stage4(s3)
+        s5 = self.stage5(s4)
+        return self.head(self.aggregate(detail, self.context(s5))), (s2, s3, s4, s5)
+
+    def logits8(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores at 1/8 (what fasterseg's deploy paths time as "model-only")."""
+        return self._scores8(x)[0]
+
+    def forward(self, x: torch.Tensor):
+        out, stages = self._scores8(x)
+        if not self.training:
+            return resize(out, x.shape[2:])
+        size = x.shape[2:]
+        boosters = [resize(head(f), size) for head, f in zip(self.aux, stages)]
+        return resize(out, size), sum(boosters) / len(boosters), None  # the four boosters share the auxiliary weight
+
+
+# ----------------------------------------------------------------------------- DDRNet
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, last_relu: bool = True):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(c_in, c_out, 3, stride), conv_bn(c_out, c_out, 3, relu=False))
+        self.shortcut = conv_bn(c_in, c_out, 1, stride, relu=False) if stride != 1 or c_in != c_out else nn.Identity()
+        self.last_relu = last_relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x) + self.shortcut(x)
+        return F.relu(y) if self.last_relu else y
+
+
+class Bottleneck(nn.Module):
+    expansion = 2
+
+    def __init__(self, c_in: int, planes: int, stride: int = 1):
+        super().__init__()
+        c_out = planes * self.expansion
+        self.body = nn.Sequential(conv_bn(c_in, planes, 1), conv_bn(planes, planes, 3, stride), conv_bn(planes, c_out, 1, relu=False))
+        self.shortcut = conv_bn(c_in, c_out, 1, stride, relu=False) if stride != 1 or c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.body(x) + self.shortcut(x))
+
+
+def basic_stage(c_in: int, c_out: int, blocks: int, stride: int = 1, last_relu: bool = True) -> nn.Sequential:
+    layers = [BasicBlock(c_in, c_out, stride)]
+    layers += [BasicBlock(c_out, c_out, 1, last_relu=last_relu or i < blocks - 2) for i in range(blocks - 1)]
+    return nn.Sequential(*layers)
+
+
+def bn_relu_conv(c_in: int, c_out: int, k: int) -> nn.Sequential:
+    return nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU(inplace=True), nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False))
+
+
+class DAPPM(nn.Module):
+    """Deep aggregation pyramid pooling: pooled contexts at four scales plus the global one, each
+    added to the one below it before its 3x3 conv, concatenated, compressed, plus a shortcut."""
+
+    def __init__(self, c_in: int, c_mid: int, c_out: int):
+        super().__init__()
+        self.scales = nn.ModuleList([
+            bn_relu_conv(c_in, c_mid, 1),
+            nn.Sequential(nn.AvgPool2d(5, 2, 2), bn_relu_conv(c_in, c_mid, 1)),
+            nn.Sequential(nn.AvgPool2d(9, 4, 4), bn_relu_conv(c_in, c_mid, 1)),
+            nn.Sequential(nn.AvgPool2d(17, 8, 8), bn_relu_conv(c_in, c_mid, 1)),
+            nn.Sequential(nn.AdaptiveAvgPool2d(1), bn_relu_conv(c_in, c_mid, 1)),
+        ])
+        self.process = nn.ModuleList([bn_relu_conv(c_mid, c_mid, 3) for _ in range(4)])
+        self.compress = bn_relu_conv(5 * c_mid, c_out, 1)
+        self.shortcut = bn_relu_conv(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[2:]
+        outs = [self.scales[0](x)]
+        for scale, process in zip(self.scales[1:], self.process):
+            outs.append(process(resize(scale(x), size) + outs[-1]))
+        return self.compress(torch.cat(outs, 1)) + self.shortcut(x)
+
+
+class DDRNet23Slim(nn.Module):
+    """DDRNet-23-slim: planes 32, pyramid 128, head 64."""
+
+    def __init__(self, num_classes: int, planes: int = 32, spp_planes: int = 128, head_planes: int = 64):
+        super().__init__()
+        p = planes
+        self.stem = nn.Sequential(conv_bn(3, p, 3, 2), conv_bn(p, p, 3, 2))
+        self.layer1 = basic_stage(p, p, 2)
+        self.layer2 = basic_stage(p, 2 * p, 2, stride=2)
+        self.low3 = basic_stage(2 * p, 4 * p, 2, stride=2, last_relu=False)
+        self.high3 = basic_stage(2 * p, 2 * p, 2, last_relu=False)
+        self.down3 = conv_bn(2 * p, 4 * p, 3, 2, relu=False)
+        self.compress3 = conv_bn(4 * p, 2 * p, 1, relu=False)
+        self.low4 = basic_stage(4 * p, 8 * p, 2, stride=2, last_relu=False)
+        self.high4 = basic_stage(2 * p, 2 * p, 2, last_relu=False)
+        self.down4 = nn.Sequential(conv_bn(2 * p, 4 * p, 3, 2), conv_bn(4 * p, 8 * p, 3, 2, relu=False))
+        self.compress4 = conv_bn(8 * p, 2 * p, 1, relu=False)
+        self.high5 = Bottleneck(2 * p, 2 * p)
+        self.low5 = Bottleneck(8 * p, 8 * p, stride=2)
+        self.spp = DAPPM(16 * p, spp_planes, 4 * p)
+        self.head = nn.Sequential(bn_relu_conv(4 * p, head_planes, 3), nn.BatchNorm2d(head_planes), nn.ReLU(inplace=True),
+                                  nn.Conv2d(head_planes, num_classes, 1))
+        self.aux_head = nn.Sequential(bn_relu_conv(2 * p, head_planes, 3), nn.BatchNorm2d(head_planes), nn.ReLU(inplace=True),
+                                      nn.Conv2d(head_planes, num_classes, 1))
+
+    def logits8(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores at 1/8 (what fasterseg's deploy paths time as "model-only")."""
+        return self._scores8(x)[0]
+
+    def forward(self, x: torch.Tensor):
+        out, aux_input = self._scores8(x)
+        if not self.training:
+            return resize(out, x.shape[2:])
+        return resize(out, x.shape[2:]), resize(self.aux_head(aux_input), x.shape[2:]), None
+
+    def _scores8(self, x: torch.Tensor):
+        x = self.layer2(self.layer1(self.stem(x)))  # 1/8
+        eighth = x.shape[2:]
+        low = self.low3(F.relu(x))
+        high = self.high3(F.relu(x))
+        low, high = low + self.down3(F.relu(high)), high + resize(self.compress3(F.relu(low)), eighth)
+        low = self.low4(F.relu(low))
+        high = self.high4(F.relu(high))
+        low, high = low + self.down4(F.relu(high)), high + resize(self.compress4(F.relu(low)), eighth)
+        aux_input = high
+        high = self.high5(F.relu(high))
+        low = resize(self.spp(self.low5(F.relu(low))), eighth)
+        return self.head(high + low), aux_input
+
+
+NETWORKS = {"bisenetv2": BiSeNetV2, "ddrnet23slim": DDRNet23Slim}
+
+
+def build(name: str, num_classes: int) -> nn.Module:
+    if name not in NETWORKS:
+        raise SystemExit(f"unknown network {name!r}; choose one of {sorted(NETWORKS)}")
+    return NETWORKS[name](num_classes)

@@ -1,0 +1,57 @@
+"""The hand-designed baselines in benchmarks/baselines: the outputs fasterseg's loss and evaluator
+take, at sizes that are not multiples of their strides, and the parameter counts their papers give."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from fasterseg.losses import OhemCrossEntropy, segmentation_loss
+
+SPEC = importlib.util.spec_from_file_location(
+    "baseline_networks", Path(__file__).resolve().parents[1] / "benchmarks" / "baselines" / "networks.py")
+networks = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(networks)
+
+
+@pytest.mark.parametrize("name", sorted(networks.NETWORKS))
+def test_baseline_trains_and_predicts_at_odd_sizes(name):
+    torch.manual_seed(0)
+    model = networks.build(name, num_classes=11)
+    x = torch.randn(2, 3, 72, 100)
+    labels = torch.randint(0, 11, (2, 72, 100))
+    main, aux, none = model.train()(x)
+    assert main.shape == (2, 11, 72, 100) and aux.shape == main.shape and none is None
+    assert model.eval().logits8(x).shape == (2, 11, 9, 13)
+    model.train()
+    loss = segmentation_loss((main, aux, none), labels, OhemCrossEntropy(0.7, ignore_index=255))
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    with torch.no_grad():
+        assert model.eval()(x).shape == (2, 11, 72, 100)  # full-resolution scores, as FasterSegNet
+
+
+@pytest.mark.parametrize("name,millions", [("ddrnet23slim", 5.7), ("bisenetv2", 3.4)])
+def test_parameter_counts_are_near_the_papers(name, millions):
+    """DDRNet-23-slim: 5.7 M (Cityscapes, 19 classes); BiSeNetV2: about 3.4 M without its
+    training-only boosters (counts vary with the head; within 20%)."""
+    model = networks.build(name, num_classes=19)
+    boosters = sum(p.numel() for n, p in model.named_parameters() if n.startswith(("aux.", "aux_head.")))
+    count = (sum(p.numel() for p in model.parameters()) - boosters) / 1e6
+    assert abs(count - millions) / millions < 0.2, count
+
+
+@pytest.mark.parametrize("name", sorted(networks.NETWORKS))
+def test_baseline_runs_on_fasterseg_deploy_paths(name, tmp_path):
+    """logits8 lets the package's runners (and so its benchmarks) time a baseline like a FasterSeg network."""
+    from fasterseg.infer.runners import RunnerOptions, build_runner
+
+    torch.manual_seed(0)
+    model = networks.build(name, num_classes=11).eval()
+    x = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        want = model(x).argmax(1)
+    got = build_runner(model, RunnerOptions("onnxruntime", onnx_dir=tmp_path)).labels(x)
+    assert got.shape == want.shape
+    assert (got == want).float().mean() > 0.9  # the deploy graph resizes with corners aligned; the network without
