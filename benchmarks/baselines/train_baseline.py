@@ -124,24 +124,24 @@ def main() -> None:
             scores = evaluate_model(model, val_set, info, device, single, transform=EvalTransform(scale=d.val_scale),
                                     show_progress=False)
             record["val_mIoU"] = scores["mIoU"]
+            record["val_IoU"] = scores["IoU"]
         history.append(record)
         print(json.dumps(record), flush=True)
         with atomic_path(out / CHECKPOINT) as tmp:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "next_epoch": epoch + 1,
                         "history": json.dumps(history)}, tmp)
         with atomic_path(out / "epochs.csv") as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["epoch", "loss", "seconds", "val_mIoU"])
+            writer = csv.DictWriter(f, fieldnames=["epoch", "loss", "seconds", "val_mIoU"], extrasaction="ignore")
             writer.writeheader()
             writer.writerows(history)
     with atomic_path(out / "model.safetensors") as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
                   metadata={"network": args.network, "num_classes": str(info.num_classes)})
-    final = evaluate_model(model, val_set, info, device, single, transform=EvalTransform(scale=d.val_scale), show_progress=False)
+    final = history[-1]  # the last epoch is always scored
     atomic_write_text(out / "metrics.json", json.dumps({
-        "network": args.network, "parameters": params, "val_split": d.val_split, "val_mIoU": final["mIoU"],
-        "per_class_IoU": final["IoU"], "history": history,
-        "config": to_dict(cfg)}, indent=2) + "\n")
-    print(f"{args.network}: {d.val_split} mIoU {100 * final['mIoU']:.2f}; wrote {out / 'metrics.json'}")
+        "network": args.network, "parameters": params, "val_split": d.val_split, "val_mIoU": final["val_mIoU"],
+        "per_class_IoU": final["val_IoU"], "history": history, "config": to_dict(cfg)}, indent=2) + "\n")
+    print(f"{args.network}: {d.val_split} mIoU {100 * final['val_mIoU']:.2f}; wrote {out / 'metrics.json'}")
 
 
 if __name__ == "__main__":
