@@ -46,6 +46,29 @@ class SegHead(nn.Module):
         return self.out(self.body(x))
 
 
+class EighthScoresNet(nn.Module):
+    """A network whose main scores come out at 1/8: ``_scores8(x)`` gives them with what its
+    auxiliary head reads, ``_auxiliary(that)`` the auxiliary scores. Here, once, the interface
+    fasterseg's loss and deploy paths expect (as ``FasterSegNet``)."""
+
+    def _scores8(self, x: torch.Tensor):
+        raise NotImplementedError
+
+    def _auxiliary(self, features) -> torch.Tensor:
+        raise NotImplementedError
+
+    def logits8(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores at 1/8 (what fasterseg's deploy paths time as "model-only")."""
+        return self._scores8(x)[0]
+
+    def forward(self, x: torch.Tensor):
+        size = x.shape[2:]
+        out, features = self._scores8(x)
+        if not self.training:
+            return resize(out, size)
+        return resize(out, size), resize(self._auxiliary(features), size), None
+
+
 # ----------------------------------------------------------------------------- BiSeNetV2
 class StemBlock(nn.Module):
     """3 -> 16 channels at 1/4: a strided conv, then a strided conv path beside a max-pool, fused."""
@@ -117,7 +140,7 @@ class GuidedAggregation(nn.Module):
         return self.out(high + resize(low, size))
 
 
-class BiSeNetV2(nn.Module):
+class BiSeNetV2(EighthScoresNet):
     """BiSeNetV2 with the paper's widths (detail 64-64-128; semantic 16-32-64-128, expansion 6)."""
 
     def __init__(self, num_classes: int, head_channels: int = 1024):
@@ -144,17 +167,10 @@ class BiSeNetV2(nn.Module):
         s5 = self.stage5(s4)
         return self.head(self.aggregate(detail, self.context(s5))), (s2, s3, s4, s5)
 
-    def logits8(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores at 1/8 (what fasterseg's deploy paths time as "model-only")."""
-        return self._scores8(x)[0]
-
-    def forward(self, x: torch.Tensor):
-        out, stages = self._scores8(x)
-        if not self.training:
-            return resize(out, x.shape[2:])
-        size = x.shape[2:]
-        boosters = [resize(head(f), size) for head, f in zip(self.aux, stages)]
-        return resize(out, size), sum(boosters) / len(boosters), None  # the four boosters share the auxiliary weight
+    def _auxiliary(self, stages) -> torch.Tensor:
+        """The four boosters, averaged: together they carry the one auxiliary weight."""
+        eighth = stages[1].shape[2:]
+        return sum(resize(head(f), eighth) for head, f in zip(self.aux, stages)) / len(self.aux)
 
 
 # ----------------------------------------------------------------------------- DDRNet
@@ -195,6 +211,12 @@ def bn_relu_conv(c_in: int, c_out: int, k: int) -> nn.Sequential:
     return nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU(inplace=True), nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False))
 
 
+def ddr_head(c_in: int, planes: int, num_classes: int) -> nn.Sequential:
+    """DDRNet's segmentation head: BN-ReLU-conv3x3, BN-ReLU, conv1x1 to class scores."""
+    return nn.Sequential(bn_relu_conv(c_in, planes, 3), nn.BatchNorm2d(planes), nn.ReLU(inplace=True),
+                         nn.Conv2d(planes, num_classes, 1))
+
+
 class DAPPM(nn.Module):
     """Deep aggregation pyramid pooling: pooled contexts at four scales plus the global one, each
     added to the one below it before its 3x3 conv, concatenated, compressed, plus a shortcut."""
@@ -220,7 +242,7 @@ class DAPPM(nn.Module):
         return self.compress(torch.cat(outs, 1)) + self.shortcut(x)
 
 
-class DDRNet23Slim(nn.Module):
+class DDRNet23Slim(EighthScoresNet):
     """DDRNet-23-slim: planes 32, pyramid 128, head 64."""
 
     def __init__(self, num_classes: int, planes: int = 32, spp_planes: int = 128, head_planes: int = 64):
@@ -240,20 +262,11 @@ class DDRNet23Slim(nn.Module):
         self.high5 = Bottleneck(2 * p, 2 * p)
         self.low5 = Bottleneck(8 * p, 8 * p, stride=2)
         self.spp = DAPPM(16 * p, spp_planes, 4 * p)
-        self.head = nn.Sequential(bn_relu_conv(4 * p, head_planes, 3), nn.BatchNorm2d(head_planes), nn.ReLU(inplace=True),
-                                  nn.Conv2d(head_planes, num_classes, 1))
-        self.aux_head = nn.Sequential(bn_relu_conv(2 * p, head_planes, 3), nn.BatchNorm2d(head_planes), nn.ReLU(inplace=True),
-                                      nn.Conv2d(head_planes, num_classes, 1))
+        self.head = ddr_head(4 * p, head_planes, num_classes)
+        self.aux_head = ddr_head(2 * p, head_planes, num_classes)
 
-    def logits8(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores at 1/8 (what fasterseg's deploy paths time as "model-only")."""
-        return self._scores8(x)[0]
-
-    def forward(self, x: torch.Tensor):
-        out, aux_input = self._scores8(x)
-        if not self.training:
-            return resize(out, x.shape[2:])
-        return resize(out, x.shape[2:]), resize(self.aux_head(aux_input), x.shape[2:]), None
+    def _auxiliary(self, high: torch.Tensor) -> torch.Tensor:
+        return self.aux_head(high)
 
     def _scores8(self, x: torch.Tensor):
         x = self.layer2(self.layer1(self.stem(x)))  # 1/8
