@@ -57,8 +57,10 @@ def add_calibration_arguments(p: argparse.ArgumentParser) -> None:
                    help="int8: dataset spec KIND:PATH whose images calibrate the activation ranges "
                         "(the data the model was trained for; needed for --precision int8)")
     p.add_argument("--calib-split", default="train", metavar="SPLIT", help="int8: split of --calib to draw from (default train)")
-    p.add_argument("--calib-images", type=int, default=32, metavar="N",
-                   help="int8: calibration images, spread evenly over the split (default 32)")
+    from fasterseg.infer.quantize import DEFAULT_CALIBRATION_IMAGES as default
+
+    p.add_argument("--calib-images", type=int, default=default, metavar="N",
+                   help=f"int8: calibration images, spread evenly over the split (default {default})")
 
 
 def calibration_from_args(args: argparse.Namespace, num_classes: int, size: tuple[int, int] | None = None):

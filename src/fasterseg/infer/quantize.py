@@ -119,8 +119,6 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, calibration: Calibrati
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 calibrate_method=CalibrationMethod.MinMax,
                                 extra_options={"CalibTensorRangeSymmetric": False})
-        except CalibrationError:
-            raise
         except Exception as exc:  # the quantiser raises bare Exceptions; name the graph
             raise ExportError(f"{fp32_path}: int8 quantisation failed: {type(exc).__name__}: {exc}") from exc
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fasterseg.data.splits import as_split_list
 from fasterseg.errors import ConfigError
 from fasterseg.space.config import SupernetConfig
 
@@ -102,7 +103,7 @@ class SearchJobConfig:
 
 
 def _check_splits(train_split: str | list[str], val_split: str) -> None:
-    names = [train_split] if isinstance(train_split, str) else list(train_split)
+    names = as_split_list(train_split)
     if not names or not all(isinstance(n, str) and n for n in names):
         raise ConfigError(f"train_split: must name at least one split, got {train_split!r}")
     if not isinstance(val_split, str) or not val_split:

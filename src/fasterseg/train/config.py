@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fasterseg.data.splits import as_split_list
 from fasterseg.data.transforms import Photometric
 
 
@@ -77,7 +78,7 @@ class TrainConfig:
             raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.loss.class_weight not in CLASS_WEIGHTINGS:
             raise ValueError(f"loss.class_weight must be one of {list(CLASS_WEIGHTINGS)}, got {self.loss.class_weight!r}")
-        splits = [self.data.train_split] if isinstance(self.data.train_split, str) else list(self.data.train_split)
+        splits = as_split_list(self.data.train_split)
         if not splits or not all(splits):
             raise ValueError(f"data.train_split must name at least one split, got {self.data.train_split!r}")
         if self.optim.schedule not in ("exponential", "poly"):
