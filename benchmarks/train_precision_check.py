@@ -2,7 +2,7 @@
 old setting (fp32 NCHW, PNGs decoded every step) and in the new default (bf16 autocast,
 channels_last, decoded cache), with two seeds each, scored on the held-out sequence (seq_val).
 
-    python benchmarks/train_precision_check.py [--epochs 8] [--seeds 0 1] [--out runs/precision_check]
+    python benchmarks/train_precision_check.py [--epochs 8] [--seeds 0 1] [--only old|fast] [--out runs/precision_check]
 
 Runs are resumable (an existing finished run is read, not retrained). Prints a markdown table:
 per setting each seed's held-out mIoU, the mean, the spread (max - min), and the minutes the
@@ -49,6 +49,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--out", default="runs/precision_check")
     p.add_argument("--arch", default=str(REPO.parent / "shared/reference/official/arch_1.pt"))
+    p.add_argument("--only", choices=["old", "fast"], default=None,
+                   help="run one setting (e.g. the fast one again after a change to the training code)")
     p.add_argument("--smoke", action="store_true", help="2 iterations and 2 val images per run: checks the script only")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -60,9 +62,11 @@ def main(argv=None) -> int:
             sys.exit(f"cannot import {args.arch}")
     rows = []
     for label, extra in SETTINGS.items():
+        slug = "fast" if "bf16" in label else "old"
+        if args.only and slug != args.only:
+            continue
         scores, minutes = [], []
         for seed in args.seeds:
-            slug = "fast" if "bf16" in label else "old"
             m = run_one(str(genotype), out, f"{slug}_s{seed}", extra, args.epochs, seed, args.smoke)
             scores.append(100 * m["best_val_mIoU"])
             minutes.append(sum(h["seconds"] for h in m["history"]) / 60)

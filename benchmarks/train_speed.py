@@ -6,7 +6,9 @@ Each setting runs the trainer's own pieces (dataset, seeded augmentation, sample
 model, OHEM loss, SGD step); a round times ``--iters`` whole iterations (loading included) of
 every setting in turn after one untimed warm-up iteration. The baseline, "before", is what the
 trainer did until the fast path: fp32 NCHW, PNGs decoded every step by one loader process, and
-the two-softmax OHEM (kept here, in the benchmark only, to measure it).
+the two-softmax OHEM. The code the trainer no longer runs (the two-softmax OHEM, the fused OHEM
+with autograd's backward, ``F.interpolate`` for the heads' upsampling) is kept here, in the
+benchmark only, to measure it.
 
     python benchmarks/train_speed.py [--data camvid:../shared/data/camvid] [--rounds 3] [--iters 8] [--json F]
 """
@@ -37,16 +39,20 @@ class Setting:
     channels_last: bool
     cache: bool
     workers: int
-    fused_loss: bool
+    loss: str  # two_softmax | autograd (one log-softmax, autograd's backward) | package (the trainer's)
+    upsample: str = "interpolate"  # interpolate (F.interpolate) | package (the trainer's matrix products)
 
 
 SETTINGS = [
-    Setting("before: fp32 NCHW, PNG decoding, 1 loader, two-softmax OHEM", "fp32", False, False, 1, False),
-    Setting("fp32 NCHW, PNG decoding, 1 loader, fused OHEM", "fp32", False, False, 1, True),
-    Setting("fp32 NCHW, cache, fused OHEM", "fp32", False, True, 0, True),
-    Setting("fp32 channels_last, cache, fused OHEM", "fp32", True, True, 0, True),
-    Setting("bf16 channels_last, PNG decoding, 1 loader, fused OHEM", "bf16", True, False, 1, True),
-    Setting("bf16 channels_last, cache, fused OHEM (the default)", "bf16", True, True, 0, True),
+    Setting("before: fp32 NCHW, PNG decoding, 1 loader, two-softmax OHEM", "fp32", False, False, 1, "two_softmax"),
+    Setting("fp32 NCHW, PNG decoding, 1 loader, fused OHEM", "fp32", False, False, 1, "autograd"),
+    Setting("fp32 NCHW, cache, fused OHEM", "fp32", False, True, 0, "autograd"),
+    Setting("fp32 channels_last, cache, fused OHEM", "fp32", True, True, 0, "autograd"),
+    Setting("bf16 channels_last, PNG decoding, 1 loader, fused OHEM", "bf16", True, False, 1, "autograd"),
+    Setting("bf16 channels_last, cache, fused OHEM", "bf16", True, True, 0, "autograd"),
+    Setting("bf16 channels_last, cache, fused OHEM, matmul upsample", "bf16", True, True, 0, "autograd", "package"),
+    Setting("bf16 channels_last, cache, OHEM with its own backward, matmul upsample (the default)",
+            "bf16", True, True, 0, "package", "package"),
 ]
 
 
@@ -62,6 +68,37 @@ def two_softmax_ohem(logits, target, thresh=0.7, min_kept=0, ignore_index=255):
             threshold = torch.clamp(prob.kthvalue(min(prob.numel(), min_kept)).values, min=thresh)
             target = target.masked_fill(~(valid & (prob <= threshold).view_as(valid)), ignore_index)
     return F.cross_entropy(logits, target, ignore_index=ignore_index)
+
+
+def autograd_ohem(logits, target, thresh=0.7, min_kept=0, ignore_index=255):
+    """The fused OHEM before its hand-written backward: one float32 log-softmax ranks and scores,
+    autograd differentiates the log-softmax and the gather."""
+    target = target.long()
+    valid = target != ignore_index
+    log_prob = F.log_softmax(logits.float(), dim=1)
+    true_log_prob = log_prob.gather(1, target.masked_fill(~valid, 0).unsqueeze(1)).squeeze(1)
+    kept = valid
+    if 0 < min_kept <= int(valid.sum()):
+        with torch.no_grad():
+            prob = true_log_prob.detach().exp().masked_fill(~valid, 1.0).flatten()
+            threshold = torch.tensor(thresh)
+            if int((prob <= thresh).sum()) < min_kept:
+                threshold = torch.clamp(prob.kthvalue(min_kept).values, min=thresh)
+            kept = valid & (prob <= threshold).view_as(valid)
+    weight = kept.float()
+    return -(true_log_prob * weight).sum() / weight.sum().clamp(min=1)
+
+
+def interpolating_net(genotype):
+    """The student whose training outputs are upsampled by ``F.interpolate``, as before the matrix products."""
+    from fasterseg.nets.network import FasterSegNet
+
+    class InterpolatingNet(FasterSegNet):
+        @staticmethod
+        def upsample_scores(scores, scale, crop):
+            return F.interpolate(scores, scale_factor=scale, mode="bilinear", align_corners=True)[..., :crop[0], :crop[1]]
+
+    return InterpolatingNet(genotype, aux_heads=True)
 
 
 class Runner:
@@ -82,19 +119,19 @@ class Runner:
         self.loader = iter(torch.utils.data.DataLoader(AugmentedDataset(data, transform, seed), batch_size=batch,
                                                        sampler=sampler, num_workers=setting.workers, drop_last=True))
         torch.manual_seed(seed)
-        model = FasterSegNet(replace(genotype, num_classes=data.info.num_classes), aux_heads=True)
+        genotype = replace(genotype, num_classes=data.info.num_classes)
+        model = FasterSegNet(genotype, aux_heads=True) if setting.upsample == "package" else interpolating_net(genotype)
         init_weights(model)
         if setting.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model.train()
         self.optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
         min_kept = batch * crop[0] * crop[1] // 16
-        if setting.fused_loss:
-            fused = OhemCrossEntropy(0.7, min_kept=min_kept)
-            self.loss = lambda outputs, target: segmentation_loss(outputs, target, fused)
-        else:
-            self.loss = lambda outputs, target: segmentation_loss(
-                outputs, target, lambda lg, t: two_softmax_ohem(lg, t, 0.7, min_kept))
+        criteria = {"package": OhemCrossEntropy(0.7, min_kept=min_kept),
+                    "autograd": lambda lg, t: autograd_ohem(lg, t, 0.7, min_kept),
+                    "two_softmax": lambda lg, t: two_softmax_ohem(lg, t, 0.7, min_kept)}
+        criterion = criteria[setting.loss]
+        self.loss = lambda outputs, target: segmentation_loss(outputs, target, criterion)
 
     def step(self) -> int:
         img, lab = next(self.loader)

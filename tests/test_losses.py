@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fasterseg.data.base import IGNORE_INDEX
 from fasterseg.losses import OhemCrossEntropy, distillation_kl, ohem_cross_entropy
 
 
@@ -101,3 +102,27 @@ def test_distillation_is_zero_for_identical_logits_and_positive_otherwise():
     t, s = F.softmax(b, 1), F.softmax(a, 1)
     assert torch.allclose(kl, (t * (t.log() - s.log())).sum() / t.numel(), atol=1e-6)
     assert kl.item() > 0
+
+
+@pytest.mark.parametrize("class_weight", [None, torch.tensor([1.0, 3.0, 0.5, 2.0])])
+def test_ohem_without_mining_has_cross_entropys_value_and_gradient(class_weight):
+    # The loss's hand-written backward against autograd through PyTorch's own cross-entropy.
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 5, 6, generator=gen, dtype=torch.float64)
+    target = torch.randint(0, 4, (2, 5, 6), generator=gen)
+    target[0, 0, :3] = IGNORE_INDEX
+    ours_in, ref_in = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
+    ours = ohem_cross_entropy(ours_in, target, min_kept=0, class_weight=class_weight)
+    ref = F.cross_entropy(ref_in, target, ignore_index=IGNORE_INDEX,
+                          weight=None if class_weight is None else class_weight.double())
+    ours.backward()
+    ref.backward()
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(ours_in.grad, ref_in.grad)
+
+
+def test_mined_loss_gradient_passes_gradcheck():
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(1, 3, 4, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 3, (1, 4, 5), generator=gen)
+    assert torch.autograd.gradcheck(lambda x: ohem_cross_entropy(x, target, thresh=0.5, min_kept=6), (logits,))

@@ -19,6 +19,7 @@ from fasterseg.genotype import Genotype
 from fasterseg.layers.ops import ConvNorm, Conv2x, build_op
 
 from fasterseg.layers.rules import padding_for
+from fasterseg.layers.upsample import upsample_aligned
 
 
 class ConvBnRelu(nn.Module):
@@ -200,14 +201,19 @@ class FasterSegNet(nn.Module):
         out = self._fuse(feats)
         if self.training:
             pred8, pred16, pred32 = out
-            pred8 = F.interpolate(pred8, scale_factor=8, mode="bilinear", align_corners=True)
-            if pred16 is not None:
-                pred16 = F.interpolate(pred16, scale_factor=16, mode="bilinear", align_corners=True)[..., :height, :width]
-            if pred32 is not None:
-                pred32 = F.interpolate(pred32, scale_factor=32, mode="bilinear", align_corners=True)[..., :height, :width]
-            return pred8[..., :height, :width], pred16, pred32
+            crop = (height, width)
+            return (self.upsample_scores(pred8, 8, crop),
+                    None if pred16 is None else self.upsample_scores(pred16, 16, crop),
+                    None if pred32 is None else self.upsample_scores(pred32, 32, crop))
         logits = _resize(out, (out.shape[2] * 8, out.shape[3] * 8))
         return logits[..., :height, :width]
+
+    @staticmethod
+    def upsample_scores(scores: torch.Tensor, scale: int, crop: tuple[int, int]) -> torch.Tensor:
+        """A head's training output: its scores upsampled ``scale`` times (bilinear, corners
+        aligned, float32) and cropped to the input size. Matrix products rather than
+        ``F.interpolate``: the same values, a faster backward on CPUs (see ``upsample_aligned``)."""
+        return upsample_aligned(scores, scale, crop)
 
     def logits8(self, x: torch.Tensor) -> torch.Tensor:
         """Eval-mode class scores at 1/8 of the padded input, before the final upsample.
