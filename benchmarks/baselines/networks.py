@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fasterseg.layers.upsample import resize_bilinear
+
 
 def conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1, groups: int = 1, relu: bool = True) -> nn.Sequential:
     layers = [nn.Conv2d(c_in, c_out, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
@@ -66,7 +68,9 @@ class EighthScoresNet(nn.Module):
         out, features = self._scores8(x)
         if not self.training:
             return resize(out, size)
-        return resize(out, size), resize(self._auxiliary(features), size), None
+        # training: the same resize as two matrix products, as fasterseg's own heads (fast CPU backward)
+        return (resize_bilinear(out, size, align_corners=False),
+                resize_bilinear(self._auxiliary(features), size, align_corners=False), None)
 
 
 # ----------------------------------------------------------------------------- BiSeNetV2

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fasterseg.layers.upsample import interpolation_matrix, upsample_aligned
+from fasterseg.layers.upsample import interpolation_matrix, resize_bilinear, upsample_aligned
 
 
 def test_interpolation_matrix_by_hand():
@@ -47,6 +47,21 @@ def test_float32_under_autocast_and_channels_last_input():
     ref = F.interpolate(x.float(), scale_factor=8, mode="bilinear", align_corners=True)[..., :30, :40]
     assert out.dtype == torch.float32 and out.is_contiguous()
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=5e-5)
+
+
+@pytest.mark.parametrize("shape,size", [((2, 3, 36, 48), (288, 384)), ((1, 2, 5, 7), (41, 29)), ((1, 1, 4, 4), (2, 3))])
+def test_half_pixel_convention_as_interpolate(shape, size):
+    # align_corners=False, as the hand-designed baselines resize (downsizing included)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(*shape, generator=gen)
+    ref_x, our_x = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ref = F.interpolate(ref_x, size=size, mode="bilinear", align_corners=False)
+    ours = resize_bilinear(our_x, size, align_corners=False)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=5e-5)
+    upstream = torch.randn(ref.shape, generator=gen)
+    (ref * upstream).sum().backward()
+    (ours * upstream).sum().backward()
+    torch.testing.assert_close(our_x.grad, ref_x.grad, rtol=1e-4, atol=1e-4)
 
 
 def test_refuses_a_non_image_tensor():
