@@ -6,8 +6,8 @@ backward over the full-resolution tensor, and for a channels_last input returns 
 tensor that the log-softmax over classes then reads across. Bilinear resizing is separable and
 linear, ``out = A_h @ x @ A_w.T`` with fixed interpolation matrices, so the same values (up to
 float rounding) come from two matrix products whose backward is two more: on the development
-CPU the upsample, log-softmax and their backward take 50 ms instead of 82 per head (batch 8,
-11 classes, 288x384; ``benchmarks/train_speed.py``).
+CPU the upsample, log-softmax and their backward took 50 ms instead of 82 per head (batch 8,
+11 classes, 288x384, timed alone); whole training steps are in ``benchmarks/train_speed.py``.
 """
 
 from __future__ import annotations
