@@ -7,6 +7,21 @@ import torch.nn.functional as F
 from fasterseg.layers.upsample import interpolation_matrix, resize_bilinear, upsample_aligned
 
 
+def _assert_same_values_and_gradients(ours_fn, reference_fn, shape):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=gen)
+    ref_x, our_x = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    ref, ours = reference_fn(ref_x), ours_fn(our_x)
+    assert ours.shape == ref.shape and ours.is_contiguous()
+    # both weight at most two neighbours per axis; PyTorch computes each sample position in
+    # float32 (scale * i), ours in float64, so weights differ by a few 1e-7 times the step
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=5e-5)
+    upstream = torch.randn(ref.shape, generator=gen)
+    (ref * upstream).sum().backward()
+    (ours * upstream).sum().backward()
+    torch.testing.assert_close(our_x.grad, ref_x.grad, rtol=1e-4, atol=1e-4)
+
+
 def test_interpolation_matrix_by_hand():
     # two samples 0 and 3 stretched to four outputs with aligned corners: 0, 1, 2, 3
     m = interpolation_matrix(2, 4)
@@ -23,21 +38,11 @@ def test_interpolation_matrix_by_hand():
     ((1, 2, 1, 3), 4, None),        # a single row: every output row samples it
 ])
 def test_same_values_and_gradients_as_interpolate(shape, scale, crop):
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(*shape, generator=gen)
-    ref_x, our_x = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    ref = F.interpolate(ref_x, scale_factor=scale, mode="bilinear", align_corners=True)
-    if crop is not None:
-        ref = ref[..., :crop[0], :crop[1]]
-    ours = upsample_aligned(our_x, scale, crop)
-    assert ours.shape == ref.shape and ours.is_contiguous()
-    # both weight at most two neighbours per axis; PyTorch computes each sample position in
-    # float32 (scale * i), ours in float64, so weights differ by a few 1e-7 times the step
-    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=5e-5)
-    upstream = torch.randn(ref.shape, generator=gen)
-    (ref * upstream).sum().backward()
-    (ours * upstream).sum().backward()
-    torch.testing.assert_close(our_x.grad, ref_x.grad, rtol=1e-4, atol=1e-4)
+    def reference(x):
+        out = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=True)
+        return out if crop is None else out[..., :crop[0], :crop[1]]
+
+    _assert_same_values_and_gradients(lambda x: upsample_aligned(x, scale, crop), reference, shape)
 
 
 def test_float32_under_autocast_and_channels_last_input():
@@ -52,16 +57,8 @@ def test_float32_under_autocast_and_channels_last_input():
 @pytest.mark.parametrize("shape,size", [((2, 3, 36, 48), (288, 384)), ((1, 2, 5, 7), (41, 29)), ((1, 1, 4, 4), (2, 3))])
 def test_half_pixel_convention_as_interpolate(shape, size):
     # align_corners=False, as the hand-designed baselines resize (downsizing included)
-    gen = torch.Generator().manual_seed(2)
-    x = torch.randn(*shape, generator=gen)
-    ref_x, our_x = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    ref = F.interpolate(ref_x, size=size, mode="bilinear", align_corners=False)
-    ours = resize_bilinear(our_x, size, align_corners=False)
-    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=5e-5)
-    upstream = torch.randn(ref.shape, generator=gen)
-    (ref * upstream).sum().backward()
-    (ours * upstream).sum().backward()
-    torch.testing.assert_close(our_x.grad, ref_x.grad, rtol=1e-4, atol=1e-4)
+    _assert_same_values_and_gradients(lambda x: resize_bilinear(x, size, align_corners=False),
+                                      lambda x: F.interpolate(x, size=size, mode="bilinear", align_corners=False), shape)
 
 
 def test_refuses_a_non_image_tensor():

@@ -56,6 +56,5 @@ def resize_bilinear(x: torch.Tensor, size: tuple[int, int], align_corners: bool 
 def upsample_aligned(x: torch.Tensor, scale: int, crop: tuple[int, int] | None = None) -> torch.Tensor:
     """``F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=True)``, then the crop
     (see :func:`resize_bilinear`)."""
-    if x.dim() != 4:
-        raise ValueError(f"expected (N, C, H, W) scores, got shape {tuple(x.shape)}")
-    return resize_bilinear(x, (x.shape[2] * scale, x.shape[3] * scale), True, crop)
+    size = (x.shape[-2] * scale, x.shape[-1] * scale)  # resize_bilinear checks the shape
+    return resize_bilinear(x, size, True, crop)
