@@ -49,6 +49,12 @@ train camvid_cpu_teacher --genotype "$GENOTYPES/teacher.json" --config configs/t
 train camvid_cpu_student --genotype "$GENOTYPES/student.json" --config configs/train/camvid.yaml \
   --teacher "$OUT/camvid_cpu_teacher/last.safetensors"
 
+# 3b. The model to ship: the same student recipe on every labelled frame (train + val, so its own
+# validation score is not held out; the seq_train run above is the held-out measure of this recipe),
+# distilled from the seq_train teacher.
+train camvid_cpu_final --genotype "$GENOTYPES/student.json" --config configs/train/camvid.yaml \
+  --teacher "$OUT/camvid_cpu_teacher/last.safetensors" --set 'data.train_split=[train,val]' --set val_every=30
+
 # 4. The baselines with the same recipe (the official student architecture's run is camvid_heldout.sh's).
 for net in ddrnet23slim bisenetv2; do
   if [[ ! -f "$OUT/baselines/$net/metrics.json" ]]; then
