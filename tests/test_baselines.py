@@ -55,3 +55,34 @@ def test_baseline_runs_on_fasterseg_deploy_paths(name, tmp_path):
     got = build_runner(model, RunnerOptions("onnxruntime", onnx_dir=tmp_path)).labels(x)
     assert got.shape == want.shape
     assert (got == want).float().mean() > 0.9  # the deploy graph resizes with corners aligned; the network without
+
+
+def test_compare_scores_and_times_every_model_side_by_side(synth_root, tmp_path, monkeypatch):
+    """compare.py's mIoU is `fasterseg eval`'s on the same split; every model gets a time on every path."""
+    import json
+    import sys
+
+    from fasterseg.cli import main as fasterseg_main
+    from tests.infer.conftest import tiny_model_file
+
+    spec = importlib.util.spec_from_file_location(
+        "baseline_compare", Path(__file__).resolve().parents[1] / "benchmarks" / "baselines" / "compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    a = tiny_model_file(tmp_path / "a.safetensors")
+    b = tiny_model_file(tmp_path / "b.safetensors", seed_note="second")  # same weights, recorded differently
+    data = f"synth:{synth_root}"
+    monkeypatch.setattr(sys, "argv", ["compare.py", "--model", f"a={a}", "--model", f"b={b}", "--data", data,
+                                      "--split", "val", "--size", "64x96", "--backend", "eager:fp32",
+                                      "onnxruntime:fp32", "--warmup", "1", "--repeats", "2", "--out", str(tmp_path / "cmp")])
+    compare.main()
+    record = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert [r["name"] for r in record["results"]] == ["a", "b"]
+    assert fasterseg_main(["eval", "--model", a, "--data", data, "--split", "val", "--json", str(tmp_path / "e.json")]) == 0
+    want = json.loads((tmp_path / "e.json").read_text())["average"]["IoU Classes"]
+    for r in record["results"]:
+        assert r["mIoU"] == pytest.approx(want, abs=1e-6)
+        assert len(r["timing"]) == 2 and all(t["end_to_end_ms"] > 0 and t["model_only_ms"] > 0 for t in r["timing"].values())
+    assert len([line for line in (tmp_path / "cmp" / "compare.md").read_text().splitlines() if line.startswith("| a |")
+                or line.startswith("| b |")]) == 2
+    assert (tmp_path / "cmp" / "pareto.png").stat().st_size > 0

@@ -2,7 +2,8 @@
 the same deploy path and machine, measured side by side, with a Pareto plot (latency vs mIoU).
 
 Every model is scored here with the package's evaluator on the same split (CamVid ``seq_val``,
-a sequence none of them trained on), and timed in one interleaved run on each deploy path.
+a sequence none of them trained on), and timed in one run whose every round calls every network on
+every deploy path once, so load drift on a shared machine cannot favour one of them.
 
     python benchmarks/baselines/compare.py \\
         --model official=runs/camvid_heldout/last.safetensors \\
@@ -66,7 +67,7 @@ def main() -> None:
     from fasterseg.commands.common import parse_size
     from fasterseg.data.registry import build_dataset
     from fasterseg.distributed import DistInfo
-    from fasterseg.infer.bench import bench_backends, environment
+    from fasterseg.infer.bench import bench_models, environment
     from fasterseg.infer.runners import RunnerOptions
     from fasterseg.train.trainer import evaluate_model
     from fasterseg.utils.io import atomic_write_text
@@ -76,21 +77,23 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     dataset = build_dataset(args.data, args.split)
-    results = []
+    models, results = {}, []
     for item in args.model:
         name, _, spec = item.partition("=")
-        model = load(spec)
+        model = models[name] = load(spec)
+        print(f"{name}: scoring on {args.split}", file=sys.stderr, flush=True)
         scores = evaluate_model(model, dataset, dataset.info, torch.device("cpu"), DistInfo(), show_progress=False)
         params = sum(p.numel() for n, p in model.named_parameters() if not n.startswith(("aux", "heads16", "heads32")))
-        paths = [RunnerOptions(b.split(":")[0], precision=b.split(":")[1], threads=args.threads, compile=False)
-                 for b in args.backend]
-        rows = bench_backends(model, paths, size, warmup=args.warmup, repeats=args.repeats,
-                              progress=lambda line: print(f"{name}: {line}", file=sys.stderr, flush=True))
-        timing = {r.path: {"end_to_end_ms": r.end_to_end.median_ms if r.end_to_end else None,
-                           "model_only_ms": r.model_only.median_ms if r.model_only else None, "error": r.error}
-                  for r in rows}
-        results.append({"name": name, "spec": spec, "mIoU": scores["mIoU"], "IoU": scores["IoU"],
-                        "parameters": params, "timing": timing})
+        results.append({"name": name, "spec": spec, "mIoU": scores["mIoU"], "IoU": scores["IoU"], "parameters": params})
+    paths = [RunnerOptions(b.split(":")[0], precision=b.split(":")[1], threads=args.threads, compile=False)
+             for b in args.backend]
+    timed = bench_models(models, paths, size, warmup=args.warmup, repeats=args.repeats,
+                         progress=lambda line: print(line, file=sys.stderr, flush=True))
+    for r in results:
+        r["timing"] = {row.path: {"end_to_end_ms": row.end_to_end.median_ms if row.end_to_end else None,
+                                  "model_only_ms": row.model_only.median_ms if row.model_only else None,
+                                  "error": row.error}
+                       for row in timed[r["name"]]}
     env = environment()
     record = {"command": shlex.join(["python", "benchmarks/baselines/compare.py", *sys.argv[1:]]), "environment": env,
               "split": args.split, "size": list(size), "results": results}

@@ -75,3 +75,24 @@ def test_bench_runs_each_backend_in_the_asked_precisions_it_supports():
     got = [(o.backend, o.precision, o.calibration is calibration) for o in option_list(args, calibration)]
     assert got == [("eager", "fp32", False), ("onnxruntime", "int8", True), ("openvino", "bf16", False),
                    ("openvino", "int8", True), ("optimized", "bf16", False)]
+
+
+def test_bench_models_times_every_network_in_the_same_rounds():
+    """Two networks, two paths each: after setup, each round calls every runner once, in turn."""
+    from fasterseg.infer.bench import bench_models
+    from fasterseg.infer.runners import RunnerOptions
+    from tests.infer.conftest import tiny_model
+
+    calls = []
+    models = {"a": tiny_model(num_classes=5, seed=0), "b": tiny_model(ends=(2,), num_classes=5, seed=1)}
+    for name, model in models.items():
+        model.register_forward_hook(lambda module, inputs, output, name=name: calls.append(name))
+    paths = [RunnerOptions("eager", compile=False), RunnerOptions("eager", compile=False)]
+    rows = bench_models(models, paths, (32, 48), warmup=1, repeats=3, model_only=False)
+    assert list(rows) == ["a", "b"]
+    for name in models:
+        assert [r.agreement for r in rows[name]] == [1.0, 1.0]  # each against its own first path
+        assert all(r.end_to_end.repeats == 3 for r in rows[name])
+    setup = 4  # one labels() call per runner while building it
+    assert calls[:setup] == ["a", "a", "b", "b"]
+    assert calls[setup:] == ["a", "a", "b", "b"] * 4  # 1 warm-up + 3 timed rounds, each runner once

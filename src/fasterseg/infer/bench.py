@@ -69,37 +69,52 @@ def bench_backends(model: torch.nn.Module, option_list: list[RunnerOptions], siz
     shared machine whose load drifts, this keeps the comparison fair: a busy minute slows every
     path alike instead of whichever happened to be running.
     """
-    rows, runners = [], []
-    reference = None
+    return bench_models({"": model}, option_list, size, batch=batch, warmup=warmup, repeats=repeats,
+                        model_only=model_only, seed=seed, progress=progress)[""]
+
+
+def bench_models(models: dict[str, torch.nn.Module], option_list: list[RunnerOptions], size: tuple[int, int],
+                 batch: int = 1, warmup: int = 3, repeats: int = 20, model_only: bool = True, seed: int = 0,
+                 progress: Callable[[str], None] | None = None) -> dict[str, list[BenchRow]]:
+    """``bench_backends`` for several networks at once: every (network, path) runner in the same rounds.
+
+    Comparing networks is the same problem as comparing paths: timed one after the other, a load
+    change between them would show up as a speed difference, so every round runs every runner of
+    every network once. Agreement is against each network's own first path.
+    """
     generator = torch.Generator().manual_seed(seed)
     x_cpu = torch.randn(batch, 3, *size, generator=generator)
-    for options in option_list:
-        row = BenchRow(options.backend, options.describe(), options.device, options.precision, batch, tuple(size))
-        rows.append(row)
-        if progress:
-            progress(f"preparing {row.path}")
-        try:
-            start = time.perf_counter()
-            options.extra.setdefault("example_size", tuple(size))
-            runner = build_runner(model, options)
-            x = x_cpu.to(runner.device)
-            labels = runner.labels(x).cpu()  # the first call compiles/exports/captures: count it as setup
-            if reference is None:
-                reference = labels
-            row.agreement = float((labels == reference).double().mean())
-            if model_only:
-                runner.logits8(x)
-            runner.synchronize()
-            row.setup_s = time.perf_counter() - start
-            runners.append((row, runner, x))
-        except BackendUnavailable as exc:
-            row.error = str(exc)
+    rows: dict[str, list[BenchRow]] = {name: [] for name in models}
+    runners = []
+    for name, model in models.items():
+        reference = None
+        for options in option_list:
+            row = BenchRow(options.backend, options.describe(), options.device, options.precision, batch, tuple(size))
+            rows[name].append(row)
+            if progress:
+                progress(f"preparing {name + ': ' if name else ''}{row.path}")
+            try:
+                start = time.perf_counter()
+                options.extra.setdefault("example_size", tuple(size))
+                runner = build_runner(model, options)
+                x = x_cpu.to(runner.device)
+                labels = runner.labels(x).cpu()  # the first call compiles/exports/captures: count it as setup
+                if reference is None:
+                    reference = labels
+                row.agreement = float((labels == reference).double().mean())
+                if model_only:
+                    runner.logits8(x)
+                runner.synchronize()
+                row.setup_s = time.perf_counter() - start
+                runners.append((row, runner, x))
+            except BackendUnavailable as exc:
+                row.error = str(exc)
     stages = [("end_to_end", lambda r, x: r.labels(x))]
     if model_only:
         stages.append(("model_only", lambda r, x: r.logits8(x)))
     jobs = [(row, runner, x, stage, call) for row, runner, x in runners for stage, call in stages]
     if progress and jobs:
-        progress(f"timing {len(runners)} path(s), {len(stages)} stage(s): {warmup} warm-up + {repeats} interleaved rounds")
+        progress(f"timing {len(runners)} runner(s), {len(stages)} stage(s): {warmup} warm-up + {repeats} interleaved rounds")
     seconds: list[list[float]] = [[] for _ in jobs]
     timers = [wall_timer(runner.synchronize) for _, runner, _, _, _ in jobs]
     for round_index in range(warmup + repeats):
