@@ -96,3 +96,34 @@ def test_bench_models_times_every_network_in_the_same_rounds():
     setup = 4  # one labels() call per runner while building it
     assert calls[:setup] == ["a", "a", "b", "b"]
     assert calls[setup:] == ["a", "a", "b", "b"] * 4  # 1 warm-up + 3 timed rounds, each runner once
+
+
+def test_bench_several_models_side_by_side(tmp_path, capsys):
+    """Two --model arguments: each network's rows, named, in the JSON and in one table whose speed-up
+    column is relative to the first network's first path."""
+    small, large = tmp_path / "small.json", tmp_path / "large.json"
+    tiny_genotype(ends=(2,)).save(small)
+    tiny_genotype(ends=(2, 1, 0)).save(large)
+    argv = ["bench", "--model", str(small), "--model", str(large), "--size", "64x64", "--backend", "eager",
+            "--repeats", "2", "--warmup", "0", "--no-model-only"]
+    assert main(argv + ["--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert [(r["model"], r["backend"]) for r in rows] == [(str(small), "eager"), (str(large), "eager")]
+    assert main(argv) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert lines[0].startswith("| model | path |") and len(lines) == 3  # the header, one row per network
+    cells = [line.split(" | ") for line in lines[1:]]
+    assert [c[0].lstrip("| ") for c in cells] == [str(small), str(large)]
+    assert cells[0][10] == "1.00x"  # the first network's first path is the reference
+    small_ms, large_ms = float(cells[0][5]), float(cells[1][5])
+    assert cells[1][10] == f"{small_ms / large_ms:.2f}x"
+
+
+def test_bench_int8_refuses_models_of_different_class_counts(tmp_path, capsys):
+    five, seven = tmp_path / "five.json", tmp_path / "seven.json"
+    tiny_genotype(num_classes=5).save(five)
+    tiny_genotype(num_classes=7).save(seven)
+    rc = main(["bench", "--model", str(five), "--model", str(seven), "--size", "32x32", "--backend", "onnxruntime",
+               "--precision", "int8", "--calib", "synth:unused"])
+    assert rc != 0
+    assert "[5, 7]" in capsys.readouterr().err

@@ -1,4 +1,9 @@
-"""``fasterseg bench``: latency and FPS of one or more deploy paths, one table line each."""
+"""``fasterseg bench``: latency and FPS of one or more deploy paths, one table line each.
+
+Several ``--model`` arguments time the networks side by side: every round runs every network on
+every path once, so a load change on a shared machine slows them all alike instead of showing up
+as a speed difference between networks timed one after the other.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,9 @@ HELP = "time deploy paths (eager, optimized, onnxruntime, openvino, tensorrt; fp
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from fasterseg.backends import PRECISION_NAMES, backend_names, canonical
 
-    p.add_argument("--model", required=True, metavar="MODEL_OR_GENOTYPE",
-                   help="a .safetensors model file, or a genotype .json (timed with random weights)")
+    p.add_argument("--model", required=True, action="append", metavar="MODEL_OR_GENOTYPE",
+                   help="a .safetensors model file, or a genotype .json (timed with random weights); repeat it to "
+                        "time several networks side by side in the same rounds")
     p.add_argument("--size", type=parse_size, default=(1024, 2048), help="input HEIGHTxWIDTH (default 1024x2048)")
     p.add_argument("--batch", type=int, default=1, help="images per batch (default 1)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
@@ -52,7 +58,7 @@ def option_list(args: argparse.Namespace, calibration=None):
 
 def run(args: argparse.Namespace) -> int:
     from fasterseg.errors import FasterSegError
-    from fasterseg.infer.bench import bench_backends, environment, format_table, rows_to_json
+    from fasterseg.infer.bench import bench_models, environment, format_table, rows_to_json
     from fasterseg.modelfile import load_network
 
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
@@ -61,16 +67,20 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    model = load_network(args.model)
-    calibration = calibration_from_args(args, model.genotype.num_classes)
-    rows = bench_backends(model, option_list(args, calibration), tuple(args.size), batch=args.batch, warmup=args.warmup,
-                          repeats=args.repeats, model_only=args.model_only,
-                          progress=lambda line: print(line, file=sys.stderr))
+    models = {path: load_network(path) for path in dict.fromkeys(args.model)}
+    classes = {model.genotype.num_classes for model in models.values()}
+    if len(classes) > 1 and "int8" in args.precision:
+        raise FasterSegError(f"--precision int8 calibrates for one class count, but the models have {sorted(classes)}: "
+                             "bench them one at a time")
+    calibration = calibration_from_args(args, classes.pop())
+    timed = bench_models(models, option_list(args, calibration), tuple(args.size), batch=args.batch,
+                         warmup=args.warmup, repeats=args.repeats, model_only=args.model_only,
+                         progress=lambda line: print(line, file=sys.stderr))
     env = environment()
     if args.json:
-        print(rows_to_json(rows, env))
+        print(rows_to_json(timed, env))
     else:
-        print(f"{args.model} on {env['cpu'] if args.device == 'cpu' else env.get('gpu', args.device)}, "
+        print(f"{', '.join(models)} on {env['cpu'] if args.device == 'cpu' else env.get('gpu', args.device)}, "
               f"{env['torch_threads']} threads, torch {env['torch']}, {env['date']}, load {env.get('load_avg')}")
-        print(format_table(rows))
-    return 0 if any(r.end_to_end for r in rows) else 1
+        print(format_table(timed))
+    return 0 if all(any(r.end_to_end for r in rows) for rows in timed.values()) else 1

@@ -150,33 +150,42 @@ def environment() -> dict:
     return env
 
 
-def format_table(rows: list[BenchRow]) -> str:
-    """A markdown table, one line per runner; speed-up relative to the first timed row."""
-    header = ("| path | device | batch | size | end-to-end median ms | p90 ms | FPS | model-only median ms | p90 ms | speed-up | labels = first row | setup s |\n"
-              "|---|---|---|---|---|---|---|---|---|---|---|---|")
-    base = next((r.end_to_end.median_ms for r in rows if r.end_to_end), None)
+def _by_model(rows: list[BenchRow] | dict[str, list[BenchRow]]) -> dict[str, list[BenchRow]]:
+    return rows if isinstance(rows, dict) else {"": rows}
+
+
+def format_table(rows: list[BenchRow] | dict[str, list[BenchRow]]) -> str:
+    """A markdown table, one line per runner (and network, given ``bench_models``' dict of several);
+    speed-up relative to the first timed row, so across networks it compares them too."""
+    by_model = _by_model(rows)
+    named = len(by_model) > 1
+    header = (("| model " if named else "") + "| path | device | batch | size | end-to-end median ms | p90 ms | FPS | "
+              "model-only median ms | p90 ms | speed-up | labels = first row | setup s |\n"
+              + ("|---" if named else "") + "|---|---|---|---|---|---|---|---|---|---|---|---|")
+    base = next((r.end_to_end.median_ms for rs in by_model.values() for r in rs if r.end_to_end), None)
     lines = [header]
-    for r in rows:
-        size = f"{r.size[0]}x{r.size[1]}"
-        if r.error:
-            lines.append(f"| {r.path} | {r.device} | {r.batch} | {size} | unavailable: {r.error} |  |  |  |  |  |  |  |")
-            continue
-        low = r.model_only
-        lines.append(
-            f"| {r.path} | {r.device} | {r.batch} | {size} | {r.end_to_end.median_ms:.1f} | {r.end_to_end.p90_ms:.1f} | "
-            f"{r.fps:.2f} | {low.median_ms:.1f} | {low.p90_ms:.1f} | " if low else
-            f"| {r.path} | {r.device} | {r.batch} | {size} | {r.end_to_end.median_ms:.1f} | {r.end_to_end.p90_ms:.1f} | "
-            f"{r.fps:.2f} | - | - | "
-        )
-        lines[-1] += f"{base / r.end_to_end.median_ms:.2f}x | {100 * r.agreement:.4f}% | {r.setup_s:.1f} |"
+    for name, model_rows in by_model.items():
+        lead = f"| {name} " if named else ""
+        for r in model_rows:
+            size = f"{r.size[0]}x{r.size[1]}"
+            if r.error:
+                lines.append(f"{lead}| {r.path} | {r.device} | {r.batch} | {size} | unavailable: {r.error} |  |  |  |  |  |  |  |")
+                continue
+            low = r.model_only
+            lines.append(
+                f"{lead}| {r.path} | {r.device} | {r.batch} | {size} | {r.end_to_end.median_ms:.1f} | {r.end_to_end.p90_ms:.1f} | "
+                f"{r.fps:.2f} | " + (f"{low.median_ms:.1f} | {low.p90_ms:.1f} | " if low else "- | - | ")
+                + f"{base / r.end_to_end.median_ms:.2f}x | {100 * r.agreement:.4f}% | {r.setup_s:.1f} |")
     return "\n".join(lines)
 
 
-def rows_to_json(rows: list[BenchRow], env: dict | None = None) -> str:
+def rows_to_json(rows: list[BenchRow] | dict[str, list[BenchRow]], env: dict | None = None) -> str:
+    """The rows as JSON; with ``bench_models``' dict each row also names its ``model``."""
     items = []
-    for r in rows:
-        item = asdict(r)
-        item["size"] = list(r.size)
-        item["fps"] = r.fps
-        items.append(item)
+    for name, model_rows in _by_model(rows).items():
+        for r in model_rows:
+            item = ({"model": name} if isinstance(rows, dict) else {}) | asdict(r)
+            item["size"] = list(r.size)
+            item["fps"] = r.fps
+            items.append(item)
     return json.dumps({"environment": env or environment(), "results": items}, indent=2)
