@@ -14,7 +14,7 @@ import os
 import platform
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import torch
@@ -86,9 +86,9 @@ def bench_models(models: dict[str, torch.nn.Module], option_list: list[RunnerOpt
     x_cpu = torch.randn(batch, 3, *size, generator=generator)
     rows: dict[str, list[BenchRow]] = {name: [] for name in models}
     runners = []
-    for name, model in models.items():
+    for index, (name, model) in enumerate(models.items()):
         reference = None
-        for options in option_list:
+        for options in _own_options(option_list, index if len(models) > 1 else None):
             row = BenchRow(options.backend, options.describe(), options.device, options.precision, batch, tuple(size))
             rows[name].append(row)
             if progress:
@@ -125,6 +125,19 @@ def bench_models(models: dict[str, torch.nn.Module], option_list: list[RunnerOpt
     for (row, _, _, stage, _), times in zip(jobs, seconds):
         setattr(row, stage, Timing.of(times))
     return rows
+
+
+def _own_options(option_list: list[RunnerOptions], model_index: int | None) -> list[RunnerOptions]:
+    """Copies of the caller's options for one network: a runner records its export folder in its
+    options, and a second network given the same options would find (and time) the first one's
+    graph there. With a caller's ``onnx_dir`` and several networks, each gets a subfolder."""
+    own = []
+    for options in option_list:
+        onnx_dir = options.onnx_dir
+        if onnx_dir is not None and model_index is not None:
+            onnx_dir = onnx_dir / f"model{model_index}"
+        own.append(replace(options, onnx_dir=onnx_dir, extra=dict(options.extra)))
+    return own
 
 
 def environment() -> dict:
