@@ -88,7 +88,9 @@ def bench_models(models: dict[str, torch.nn.Module], option_list: list[RunnerOpt
     runners = []
     for index, (name, model) in enumerate(models.items()):
         reference = None
-        for options in _own_options(option_list, index if len(models) > 1 else None):
+        for options in option_list:
+            if options.onnx_dir is not None and len(models) > 1:  # a graph folder holds one model's graphs
+                options = replace(options, onnx_dir=options.onnx_dir / f"model{index}")
             row = BenchRow(options.backend, options.describe(), options.device, options.precision, batch, tuple(size))
             rows[name].append(row)
             if progress:
@@ -125,19 +127,6 @@ def bench_models(models: dict[str, torch.nn.Module], option_list: list[RunnerOpt
     for (row, _, _, stage, _), times in zip(jobs, seconds):
         setattr(row, stage, Timing.of(times))
     return rows
-
-
-def _own_options(option_list: list[RunnerOptions], model_index: int | None) -> list[RunnerOptions]:
-    """Copies of the caller's options for one network: a runner records its export folder in its
-    options, and a second network given the same options would find (and time) the first one's
-    graph there. With a caller's ``onnx_dir`` and several networks, each gets a subfolder."""
-    own = []
-    for options in option_list:
-        onnx_dir = options.onnx_dir
-        if onnx_dir is not None and model_index is not None:
-            onnx_dir = onnx_dir / f"model{model_index}"
-        own.append(replace(options, onnx_dir=onnx_dir, extra=dict(options.extra)))
-    return own
 
 
 def environment() -> dict:

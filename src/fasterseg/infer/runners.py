@@ -173,12 +173,18 @@ class _CudaGraphed:
         return static_out.clone()
 
 
-def _export(model: nn.Module, options: RunnerOptions, output: str) -> Path:
-    """The ONNX graph for ``output`` ("labels" with fused argmax, or "logits8"), dynamic N, H, W;
-    for int8, its QDQ version calibrated on ``options.calibration``."""
+def _export_dir(options: RunnerOptions) -> Path:
+    """One runner's folder for its graphs: the caller's ``onnx_dir`` (graphs found there are
+    reused, so it must hold graphs of this model only), else a fresh one. It is kept by the runner,
+    not written back into ``options``, so options reused for another model cannot carry it over."""
+    return Path(options.onnx_dir) if options.onnx_dir else Path(tempfile.mkdtemp(prefix="fasterseg-onnx-"))
+
+
+def _export(model: nn.Module, options: RunnerOptions, output: str, directory: Path) -> Path:
+    """The ONNX graph for ``output`` ("labels" with fused argmax, or "logits8") in ``directory``,
+    dynamic N, H, W; for int8, its QDQ version calibrated on ``options.calibration``."""
     from fasterseg.infer.export import export_onnx
 
-    directory = options.onnx_dir = Path(options.onnx_dir or tempfile.mkdtemp(prefix="fasterseg-onnx-"))
     path = directory / f"{output}.onnx"
     if not path.exists():
         example_size = options.extra.get("example_size", (256, 512))
@@ -199,11 +205,12 @@ def _ort_runner(model: nn.Module, options: RunnerOptions, device: torch.device, 
     from fasterseg.infer.export import ort_session
 
     sessions: dict = {}
+    directory = _export_dir(options)
 
     def run(output: str) -> Callable:
         def call(x: torch.Tensor) -> torch.Tensor:
             if output not in sessions:
-                sessions[output] = ort_session(_export(model, options, output), threads=options.threads, providers=providers)
+                sessions[output] = ort_session(_export(model, options, output, directory), threads=options.threads, providers=providers)
             array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
             return torch.from_numpy(sessions[output].run(None, {"image": array})[0]).to(device)
         return call
@@ -257,12 +264,13 @@ def openvino_runner(model: nn.Module, options: RunnerOptions, device: torch.devi
     if options.threads:
         config["INFERENCE_NUM_THREADS"] = options.threads
     compiled: dict = {}
+    directory = _export_dir(options)
 
     def run(output: str) -> Callable:
         def call(x: torch.Tensor) -> torch.Tensor:
             key = (output, tuple(x.shape))
             if key not in compiled:
-                graph = core.read_model(str(_export(model, options, output)))
+                graph = core.read_model(str(_export(model, options, output, directory)))
                 graph.reshape({"image": list(x.shape)})
                 compiled[key] = core.compile_model(graph, "CPU", config)
             array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
