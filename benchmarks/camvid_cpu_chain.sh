@@ -63,7 +63,7 @@ compare_models() {  # the --model arguments of every finished network; says whic
     if [[ -n $spec ]]; then printf '%s\n' --model "$name=$spec"
     else echo "compare: $name has not finished training (left out)" >&2; fi
   done <<LIST
-official $(finished "$OUT/camvid_heldout")
+official $(finished "$OUT/camvid_heldout" "$COMMITTED/official_seq_train.safetensors")
 searched $(finished "$OUT/camvid_cpu_student_nokd" "$COMMITTED/student_nokd_seq_train.safetensors")
 searched+KD $(finished "$OUT/camvid_cpu_student" "$COMMITTED/student_seq_train.safetensors")
 ddrnet23slim $([[ -f $OUT/baselines/ddrnet23slim/metrics.json ]] && echo "ddrnet23slim:$OUT/baselines/ddrnet23slim")
