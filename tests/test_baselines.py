@@ -86,3 +86,7 @@ def test_compare_scores_and_times_every_model_side_by_side(synth_root, tmp_path,
     assert len([line for line in (tmp_path / "cmp" / "compare.md").read_text().splitlines() if line.startswith("| a |")
                 or line.startswith("| b |")]) == 2
     assert (tmp_path / "cmp" / "pareto.png").stat().st_size > 0
+    (tmp_path / "cmp" / "pareto.png").unlink()  # --replot redraws it from compare.json alone
+    monkeypatch.setattr(sys, "argv", ["compare.py", "--replot", str(tmp_path / "cmp" / "compare.json")])
+    compare.main()
+    assert (tmp_path / "cmp" / "pareto.png").stat().st_size > 0

@@ -46,9 +46,37 @@ def load(spec: str):
     return fasterseg.load_model(spec).eval()
 
 
+def plot(results: list[dict], split: str, size: str, path: Path) -> None:
+    """The Pareto plot: two panels, end to end (what a user waits for) and the network alone (what the
+    search optimised; the full-resolution resize and argmax are the same for every network and dilute
+    the ratio), on the first deploy path timed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first_path = next(iter(results[0]["timing"]))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, key, what in zip(axes, ("end_to_end_ms", "model_only_ms"), ("end to end", "model only")):
+        for r in results:
+            ms = r["timing"][first_path][key]
+            if ms:
+                ax.scatter(ms, 100 * r["mIoU"])
+                ax.annotate(r["name"], (ms, 100 * r["mIoU"]), textcoords="offset points", xytext=(4, 4))
+        ax.margins(x=0.2, y=0.1)  # room for the names beside the rightmost and topmost points
+        ax.set_xlabel(f"latency, {first_path}, {size}, {what} (ms)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"{split} mIoU (%)")
+    fig.suptitle("latency vs held-out accuracy (up and left is better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", action="append", required=True, metavar="NAME=SPEC")
+    p.add_argument("--model", action="append", metavar="NAME=SPEC")
+    p.add_argument("--replot", metavar="COMPARE.json", help="only redraw pareto.png beside an earlier compare.json")
     p.add_argument("--data", default="camvid:../shared/data/camvid")
     p.add_argument("--split", default="seq_val")
     p.add_argument("--size", default="360x480")
@@ -58,11 +86,14 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--out", default="runs/compare")
     args = p.parse_args()
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    if args.replot:
+        record = json.loads(Path(args.replot).read_text())
+        size = "x".join(str(v) for v in record["size"])
+        plot(record["results"], record["split"], size, Path(args.replot).with_name("pareto.png"))
+        print(f"wrote {Path(args.replot).with_name('pareto.png')}")
+        return
+    if not args.model:
+        p.error("--model NAME=SPEC is required (at least one), unless --replot is given")
 
     from fasterseg.commands.common import parse_size
     from fasterseg.data.registry import build_dataset
@@ -99,7 +130,6 @@ def main() -> None:
               "split": args.split, "size": list(size), "results": results}
     atomic_write_text(out / "compare.json", json.dumps(record, indent=2) + "\n")
 
-    first_path = next(iter(results[0]["timing"]))
     lines = [f"command: {record['command']}", f"device: {env['cpu']}, {args.threads} threads, {env['date']}", "",
              "| model | parameters (M) | " + " | ".join(f"{path} end-to-end / model-only ms" for path in results[0]["timing"])
              + f" | {args.split} mIoU | " + " | ".join(results[0]["IoU"]) + " |",
@@ -113,21 +143,7 @@ def main() -> None:
     atomic_write_text(out / "compare.md", table + "\n")
     print(table)
 
-    # Two panels: end to end (what a user waits for) and the network alone (what the search optimised;
-    # the full-resolution resize and argmax are the same for every network and dilute the ratio).
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, key, what in zip(axes, ("end_to_end_ms", "model_only_ms"), ("end to end", "model only")):
-        for r in results:
-            ms = r["timing"][first_path][key]
-            if ms:
-                ax.scatter(ms, 100 * r["mIoU"])
-                ax.annotate(r["name"], (ms, 100 * r["mIoU"]), textcoords="offset points", xytext=(4, 4))
-        ax.set_xlabel(f"latency, {first_path}, {args.size}, {what} (ms)")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"{args.split} mIoU (%)")
-    fig.suptitle("latency vs held-out accuracy (up and left is better)")
-    fig.tight_layout()
-    fig.savefig(out / "pareto.png", dpi=120)
+    plot(results, args.split, args.size, out / "pareto.png")
     print(f"wrote {out / 'compare.json'}, {out / 'compare.md'}, {out / 'pareto.png'}")
 
 
