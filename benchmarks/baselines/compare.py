@@ -55,6 +55,8 @@ def plot(results: list[dict], split: str, size: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from fasterseg.utils.io import atomic_path
+
     first_path = next(iter(results[0]["timing"]))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, key, what in zip(axes, ("end_to_end_ms", "model_only_ms"), ("end to end", "model only")):
@@ -69,14 +71,16 @@ def plot(results: list[dict], split: str, size: str, path: Path) -> None:
     axes[0].set_ylabel(f"{split} mIoU (%)")
     fig.suptitle("latency vs held-out accuracy (up and left is better)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:  # a killed run leaves the previous plot, not half of a new one
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", action="append", metavar="NAME=SPEC")
-    p.add_argument("--replot", metavar="COMPARE.json", help="only redraw pareto.png beside an earlier compare.json")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", action="append", metavar="NAME=SPEC")
+    what.add_argument("--replot", metavar="COMPARE.json", help="only redraw pareto.png beside an earlier compare.json")
     p.add_argument("--data", default="camvid:../shared/data/camvid")
     p.add_argument("--split", default="seq_val")
     p.add_argument("--size", default="360x480")
@@ -92,8 +96,6 @@ def main() -> None:
         plot(record["results"], record["split"], size, Path(args.replot).with_name("pareto.png"))
         print(f"wrote {Path(args.replot).with_name('pareto.png')}")
         return
-    if not args.model:
-        p.error("--model NAME=SPEC is required (at least one), unless --replot is given")
 
     from fasterseg.commands.common import parse_size
     from fasterseg.data.registry import build_dataset
