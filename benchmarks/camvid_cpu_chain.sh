@@ -57,6 +57,11 @@ finished() {  # RUN_DIR [COMMITTED_FILE]: a finished run's last model, else the 
   if [[ -f $1/metrics.json ]]; then echo "$1/last.safetensors"; elif [[ -f ${2:-} ]]; then echo "$2"; fi
 }
 
+finished_baseline() {  # NETWORK: its finished run, else its committed fp16 weights (half_weights.py)
+  if [[ -f $OUT/baselines/$1/metrics.json ]]; then echo "$1:$OUT/baselines/$1"
+  elif [[ -f $COMMITTED/${1}_seq_train.safetensors ]]; then echo "$1:$COMMITTED/${1}_seq_train.safetensors"; fi
+}
+
 compare_models() {  # the --model arguments of every finished network; says which are missing
   local name spec
   while read -r name spec; do
@@ -66,8 +71,8 @@ compare_models() {  # the --model arguments of every finished network; says whic
 official $(finished "$OUT/camvid_heldout" "$COMMITTED/official_seq_train.safetensors")
 searched $(finished "$OUT/camvid_cpu_student_nokd" "$COMMITTED/student_nokd_seq_train.safetensors")
 searched+KD $(finished "$OUT/camvid_cpu_student" "$COMMITTED/student_seq_train.safetensors")
-ddrnet23slim $([[ -f $OUT/baselines/ddrnet23slim/metrics.json ]] && echo "ddrnet23slim:$OUT/baselines/ddrnet23slim")
-bisenetv2 $([[ -f $OUT/baselines/bisenetv2/metrics.json ]] && echo "bisenetv2:$OUT/baselines/bisenetv2")
+ddrnet23slim $(finished_baseline ddrnet23slim)
+bisenetv2 $(finished_baseline bisenetv2)
 LIST
 }
 

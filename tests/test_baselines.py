@@ -90,3 +90,43 @@ def test_compare_scores_and_times_every_model_side_by_side(synth_root, tmp_path,
     monkeypatch.setattr(sys, "argv", ["compare.py", "--replot", str(tmp_path / "cmp" / "compare.json")])
     compare.main()
     assert (tmp_path / "cmp" / "pareto.png").stat().st_size > 0
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(
+        f"baseline_{name}", Path(__file__).resolve().parents[1] / "benchmarks" / "baselines" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_halved_weights_load_in_compare_and_predict_as_the_run(tmp_path):
+    """A run's weights halved to fp16 (what gets committed) load through compare.py's NETWORK:FILE
+    spec and give the run's own predictions; the file is half the size and keeps its metadata."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    halve, compare = _load_script("half_weights").halve, _load_script("compare")
+    torch.manual_seed(0)
+    model = networks.build("bisenetv2", num_classes=11).eval()
+    run = tmp_path / "run"
+    run.mkdir()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(run / "model.safetensors"),
+              metadata={"network": "bisenetv2", "num_classes": "11"})
+    half = tmp_path / "committed" / "bisenetv2_half.safetensors"
+    halve(run, half)
+    assert half.stat().st_size < 0.55 * (run / "model.safetensors").stat().st_size
+    with safe_open(str(half), "pt") as f:
+        assert f.metadata()["num_classes"] == "11"
+        dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+    assert dtypes == {torch.float16, torch.int64}  # BatchNorm's batch counters stay integers
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        want = compare.load(f"bisenetv2:{run}")(x)
+        got = compare.load(f"bisenetv2:{half}")(x)
+    assert got.dtype == torch.float32
+    assert (got - want).abs().max() <= 1e-2 * want.abs().max()
+    assert (got.argmax(1) == want.argmax(1)).float().mean() > 0.98
+    with pytest.raises(FileNotFoundError, match="has the run finished"):
+        halve(tmp_path / "unfinished", tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()

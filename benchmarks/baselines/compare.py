@@ -29,17 +29,18 @@ from networks import build  # noqa: E402  (this folder is not a package)
 
 
 def load(spec: str):
-    """``MODEL.safetensors`` (a fasterseg model file) or ``NETWORK:RUN_DIR`` (a baseline run)."""
+    """``MODEL.safetensors`` (a fasterseg model file) or ``NETWORK:RUN_DIR`` (a baseline run) or
+    ``NETWORK:WEIGHTS.safetensors`` (a baseline's weights, fp16 ones from half_weights.py included)."""
     kind, sep, path = spec.partition(":")
     if sep and kind in ("bisenetv2", "ddrnet23slim"):
         from safetensors import safe_open
         from safetensors.torch import load_file
 
-        weights = Path(path) / "model.safetensors"
+        weights = Path(path) / "model.safetensors" if Path(path).is_dir() else Path(path)
         with safe_open(str(weights), "pt") as f:
             classes = int(f.metadata()["num_classes"])
         model = build(kind, classes)
-        model.load_state_dict(load_file(str(weights)))
+        model.load_state_dict(load_file(str(weights)))  # copies into the fp32 parameters, widening fp16
         return model.eval()
     import fasterseg
 
