@@ -127,6 +127,8 @@ def test_halved_weights_load_in_compare_and_predict_as_the_run(tmp_path):
     assert got.dtype == torch.float32
     assert (got - want).abs().max() <= 1e-2 * want.abs().max()
     assert (got.argmax(1) == want.argmax(1)).float().mean() > 0.98
+    with pytest.raises(ValueError, match="holds bisenetv2 weights, not ddrnet23slim's"):
+        compare.load(f"ddrnet23slim:{half}")
     with pytest.raises(FileNotFoundError, match="has the run finished"):
         halve(tmp_path / "unfinished", tmp_path / "x.safetensors")
     assert not (tmp_path / "x.safetensors").exists()

@@ -38,8 +38,10 @@ def load(spec: str):
 
         weights = Path(path) / "model.safetensors" if Path(path).is_dir() else Path(path)
         with safe_open(str(weights), "pt") as f:
-            classes = int(f.metadata()["num_classes"])
-        model = build(kind, classes)
+            metadata = f.metadata() or {}
+        if metadata.get("network", kind) != kind:  # a clear error rather than load_state_dict's key list
+            raise ValueError(f"{weights} holds {metadata['network']} weights, not {kind}'s (spec '{spec}')")
+        model = build(kind, int(metadata["num_classes"]))
         model.load_state_dict(load_file(str(weights)))  # copies into the fp32 parameters, widening fp16
         return model.eval()
     import fasterseg
