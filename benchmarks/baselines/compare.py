@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from networks import build  # noqa: E402  (this folder is not a package)
+from networks import build, weights_file  # noqa: E402  (this folder is not a package)
 
 
 def load(spec: str):
@@ -36,7 +36,7 @@ def load(spec: str):
         from safetensors import safe_open
         from safetensors.torch import load_file
 
-        weights = Path(path) / "model.safetensors" if Path(path).is_dir() else Path(path)
+        weights = weights_file(path)
         with safe_open(str(weights), "pt") as f:
             metadata = f.metadata() or {}
         if metadata.get("network", kind) != kind:  # a clear error rather than load_state_dict's key list

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from networks import weights_file  # noqa: E402  (this folder is not a package)
+
 
 def halve(source: Path, dest: Path) -> None:
     """Write ``source`` (a run folder's model.safetensors, or the file itself) as fp16, keeping its
@@ -24,7 +27,7 @@ def halve(source: Path, dest: Path) -> None:
 
     from fasterseg.utils.io import atomic_path
 
-    weights = source / "model.safetensors" if source.is_dir() else source
+    weights = weights_file(source)
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: no baseline weights there (has the run finished?)")
     with safe_open(str(weights), "pt") as f:

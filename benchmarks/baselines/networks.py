@@ -18,6 +18,8 @@ class scores at input size in training, the main scores at input size in eval mo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -294,3 +296,13 @@ def build(name: str, num_classes: int) -> nn.Module:
     if name not in NETWORKS:
         raise SystemExit(f"unknown network {name!r}; choose one of {sorted(NETWORKS)}")
     return NETWORKS[name](num_classes)
+
+
+WEIGHTS = "model.safetensors"  # a finished baseline run's weights, beside its metrics.json
+
+
+def weights_file(path: str | Path) -> Path:
+    """A baseline's weights: a run folder's ``model.safetensors``, or a weights file named directly
+    (fp16 ones from half_weights.py included)."""
+    path = Path(path)
+    return path / WEIGHTS if path.is_dir() else path

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from networks import build  # noqa: E402  (this folder is not a package)
+from networks import WEIGHTS, build  # noqa: E402  (this folder is not a package)
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -134,7 +134,7 @@ def main() -> None:
             writer = csv.DictWriter(f, fieldnames=["epoch", "loss", "seconds", "val_mIoU"], extrasaction="ignore")
             writer.writeheader()
             writer.writerows(history)
-    with atomic_path(out / "model.safetensors") as tmp:
+    with atomic_path(out / WEIGHTS) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
                   metadata={"network": args.network, "num_classes": str(info.num_classes)})
     final = history[-1]  # the last epoch is always scored
