@@ -57,3 +57,11 @@ def test_the_weighted_ohem_loss_is_weighted_cross_entropy_over_kept_pixels():
     loss = OhemCrossEntropy(thresh=1.1, min_kept=0, class_weight=weight)(logits, target)  # keeps every valid pixel
     expected = torch.nn.functional.cross_entropy(logits, target, weight=weight, ignore_index=255)
     assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_inverse_log_offset_by_hand():
+    """The from-scratch CamVid recipes' 1 / ln(1.10 + p): a milder spread than ENet's 1.02."""
+    w = class_weights("inverse_log", *label_statistics(LABELS, 4, 255), offset=1.10)
+    shares = [10 / 15, 2 / 15, 3 / 15]
+    assert w.tolist() == pytest.approx([1 / math.log(1.10 + p) for p in shares] + [1.0], rel=1e-6)
+    assert max(w.tolist()) <= 1 / math.log(1.10)

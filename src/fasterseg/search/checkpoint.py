@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from fasterseg.errors import ModelFileError
 from fasterseg.utils.io import atomic_path, atomic_write_text
+from fasterseg.utils.optimstate import flatten_optimizer, unflatten_optimizer
 
 TENSORS = "checkpoint.safetensors"  # the one tensor file of checkpoints written before per-epoch names
 META = "checkpoint.json"
@@ -27,29 +27,6 @@ META = "checkpoint.json"
 
 def tensors_name(epoch: int) -> str:
     return f"checkpoint-e{epoch:04d}.safetensors"
-
-
-def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
-    sd = opt.state_dict()
-    plain: dict[str, dict[str, Any]] = {}
-    for idx, state in sd["state"].items():
-        for key, value in state.items():
-            if torch.is_tensor(value):
-                tensors[f"{prefix}.{idx}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                plain.setdefault(str(idx), {})[key] = value
-    return {"param_groups": sd["param_groups"], "state": plain}
-
-
-def _unflatten_optimizer(prefix: str, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith(prefix + "."):
-            idx, name = key[len(prefix) + 1:].split(".", 1)
-            state.setdefault(int(idx), {})[name] = value
-    for idx, values in meta["state"].items():
-        state.setdefault(int(idx), {}).update(values)
-    return {"state": state, "param_groups": meta["param_groups"]}
 
 
 @dataclass
@@ -65,12 +42,12 @@ def save_checkpoint(run_dir: Path, epoch: int, net: torch.nn.Module, weights_opt
     meta = {
         "epoch": epoch,
         "tensors": tensors_name(epoch),
-        "optimizers": {"weights": _flatten_optimizer("opt.weights", weights_opt, tensors)},
+        "optimizers": {"weights": flatten_optimizer("opt.weights", weights_opt.state_dict(), tensors)},
         "schedule": schedule.state_dict(),
         "latency_weights": latency_weights,
     }
     for name, opt in arch_opts.items():
-        meta["optimizers"][f"arch.{name}"] = _flatten_optimizer(f"opt.arch.{name}", opt, tensors)
+        meta["optimizers"][f"arch.{name}"] = flatten_optimizer(f"opt.arch.{name}", opt.state_dict(), tensors)
     with atomic_path(run_dir / meta["tensors"]) as tmp:
         save_file(tensors, str(tmp))
     atomic_write_text(run_dir / META, json.dumps(meta, indent=1) + "\n")
@@ -107,12 +84,12 @@ def load_checkpoint(run_dir: Path, net: torch.nn.Module, weights_opt: torch.opti
         net.load_state_dict(net_state)
     except RuntimeError as exc:
         raise ModelFileError(f"{_tensor_file(run_dir, meta)}: does not fit this supernet ({str(exc).splitlines()[0]})") from None
-    weights_opt.load_state_dict(_unflatten_optimizer("opt.weights", meta["optimizers"]["weights"], tensors))
+    weights_opt.load_state_dict(unflatten_optimizer("opt.weights", meta["optimizers"]["weights"], tensors))
     for name, opt in arch_opts.items():
         key = f"arch.{name}"
         if key not in meta["optimizers"]:
             raise ModelFileError(f"{run_dir / META}: no optimiser state for architecture {name!r}")
-        opt.load_state_dict(_unflatten_optimizer(f"opt.{key}", meta["optimizers"][key], tensors))
+        opt.load_state_dict(unflatten_optimizer(f"opt.{key}", meta["optimizers"][key], tensors))
     schedule.load_state_dict(meta["schedule"])
     torch.set_rng_state(tensors["rng.torch"])
     return Resumed(int(meta["epoch"]) + 1, {k: float(v) for k, v in meta["latency_weights"].items()})

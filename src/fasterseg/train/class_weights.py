@@ -3,8 +3,9 @@ pedestrian) are not drowned by road and sky.
 
 ``median_frequency`` (Eigen & Fergus; SegNet's CamVid recipe): a class's frequency is its pixels
 over the pixels of the images it appears in, and its weight the median frequency over its own.
-``inverse_log`` (ENet): ``1 / ln(1.02 + p)`` with ``p`` the class's share of all labelled pixels,
-a milder spread bounded by ``1 / ln(1.02)``. A class absent from the labels weighs 1.
+``inverse_log`` (ENet): ``1 / ln(c + p)`` with ``p`` the class's share of all labelled pixels and
+``c`` the offset (ENet's 1.02; the from-scratch CamVid recipes' 1.10, a milder spread), bounded by
+``1 / ln(c)``. A class absent from the labels weighs 1.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ def label_statistics(dataset, num_classes: int, ignore_index: int, show_progress
     return pixels, present_in
 
 
-def class_weights(kind: str, pixels: np.ndarray, present_in: np.ndarray) -> torch.Tensor:
-    """Weights (C,) of ``kind`` from :func:`label_statistics`' counts."""
+def class_weights(kind: str, pixels: np.ndarray, present_in: np.ndarray, offset: float = 1.02) -> torch.Tensor:
+    """Weights (C,) of ``kind`` from :func:`label_statistics`' counts (``offset``: inverse_log's c)."""
     seen = pixels > 0
     weights = np.ones(len(pixels), dtype=np.float64)
     if kind == "median_frequency":
@@ -35,7 +36,7 @@ def class_weights(kind: str, pixels: np.ndarray, present_in: np.ndarray) -> torc
         weights[seen] = np.median(freq) / freq
     elif kind == "inverse_log":
         share = pixels[seen] / pixels.sum()
-        weights[seen] = 1.0 / np.log(1.02 + share)
+        weights[seen] = 1.0 / np.log(offset + share)
     elif kind != "none":
         raise ValueError(f"unknown class weighting {kind!r} (none, median_frequency, inverse_log)")
     return torch.tensor(weights, dtype=torch.float32)

@@ -26,14 +26,17 @@ class DataConfig:
 
 
 CLASS_WEIGHTINGS = ("none", "median_frequency", "inverse_log")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 @dataclass
 class OptimConfig:
-    lr: float = 0.01  # initial SGD learning rate
-    momentum: float = 0.9  # SGD momentum
-    weight_decay: float = 5e-4  # SGD weight decay
+    name: str = "sgd"  # sgd (the paper) | adam (L2 in the gradient, as from-scratch CamVid recipes) | adamw (decoupled decay)
+    lr: float = 0.01  # initial learning rate (after warm-up)
+    momentum: float = 0.9  # SGD momentum; Adam's beta1
+    weight_decay: float = 5e-4  # weight decay
     schedule: str = "exponential"  # "exponential": lr * gamma^epoch; "poly": lr * (1 - it/total)^power
+    warmup_epochs: float = 0.0  # linear warm-up from lr/100 over this many epochs (counted in iterations), then the schedule
     gamma: float = 0.992  # per-epoch decay of the exponential schedule
     power: float = 0.9  # exponent of the poly schedule
     grad_clip: float = 0.0  # 0: no clipping
@@ -46,6 +49,7 @@ class LossConfig:
     aux_weight: float = 0.2  # weight of each auxiliary head (1/16, 1/32) loss
     distill_weight: float = 1.0  # weight of the KL distillation loss (with a teacher)
     class_weight: str = "none"  # none | median_frequency (SegNet) | inverse_log (ENet), from the training labels
+    inverse_log_offset: float = 1.02  # c in inverse_log's 1 / ln(c + p): ENet's 1.02; from-scratch CamVid recipes use 1.10
 
 
 @dataclass
@@ -69,6 +73,8 @@ class TrainConfig:
     freeze_bn: bool = False  # keep BatchNorm statistics fixed (fine-tuning; exact multi-process CPU checks)
     deterministic: bool = False  # deterministic algorithms where the backend allows (slower on CUDA)
     log_every: int = 20  # iterations between CSV/TensorBoard log rows
+    compact_every: int = 0  # epochs between compact checkpoints (RUN/compact.safetensors, to carry a run to another machine); 0: none
+    compact_max_mb: float = 10.0  # the compact checkpoint's size limit: it rounds optimiser moments, then weights, to fit
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -81,10 +87,18 @@ class TrainConfig:
         splits = as_split_list(self.data.train_split)
         if not splits or not all(splits):
             raise ValueError(f"data.train_split must name at least one split, got {self.data.train_split!r}")
+        if self.optim.name not in OPTIMIZERS:
+            raise ValueError(f"optim.name must be one of {list(OPTIMIZERS)}, got {self.optim.name!r}")
+        if self.optim.warmup_epochs < 0 or self.optim.warmup_epochs >= self.epochs:
+            raise ValueError(f"optim.warmup_epochs must be in [0, epochs), got {self.optim.warmup_epochs}")
+        if not self.loss.inverse_log_offset > 1:
+            raise ValueError(f"loss.inverse_log_offset must be > 1 (the weight is 1 / ln(offset + p)), got {self.loss.inverse_log_offset}")
         if self.optim.schedule not in ("exponential", "poly"):
             raise ValueError(f"optim.schedule must be exponential or poly, got {self.optim.schedule!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.compact_every < 0 or not self.compact_max_mb > 0:
+            raise ValueError(f"compact_every must be >= 0 and compact_max_mb > 0, got {self.compact_every}, {self.compact_max_mb}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
         if not self.optim.lr > 0 or self.optim.weight_decay < 0 or not 0 <= self.optim.momentum < 1:

@@ -34,6 +34,7 @@ from fasterseg.train.config import TrainConfig
 from fasterseg.distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
 from fasterseg.losses import OhemCrossEntropy, distillation_kl, segmentation_loss
 from fasterseg.train.class_weights import class_weights, label_statistics
+from fasterseg.train.compact import COMPACT, CONTINUED_FROM, RunRecord, TrainState, read_compact, save_compact
 from fasterseg.train.init_from import freeze, frozen_batchnorms, initialise_from
 from fasterseg.utils.device import resolve_device, resolve_precision
 from fasterseg.utils.env import environment
@@ -42,6 +43,7 @@ from fasterseg.utils.runlock import run_lock
 from fasterseg.utils.tensorboard import ScalarLog
 
 CHECKPOINT = "checkpoint.pt"
+EPOCH_COLUMNS = ("epoch", "loss", "lr", "seconds", "val_mIoU", "val_pixel_accuracy")  # epochs.csv
 
 
 # ----------------------------------------------------------------------------- data order
@@ -94,11 +96,27 @@ class AugmentedDataset(Dataset):
 
 # ----------------------------------------------------------------------------- helpers
 def learning_rate(cfg: TrainConfig, epoch: int, it: int, iters: int) -> float:
+    """The rate of iteration ``it`` of ``epoch``: a linear warm-up from lr/100 over
+    ``warmup_epochs`` (counted in iterations), then the schedule over the whole run."""
     o = cfg.optim
+    step = epoch * iters + it
+    warmup = round(o.warmup_epochs * iters)
+    if step < warmup:
+        return o.lr * (0.01 + 0.99 * step / warmup)
     if o.schedule == "poly":
-        progress = (epoch * iters + it) / max(1, cfg.epochs * iters)
+        progress = step / max(1, cfg.epochs * iters)
         return o.lr * (1 - progress) ** o.power
     return o.lr * o.gamma ** epoch
+
+
+def make_optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """SGD with momentum (the paper), Adam with L2 in the gradient (the from-scratch CamVid
+    recipes' ``torch.optim.Adam(weight_decay=...)``) or AdamW; ``momentum`` is Adam's beta1."""
+    o = cfg.optim
+    if o.name == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    kind = torch.optim.Adam if o.name == "adam" else torch.optim.AdamW
+    return kind(params, lr=o.lr, betas=(o.momentum, 0.999), weight_decay=o.weight_decay)
 
 
 @torch.no_grad()
@@ -162,7 +180,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
         torch.backends.cudnn.benchmark = True
 
     checkpoint_path = run_dir / CHECKPOINT
-    if resume and not checkpoint_path.is_file():
+    if resume and not checkpoint_path.is_file() and not (run_dir / CONTINUED_FROM).is_file():
         raise TrainingError(f"{run_dir}: nothing to resume (no {CHECKPOINT})")
     if not resume and checkpoint_path.exists():
         raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or choose another name")
@@ -203,13 +221,12 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr, momentum=cfg.optim.momentum,
-                                weight_decay=cfg.optim.weight_decay)
+    optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     weights = None
     if cfg.loss.class_weight != "none":
         pixels, present_in = label_statistics(train_base, info.num_classes, info.ignore_index, show)
-        weights = class_weights(cfg.loss.class_weight, pixels, present_in).to(device)
+        weights = class_weights(cfg.loss.class_weight, pixels, present_in, cfg.loss.inverse_log_offset).to(device)
     criterion = OhemCrossEntropy(cfg.loss.ohem_thresh, min_kept_ratio=cfg.loss.ohem_min_kept_ratio,
                                  ignore_index=info.ignore_index, class_weight=weights)
 
@@ -255,6 +272,8 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
         if dist_info.is_main:
             logger.epoch_row(record)
             _save_epoch(step, run_dir, meta, epoch, record, history, best_miou, improved)
+            if cfg.compact_every and ((epoch + 1) % cfg.compact_every == 0 or epoch + 1 == cfg.epochs):
+                _save_compact(step, run_dir, genotype, init_record, epoch, history, best_miou)
             msg = f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f}"
             if "val_mIoU" in record:
                 msg += f", val mIoU {100 * record['val_mIoU']:.2f}" + (" (best)" if improved else "")
@@ -348,23 +367,51 @@ def _load_teacher(path: str, info: DatasetInfo, device: torch.device) -> nn.Modu
 def _restore(step: _Step, run_dir: Path) -> tuple[int, float | None, list[dict]]:
     """Load the checkpoint into the step's model, optimiser, scaler and the RNG; on the main
     process save the config as resumed (with its --set changes) and drop the log rows of the
-    epoch that was interrupted. Returns (next epoch, best mIoU, history)."""
+    epoch that was interrupted. A folder laid out from a compact checkpoint (``continued_from.json``)
+    restores from that file until it has a ``checkpoint.pt`` of its own, and rebuilds its
+    per-epoch log from the history. Returns (next epoch, best mIoU, history)."""
     path = step.checkpoint_path
+    from_compact = not path.is_file()
+    if from_compact:
+        path = Path(json.loads((run_dir / CONTINUED_FROM).read_text())["compact"])
     try:
-        state = torch.load(path, map_location=step.device, weights_only=True)
-        step.model.load_state_dict(state["model"])
+        state = read_compact(path)[0] if from_compact else _read_checkpoint(path, step.device)
+        step.model.load_state_dict(state.model)
     except (RuntimeError, OSError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
         raise TrainingError(f"{path}: cannot resume from it ({str(exc).splitlines()[0]}); "
                             "it is not a complete checkpoint of this run") from None
-    step.optimizer.load_state_dict(state["optimizer"])
-    step.scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["rng_cpu"].cpu())
-    start_epoch = state["epoch"] + 1
+    step.optimizer.load_state_dict(state.optimizer)
+    step.scaler.load_state_dict(state.scaler)
+    torch.set_rng_state(state.rng_cpu.cpu())
+    start_epoch = state.epoch + 1
     if step.dist_info.is_main:
         save_config(step.cfg, run_dir / "config.yaml")
+        if from_compact:
+            with atomic_path(run_dir / "epochs.csv") as tmp:
+                tmp.unlink()
+                for row in state.history:
+                    append_csv_row(tmp, {k: row.get(k, "") for k in EPOCH_COLUMNS})
         for log in ("train_log.csv", "epochs.csv"):  # epochs count from 1 in the logs
             keep_csv_rows(run_dir / log, lambda row: int(row["epoch"]) <= start_epoch)
-    return start_epoch, state["best_miou"], json.loads(state["history"])
+    return start_epoch, state.best_miou, state.history
+
+
+def _read_checkpoint(path: Path, device: torch.device) -> TrainState:
+    state = torch.load(path, map_location=device, weights_only=True)
+    return TrainState(model=state["model"], optimizer=state["optimizer"], scaler=state["scaler"], epoch=state["epoch"],
+                      best_miou=state["best_miou"], history=json.loads(state["history"]), rng_cpu=state["rng_cpu"])
+
+
+def _save_compact(step: _Step, run_dir: Path, genotype: Genotype, init_record: dict | None, epoch: int,
+                  history: list[dict], best_miou: float | None) -> None:
+    """RUN/compact.safetensors: the run as one small file another machine continues from."""
+    state = TrainState(model=step.model.state_dict(), optimizer=step.optimizer.state_dict(), scaler=step.scaler.state_dict(),
+                       epoch=epoch, best_miou=best_miou, history=history, rng_cpu=torch.get_rng_state())
+    level = save_compact(run_dir / COMPACT, state, RunRecord(to_dict(step.cfg), genotype.to_dict(), init_record),
+                         step.cfg.compact_max_mb)
+    if level.endswith("!"):
+        tqdm.write(f"warning: {run_dir / COMPACT} is over compact_max_mb={step.cfg.compact_max_mb} even with fp16 weights "
+                   "and bf16 moments")
 
 
 def _start_run_files(cfg: TrainConfig, run_dir: Path, genotype, resolved: dict) -> None:
@@ -455,7 +502,7 @@ class _Logger:
     def epoch_row(self, record: dict) -> None:
         if not self.enabled:
             return
-        row = {k: record.get(k, "") for k in ("epoch", "loss", "lr", "seconds", "val_mIoU", "val_pixel_accuracy")}
+        row = {k: record.get(k, "") for k in EPOCH_COLUMNS}
         append_csv_row(self.epoch_csv, row)
         self.tb.add({f"epoch/{k}": v for k, v in row.items() if k != "epoch"}, record["epoch"] * self.iters)
 

@@ -1,0 +1,171 @@
+"""A training run in one small file that a repository can carry from machine to machine.
+
+A run folder's ``checkpoint.pt`` continues a run exactly, but only where the folder survives; a
+long CamVid recipe outlasts a working session and its machine. The compact checkpoint holds what
+``--resume`` needs (weights, optimiser state, scaler, epoch, best score, history, RNG) plus what
+rebuilds the folder (config, genotype, fine-tuning record), as safetensors with a JSON header: no
+pickle. It keeps the most precise form that fits ``max_mb``:
+
+* ``fp32``: everything as trained; a continued run is the uninterrupted one, bit for bit;
+* ``fp32+bf16``: optimiser moments in bfloat16 (their range, 3 significant digits);
+* ``fp16+bf16``: weights in float16 as well (a tensor beyond float16's range stays fp32).
+
+Rounding the weights to float16 moves each by at most 1/2048 of itself, far less than one Adam
+step early in a run; a continued run then ends within the noise of seeds, not bit for bit
+(tests/train/test_compact.py measures it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from fasterseg.errors import TrainingError
+from fasterseg.utils.io import atomic_path, atomic_write_text
+from fasterseg.utils.optimstate import flatten_optimizer, unflatten_optimizer
+
+FORMAT = "fasterseg-train-compact/1"
+COMPACT = "compact.safetensors"  # its name inside a run folder
+CONTINUED_FROM = "continued_from.json"  # in a run folder laid out from a compact checkpoint
+LEVELS = ("fp32", "fp32+bf16", "fp16+bf16")  # (weights + optimiser moments), most precise first
+_FP16_MAX = 65000.0
+
+
+@dataclass
+class TrainState:
+    """Everything a resumed run restores (what ``checkpoint.pt`` holds)."""
+
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    scaler: dict[str, Any]
+    epoch: int  # the last finished epoch, counted from 0
+    best_miou: float | None
+    history: list[dict]
+    rng_cpu: torch.Tensor
+
+
+@dataclass
+class RunRecord:
+    """What rebuilds the run folder on another machine."""
+
+    config: dict[str, Any]  # the resolved TrainConfig as a dict
+    genotype: dict[str, Any]
+    init: dict[str, Any] | None  # init.json of a fine-tuned run
+
+
+def _weights(model: dict[str, torch.Tensor], half: bool) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in model.items():
+        value = value.detach().cpu().contiguous()
+        if half and value.is_floating_point() and (value.numel() == 0 or float(value.abs().max()) < _FP16_MAX):
+            value = value.half()
+        out[f"model.{key}"] = value
+    return out
+
+
+def _moments(optimizer: dict[str, Any], low: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    plain = flatten_optimizer("opt", optimizer, tensors)
+    if low:  # buffers (momentum, Adam's moments); the scalar step counters stay exact
+        tensors = {k: (v.bfloat16() if v.is_floating_point() and v.numel() > 1 else v) for k, v in tensors.items()}
+    return tensors, plain
+
+
+def _nbytes(tensors: dict[str, torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
+def save_compact(path: Path, state: TrainState, record: RunRecord, max_mb: float = 10.0) -> str:
+    """Write ``state`` and ``record`` to ``path`` (whole or not at all) in the most precise
+    level of :data:`LEVELS` that fits ``max_mb`` megabytes (10^6 bytes); returns the level. When
+    none fits, the smallest is written and the caller is told by the level's ``!`` suffix."""
+    header = {
+        "format": FORMAT,
+        "epoch": str(state.epoch),
+        "best_miou": json.dumps(state.best_miou),
+        "history": json.dumps(state.history),
+        "scaler": json.dumps(state.scaler),
+        "config": json.dumps(record.config),
+        "genotype": json.dumps(record.genotype),
+        "init": json.dumps(record.init),
+    }
+    header_bytes = sum(len(k) + len(v) for k, v in header.items()) + 4096
+    chosen = None
+    for level in LEVELS:
+        weights = _weights(state.model, half=level.startswith("fp16"))
+        moments, plain = _moments(state.optimizer, low=level.endswith("bf16"))
+        tensors = {**weights, **moments, "rng.torch": state.rng_cpu.cpu().contiguous()}
+        size = _nbytes(tensors) + header_bytes + len(json.dumps(plain)) + 128 * len(tensors)
+        chosen = (level, tensors, plain)
+        if size <= max_mb * 1e6:
+            break
+    else:
+        chosen = (chosen[0] + "!", chosen[1], chosen[2])
+    level, tensors, plain = chosen
+    header["level"] = level.rstrip("!")
+    header["optimizer"] = json.dumps(plain)
+    with atomic_path(Path(path)) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+    return level
+
+
+def read_compact(path: Path) -> tuple[TrainState, RunRecord]:
+    """The state and run record of a compact checkpoint, tensors back in float32 where they were
+    rounded (the optimiser casts its buffers to the parameters' dtype when loading)."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise TrainingError(f"{path}: cannot read it as a compact training checkpoint ({exc})") from None
+    if header.get("format") != FORMAT:
+        raise TrainingError(f"{path}: not a compact training checkpoint (format {header.get('format')!r}, "
+                            f"expected {FORMAT!r})")
+    try:
+        fields = {k: json.loads(header[k]) for k in ("epoch", "best_miou", "history", "scaler", "config", "genotype",
+                                                     "init", "optimizer")}
+    except KeyError as exc:
+        raise TrainingError(f"{path}: the header has no {exc.args[0]!r}") from None
+    except json.JSONDecodeError as exc:
+        raise TrainingError(f"{path}: a header field is not valid JSON ({exc})") from None
+    if "rng.torch" not in tensors:
+        raise TrainingError(f"{path}: no RNG state ('rng.torch')")
+    widened = {k: (v.float() if v.dtype in (torch.float16, torch.bfloat16) else v) for k, v in tensors.items()}
+    model = {k[len("model."):]: v for k, v in widened.items() if k.startswith("model.")}
+    optimizer = unflatten_optimizer("opt", fields["optimizer"], {k: v for k, v in widened.items() if k.startswith("opt.")})
+    state = TrainState(model=model, optimizer=optimizer, scaler=fields["scaler"], epoch=int(fields["epoch"]),
+                       best_miou=fields["best_miou"], history=fields["history"], rng_cpu=tensors["rng.torch"])
+    return state, RunRecord(config=fields["config"], genotype=fields["genotype"], init=fields["init"])
+
+
+def compact_level(path: Path) -> str:
+    """The precision level a compact checkpoint was written at (see :data:`LEVELS`)."""
+    with safe_open(str(path), framework="pt") as f:
+        return (f.metadata() or {}).get("level", "?")
+
+
+def unpack_run(path: Path, run_dir: Path) -> None:
+    """Lay out ``run_dir`` from a compact checkpoint so that ``--resume run_dir`` continues it:
+    config, genotype, fine-tuning record, and ``continued_from.json`` naming the file, which the
+    trainer restores from (and rebuilds the per-epoch log from its history) while the folder has
+    no ``checkpoint.pt`` of its own. Refuses a folder that holds a run."""
+    import yaml
+
+    state, record = read_compact(path)
+    if (run_dir / "checkpoint.pt").exists() or (run_dir / "config.yaml").exists():
+        raise TrainingError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, "
+                            "or give --name/--out-dir a new folder for the compact checkpoint")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "genotype.json", json.dumps(record.genotype, indent=2) + "\n")
+    if record.init is not None:
+        atomic_write_text(run_dir / "init.json", json.dumps(record.init, indent=2) + "\n")
+    note = {"compact": str(Path(path).resolve()), "epochs_done": state.epoch + 1, "level": compact_level(path)}
+    atomic_write_text(run_dir / CONTINUED_FROM, json.dumps(note, indent=2) + "\n")
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(record.config, sort_keys=False))  # last: it marks a run

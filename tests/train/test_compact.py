@@ -1,0 +1,139 @@
+"""Compact checkpoints: a run carried to a new machine in one small file continues as if never
+stopped (bit for bit in fp32, within the noise of seeds when rounded to fit), and the optimiser
+and warm-up settings the long CamVid recipe needs."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from fasterseg.cli import main
+from fasterseg.config import load_config
+from fasterseg.train.compact import COMPACT, LEVELS, RunRecord, TrainState, read_compact, save_compact
+from fasterseg.train.config import TrainConfig
+from fasterseg.train.trainer import CHECKPOINT, learning_rate, make_optimizer, train
+
+
+def _cfg(toy, out, name, **extra) -> TrainConfig:
+    spec, geno = toy
+    overrides = [f"genotype={geno}", f"data.spec={spec}", f"out_dir={out}", f"name={name}", "epochs=3",
+                 "iters_per_epoch=5", "batch_size=4", "data.crop_size=[64, 64]", "data.workers=0", "val_every=1",
+                 "optim.name=adam", "optim.lr=0.005", "optim.weight_decay=0.0001", "compact_every=1"]
+    overrides += [f"{k.replace('__', '.')}={v}" for k, v in extra.items()]
+    return load_config(TrainConfig, None, overrides)
+
+
+def _continue_elsewhere(tmp_path, compact, out, *sets) -> None:
+    """Continue from a copy of ``compact`` with the original run folder gone (a new machine)."""
+    carried = tmp_path / "carried" / out / "run.safetensors"
+    carried.parent.mkdir(parents=True)
+    shutil.copy(compact, carried)
+    shutil.rmtree(compact.parent)
+    args = ["train", "--continue-from", str(carried), "--out-dir", str(tmp_path / out), "--name", "cont", "--quiet"]
+    for s in ("epochs=3", *sets):
+        args += ["--set", s]
+    assert main(args) == 0
+
+
+def test_an_fp32_compact_checkpoint_continues_bit_for_bit_on_a_new_machine(toy, tmp_path):
+    full = train(_cfg(toy, tmp_path, "full"), show_progress=False)
+    first = train(_cfg(toy, tmp_path, "split", epochs=1), show_progress=False)
+    compact = first.run_dir / COMPACT
+    with safe_open(str(compact), framework="pt") as f:
+        assert f.metadata()["level"] == "fp32"
+    _continue_elsewhere(tmp_path, compact, "new")
+    cont = tmp_path / "new" / "cont"
+    a = torch.load(full.run_dir / CHECKPOINT, weights_only=True)
+    b = torch.load(cont / CHECKPOINT, weights_only=True)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    import json
+
+    def no_times(history):
+        return [{k: v for k, v in h.items() if k != "seconds"} for h in json.loads(history)]
+
+    assert no_times(a["history"]) == no_times(b["history"])  # all three epochs' losses and scores, the first carried
+    rows = (cont / "epochs.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
+    assert (cont / "best.safetensors").is_file() and (cont / "genotype.json").is_file()
+
+
+def test_a_rounded_compact_checkpoint_ends_within_the_noise_of_seeds(toy, tmp_path):
+    """fp16 weights and bf16 moments: not bit for bit, but closer to the uninterrupted run than
+    another seed is."""
+    full = train(_cfg(toy, tmp_path, "full", epochs=3), show_progress=False)
+    other_seed = train(_cfg(toy, tmp_path, "seed1", epochs=3, seed=1), show_progress=False)
+    first = train(_cfg(toy, tmp_path, "split", epochs=1, compact_max_mb=1e-6), show_progress=False)
+    compact = first.run_dir / COMPACT
+    with safe_open(str(compact), framework="pt") as f:
+        assert f.metadata()["level"] == "fp16+bf16"  # the smallest level, written though over the limit
+        dtypes = {k: f.get_slice(k).get_dtype() for k in f.keys()}
+    assert any(k.startswith("model.") and d == "F16" for k, d in dtypes.items())
+    assert any(k.endswith("exp_avg_sq") and d == "BF16" for k, d in dtypes.items())
+    _continue_elsewhere(tmp_path, compact, "new")
+    cont = torch.load(tmp_path / "new" / "cont" / CHECKPOINT, weights_only=True)
+    ref = torch.load(full.run_dir / CHECKPOINT, weights_only=True)
+    seed = torch.load(other_seed.run_dir / CHECKPOINT, weights_only=True)
+
+    def distance(x, y):
+        return sum(float((x["model"][k].float() - y["model"][k].float()).norm()) for k in x["model"]
+                   if x["model"][k].is_floating_point())
+
+    assert 0 < distance(cont, ref) < 0.2 * distance(seed, ref)
+
+
+def test_the_most_precise_level_that_fits_is_chosen():
+    """A 1000-parameter layer under Adam: fp32 needs 12 kB, bf16 moments 8 kB, fp16 weights 6 kB."""
+    layer = torch.nn.Linear(100, 10, bias=False)
+    opt = torch.optim.Adam(layer.parameters())
+    layer(torch.randn(4, 100)).sum().backward()
+    opt.step()
+    state = TrainState(model=layer.state_dict(), optimizer=opt.state_dict(), scaler={}, epoch=0, best_miou=None,
+                       history=[], rng_cpu=torch.get_rng_state())
+    record = RunRecord(config={}, genotype={}, init=None)
+    header = 4096 + 6000 + 2000  # the RNG state (5 kB) and the JSON header ride along
+    for mb, level in ((1.0, "fp32"), ((8000 + header) / 1e6, "fp32+bf16"), ((6000 + header) / 1e6, "fp16+bf16")):
+        path = f"/tmp/compact_level_{level}.safetensors"
+        assert save_compact(path, state, record, max_mb=mb) == level
+        back, _ = read_compact(path)
+        tol = {"fp32": 0, "fp32+bf16": 0, "fp16+bf16": 1e-3}[level]
+        assert torch.allclose(back.model["weight"], layer.weight, rtol=tol, atol=0)
+        m = opt.state_dict()["state"][0]["exp_avg_sq"]
+        assert torch.allclose(back.optimizer["state"][0]["exp_avg_sq"], m, rtol=0 if level == "fp32" else 1e-2, atol=0)
+        assert float(back.optimizer["state"][0]["step"]) == 1.0
+    assert LEVELS == ("fp32", "fp32+bf16", "fp16+bf16")
+
+
+def test_bad_compact_inputs_are_named_and_write_nothing(toy, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    def refused(args, message):
+        assert main(["train", *args, "--quiet"]) != 0
+        assert message in capsys.readouterr().err
+
+    not_compact = tmp_path / "model.safetensors"
+    save_file({"w": torch.zeros(2)}, str(not_compact), metadata={"format": "something else"})
+    refused(["--continue-from", str(not_compact), "--out-dir", str(tmp_path / "a")], "model.safetensors: not a compact training checkpoint")
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00" * 20)
+    refused(["--continue-from", str(garbage), "--out-dir", str(tmp_path / "b")], "garbage.safetensors: cannot read it")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    run = train(_cfg(toy, tmp_path, "run", epochs=1), show_progress=False)
+    refused(["--continue-from", str(run.run_dir / COMPACT), "--out-dir", str(tmp_path), "--name", "run"], "already holds a run")
+    refused(["--continue-from", str(run.run_dir / COMPACT), "--resume", str(run.run_dir)], "give one")
+
+
+def test_adam_and_the_linear_warm_up_by_hand(toy, tmp_path):
+    cfg = _cfg(toy, tmp_path, "lr", epochs=10, optim__schedule="poly", optim__warmup_epochs=1, optim__lr=0.001)
+    iters = 10
+    assert learning_rate(cfg, 0, 0, iters) == pytest.approx(0.001 * 0.01)
+    assert learning_rate(cfg, 0, 5, iters) == pytest.approx(0.001 * (0.01 + 0.99 * 0.5))
+    assert learning_rate(cfg, 1, 0, iters) == pytest.approx(0.001 * (1 - 10 / 100) ** 0.9)  # then poly over the whole run
+    opt = make_optimizer(cfg, [torch.nn.Parameter(torch.zeros(3))])
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["weight_decay"] == 0.0001
+    assert opt.defaults["betas"] == (0.9, 0.999)
+    with pytest.raises(ValueError, match="optim.name"):
+        _cfg(toy, tmp_path, "bad", optim__name="lion")
