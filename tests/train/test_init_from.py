@@ -100,3 +100,25 @@ def test_frozen_layers_keep_their_weights_and_statistics(toy, tmp_path):
     with pytest.raises(Exception, match="no parameters under 'stm'"):
         train(_cfg(toy, tmp_path, "typo", f"init={trained.model_path}", "freeze=stm"), show_progress=False)
     assert not (tmp_path / "typo").exists()
+
+
+def test_the_documented_freeze_example_names_real_modules():
+    """The example in the field's comment (the configuration reference shows it) freezes what it
+    names, and the old spelling of a cell is answered with the real names."""
+    import re
+
+    import yaml
+
+    from fasterseg.nets.network import FasterSegNet
+    from fasterseg.train.config import TrainConfig
+    from fasterseg.train.init_from import freeze
+    from fasterseg.utils.configdoc import field_comments
+    from tests.helpers import tiny_genotype
+
+    example = re.search(r"or (\[.*\])", field_comments(TrainConfig)["freeze"]).group(1)
+    prefixes = yaml.safe_load(example)
+    model = FasterSegNet(tiny_genotype(), aux_heads=True)
+    frozen = freeze(model, prefixes)
+    assert {n.split(".")[0] if n.startswith("stem") else ".".join(n.split(".")[:2]) for n in frozen} == set(prefixes)
+    with pytest.raises(Exception, match=r"modules under 'cells': cells\.0-0, cells\.1-0"):
+        freeze(FasterSegNet(tiny_genotype()), ["cells.0_0"])

@@ -57,7 +57,7 @@ class TrainConfig:
     genotype: str = ""  # path of the genotype JSON (or a model file to take the genotype from); empty with init: init's
     teacher: str | None = None  # model file of a trained teacher: enables distillation
     init: str = ""  # model file to start from (fine-tuning); classifier rows are matched by class name
-    freeze: list[str] | str = ""  # parameter prefixes left untrained, e.g. stem or [stem, cells.0_0]
+    freeze: list[str] | str = ""  # parameter prefixes left untrained, e.g. stem or [stem, cells.0-0]
     name: str = "train"  # run directory name under out_dir
     out_dir: str = "runs"  # where run directories are created
     seed: int = 0  # seeds weights, data order and augmentation

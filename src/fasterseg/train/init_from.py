@@ -63,20 +63,31 @@ def initialise_from(model: nn.Module, path: str | Path, class_names: tuple[str, 
 
 
 def freeze(model: nn.Module, prefixes: list[str]) -> list[str]:
-    """Stop training the parameters under each prefix (``stem``, ``cells.0_0``...), batch-norm
+    """Stop training the parameters under each prefix (``stem``, ``cells.0-0``...), batch-norm
     statistics included; returns the frozen parameter names. An unknown prefix is an error."""
     names = [n for n, _ in model.named_parameters()]
     frozen: list[str] = []
     for prefix in prefixes:
         matched = [n for n in names if n == prefix or n.startswith(prefix + ".")]
         if not matched:
-            top = sorted({n.split(".")[0] for n in names})
-            raise InitError(f"freeze: no parameters under {prefix!r}; top-level modules: {', '.join(top)}")
+            raise InitError(f"freeze: no parameters under {prefix!r}; {_modules_near(names, prefix)}")
         frozen += matched
     for name, param in model.named_parameters():
         if name in frozen:
             param.requires_grad_(False)
     return frozen
+
+
+def _modules_near(names: list[str], prefix: str) -> str:
+    """The module names one level below the longest part of ``prefix`` that exists (``cells.0_0``
+    -> the cells ``cells.0-0, cells.1-0, ...``), or the top-level ones."""
+    parts = prefix.split(".")
+    for depth in range(len(parts) - 1, 0, -1):
+        parent = ".".join(parts[:depth])
+        below = sorted({".".join(n.split(".")[:depth + 1]) for n in names if n.startswith(parent + ".")})
+        if below:
+            return f"modules under {parent!r}: {', '.join(below)}"
+    return "top-level modules: " + ", ".join(sorted({n.split(".")[0] for n in names}))
 
 
 def frozen_batchnorms(model: nn.Module, prefixes: list[str]) -> list[nn.Module]:

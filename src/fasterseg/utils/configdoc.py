@@ -37,17 +37,19 @@ def _type_name(hint: Any) -> str:
     return text.replace("typing.", "")
 
 
-def reference_rows(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
-    """(dotted key, type, default, comment) for every leaf setting, sections expanded."""
+def reference_rows(cls: type, prefix: str = "", defaults: Any = None) -> list[tuple[str, str, str, str]]:
+    """(dotted key, type, default, comment) for every leaf setting, sections expanded. A section's
+    defaults are the field's own (``field(default_factory=...)`` may differ from the section
+    class's defaults: the search's phases do), so ``defaults`` carries the instance down."""
     rows = []
-    defaults = cls()
+    defaults = cls() if defaults is None else defaults
     hints = typing.get_type_hints(cls)
     comments = field_comments(cls)
     for f in dataclasses.fields(cls):
         key = f"{prefix}{f.name}"
         value = getattr(defaults, f.name)
         if dataclasses.is_dataclass(value):
-            rows.extend(reference_rows(type(value), prefix=f"{key}."))
+            rows.extend(reference_rows(type(value), prefix=f"{key}.", defaults=value))
             continue
         default = yaml.safe_dump(to_dict(value), default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
         rows.append((key, _type_name(hints[f.name]), default, comments.get(f.name, "")))
