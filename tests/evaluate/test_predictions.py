@@ -182,3 +182,44 @@ def test_score_dataset_matches_the_folder_evaluation(perfect):
     a = score_dataset(shift, ds)
     b = evaluate_predictions(pred_dir, ds, ids="train", progress=False)
     assert a.averages == b.averages and 0.3 < a.averages["iIoU Classes"] < 1
+
+
+def test_what_predict_writes_is_what_eval_scores(synth_root, tmp_path, capsys):
+    """README's two commands as written: `predict` into a folder, then `eval --pred-dir` on that
+    folder, scores what `eval --model` scores (through labels/, train ids; label_ids/ with --ids label)."""
+    from tests.infer.conftest import tiny_model_file
+
+    model = tiny_model_file(tmp_path / "m.safetensors")
+    images = synth_root / "leftImg8bit" / "val"
+    preds = tmp_path / "preds"
+    assert main(["predict", "--model", model, "--input", str(images), "--out", str(preds), "--label-ids"]) == 0
+    assert (preds / "color").is_dir() and (preds / "labels").is_dir() and (preds / "label_ids").is_dir()
+    capsys.readouterr()
+
+    def miou(*args):
+        out = tmp_path / "r.json"
+        assert main(["eval", *args, "--data", f"synth:{synth_root}", "--split", "val", "--json", str(out)]) == 0
+        return json.loads(out.read_text())["average"]["IoU Classes"]
+
+    reference = miou("--model", model)
+    assert miou("--pred-dir", str(preds)) == pytest.approx(reference, abs=1e-9)
+    assert "labels (train ids" in capsys.readouterr().err
+    assert miou("--pred-dir", str(preds), "--ids", "label") == pytest.approx(reference, abs=1e-9)
+    assert "label_ids (label ids" in capsys.readouterr().err
+    shutil.rmtree(preds / "label_ids")
+    assert main(["eval", "--pred-dir", str(preds), "--data", f"synth:{synth_root}", "--ids", "label"]) == 1
+    assert "without label_ids/" in capsys.readouterr().err
+
+
+def test_train_ids_scored_as_label_ids_are_warned_about(perfect, capsys):
+    ds, pred_dir = perfect
+    from fasterseg.data.labels import id_to_train_table
+
+    table = id_to_train_table()
+    for path in pred_dir.iterdir():  # the same maps as train ids, as a network predicts them (no ignore)
+        train = table[np.asarray(Image.open(path))]
+        Image.fromarray(np.where(train == 255, 0, train).astype(np.uint8)).save(path)
+    assert main(["eval", "--pred-dir", str(pred_dir), "--data", f"synth:{ds.root}", "--split", "val"]) == 0
+    assert "if the folder holds train ids, pass --ids train" in capsys.readouterr().err
+    assert main(["eval", "--pred-dir", str(pred_dir), "--data", f"synth:{ds.root}", "--split", "val", "--ids", "train"]) == 0
+    assert "warning" not in capsys.readouterr().err

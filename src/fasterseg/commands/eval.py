@@ -17,13 +17,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # What is scored: a folder of predictions (a model, scored by the same evaluator, can join this group).
     source = p.add_mutually_exclusive_group(required=False)
     source.add_argument("--pred-dir", metavar="DIR",
-                        help="prediction PNGs, one per ground-truth image, matched by name (searched recursively)")
+                        help="prediction PNGs, one per ground-truth image, matched by name (searched recursively); "
+                             "a folder fasterseg predict wrote is scored through its labels/ (or label_ids/ with --ids label)")
     source.add_argument("--model", metavar="MODEL.safetensors",
                         help="a fasterseg model file: predict and score (default without --pred-dir: the built-in CamVid student)")
     p.add_argument("--data", required=True, metavar="SPEC", help="dataset spec KIND:PATH, e.g. cityscapes:/data/cityscapes")
     p.add_argument("--split", default="val", help="split to evaluate (default: val)")
-    p.add_argument("--ids", choices=("label", "train"), default="label",
-                   help="Cityscapes layouts: predictions hold label ids (as the benchmark expects) or train ids")
+    p.add_argument("--ids", choices=("label", "train"), default=None,
+                   help="Cityscapes layouts: predictions hold label ids (as the benchmark expects) or train ids "
+                        "(default: label, or what a fasterseg predict folder holds)")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="OUT.json",
                    help="write the numbers as JSON to OUT.json (or stdout when no file is given)")
     p.add_argument("--csv", metavar="OUT.csv", default=None, help="also write the numbers as CSV")
@@ -79,8 +81,13 @@ def score(args: argparse.Namespace, dataset):
 
         return score_dataset(model_predictor(args, dataset), dataset, device=args.device, ids="train",
                              progress=sys.stderr.isatty())
-    return evaluate_predictions(args.pred_dir, dataset, ids=args.ids, device=args.device, workers=args.workers,
-                                progress=sys.stderr.isatty())
+    from fasterseg.evaluate.predictions import resolve_prediction_folder
+
+    folder, ids, note = resolve_prediction_folder(args.pred_dir, args.ids)
+    if note:
+        print(note, file=sys.stderr)
+    return evaluate_predictions(folder, dataset, ids=ids, device=args.device, workers=args.workers,
+                                progress=sys.stderr.isatty(), warn=lambda m: print(f"warning: {m}", file=sys.stderr))
 
 
 def report(args: argparse.Namespace, dataset, result) -> None:

@@ -65,6 +65,42 @@ def match_predictions(pred_dir: str | Path, names: list[str]) -> list[Path]:
     return [found[n] for n in names]
 
 
+# ``fasterseg predict``'s id-map folders and the ids each holds (its other folders are pictures)
+PREDICT_ID_FOLDERS = {"labels": "train", "label_ids": "label"}
+
+
+def resolve_prediction_folder(pred_dir: str | Path, ids: str | None) -> tuple[Path, str, str | None]:
+    """(folder to score, id kind, note) for ``eval --pred-dir``. A folder ``fasterseg predict``
+    wrote (``labels/`` train ids, ``label_ids/`` label ids, beside colour pictures) is scored
+    through its id maps, ``ids`` choosing between them (default: ``labels/``); any other folder
+    is scored as it is, label ids unless ``ids`` says train."""
+    pred_dir = Path(pred_dir)
+    present = {name: kind for name, kind in PREDICT_ID_FOLDERS.items() if (pred_dir / name).is_dir()}
+    if not present:
+        return pred_dir, ids or "label", None
+    if ids is not None:
+        wanted = [name for name, kind in present.items() if kind == ids]
+        if not wanted:
+            folder = next(name for name, kind in PREDICT_ID_FOLDERS.items() if kind == ids)
+            raise EvaluationError(f"{pred_dir}: a fasterseg predict folder without {folder}/ (--ids {ids}); it has "
+                                  f"{', '.join(n + '/' for n in present)}")
+        name = wanted[0]
+    else:
+        name = "labels" if "labels" in present else "label_ids"
+    kind = present[name]
+    return pred_dir / name, kind, f"scoring {pred_dir / name} ({'train' if kind == 'train' else 'label'} ids, as fasterseg predict writes them)"
+
+
+def looks_like_train_ids(pred: np.ndarray) -> bool:
+    """Most pixels of a Cityscapes label-id map fall in evaluated classes; train ids read as
+    label ids mostly do not (train id 0, road, is label id 0, unlabeled)."""
+    from fasterseg.data.labels import id_to_train_table
+
+    table = id_to_train_table()
+    valid = pred < len(table)
+    return bool(valid.all()) and float((table[pred] == 255).mean()) > 0.5
+
+
 def prefetch(load: Callable[[int], object], n: int, workers: int = 4, depth: int = 8) -> Iterator[object]:
     """``load(0..n-1)`` in order, computed ahead by a few threads, at most ``depth`` in memory."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -78,11 +114,12 @@ def prefetch(load: Callable[[int], object], n: int, workers: int = 4, depth: int
 
 
 def evaluate_predictions(pred_dir: str | Path, dataset, ids: str = "label", device: str | torch.device = "cpu",
-                         workers: int = 4, progress: bool = True) -> Result:
+                         workers: int = 4, progress: bool = True, warn: Callable[[str], None] | None = None) -> Result:
     """Score every prediction PNG under ``pred_dir`` against ``dataset`` (labels only; images are not read).
 
     ``ids``: for Cityscapes-layout datasets, whether the PNGs hold label ids (as the benchmark
-    expects) or train ids; other datasets always hold class indices.
+    expects) or train ids; other datasets always hold class indices. ``warn`` is told when label
+    ids look like train ids (:func:`looks_like_train_ids` on the first file).
     """
     from tqdm import tqdm
 
@@ -110,6 +147,9 @@ def evaluate_predictions(pred_dir: str | Path, dataset, ids: str = "label", devi
     try:
         for i, pred, label, inst in tqdm(prefetch(load, len(files), workers), total=len(files), desc="eval",
                                          unit="img", disable=not progress):
+            if i == 0 and warn and with_instances and ids == "label" and looks_like_train_ids(pred):
+                warn(f"{files[0]}: most pixels are ids of no evaluated class when read as label ids; "
+                     "if the folder holds train ids, pass --ids train")
             scorer.update(torch.from_numpy(pred if pred.dtype == np.uint8 else pred.astype(np.int64)),
                           torch.from_numpy(label), None if inst is None else torch.from_numpy(inst),
                           ids=ids if with_instances else "train", source=str(files[i]))
