@@ -23,10 +23,11 @@ def test_builtin_model_is_small_fp16_and_records_how_it_was_trained():
         assert 0 < extra["heldout_mIoU"] <= 1 and extra["heldout_note"]
 
 
-def test_predict_without_model_uses_it_on_a_real_camvid_frame(shared, tmp_path):
+def test_predict_without_model_uses_it_on_a_real_camvid_frame(shared, tmp_path, capsys):
     root = shared / "data" / "camvid"
     image_rel, label_rel = (root / "val.txt").read_text().split("\n")[0].split()
     assert main(["predict", "--input", str(root / image_rel), "--out", str(tmp_path), "--outputs", "labels"]) == 0
+    assert "model: the built-in CamVid model (camvid" in capsys.readouterr().err
     pred = np.asarray(Image.open(next((tmp_path / "labels").rglob("*.png"))))
     truth = np.asarray(Image.open(root / label_rel))
     valid = truth != 11
@@ -35,7 +36,7 @@ def test_predict_without_model_uses_it_on_a_real_camvid_frame(shared, tmp_path):
     assert (pred[valid] == truth[valid]).mean() > 0.6
 
 
-def test_eval_without_model_scores_it(shared, tmp_path, monkeypatch):
+def test_eval_without_model_scores_it(shared, tmp_path, monkeypatch, capsys):
     from fasterseg.data import registry
 
     spec = f"camvid:{shared / 'data' / 'camvid'}"
@@ -45,6 +46,10 @@ def test_eval_without_model_scores_it(shared, tmp_path, monkeypatch):
     out = tmp_path / "r.json"
     assert main(["eval", "--data", spec, "--split", "val", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["average"]["IoU Classes"] > 0.2
+    captured = capsys.readouterr()
+    assert "model: the built-in CamVid model (camvid" in captured.err
+    # val was among its training frames: said under the table, with the held-out score beside it
+    assert "this score is not held out" in captured.out and "held-out score recorded in the model file" in captured.out
 
 
 def test_eval_scores_a_deploy_path_with_the_real_evaluator(shared, tmp_path, monkeypatch):

@@ -51,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _name_builtin_models(args)
         return int(args._run(args) or 0)
     except FasterSegError as exc:
         print(f"fasterseg {args.command}: error: {exc}", file=sys.stderr)
@@ -58,6 +59,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+# the arguments that take a model file (info's is its positional source)
+MODEL_ARGUMENTS = ("model", "init", "teacher", "genotype", "source")
+
+
+def _name_builtin_models(args: argparse.Namespace) -> None:
+    """Let every model argument take a built-in model's short name (``--model camvid``)."""
+    from fasterseg.models import resolve_model_name
+
+    for name in MODEL_ARGUMENTS:
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            setattr(args, name, resolve_model_name(value))
+        elif isinstance(value, list):
+            setattr(args, name, [resolve_model_name(v) if isinstance(v, str) else v for v in value])
 
 
 if __name__ == "__main__":

@@ -122,3 +122,23 @@ def test_the_documented_freeze_example_names_real_modules():
     assert {n.split(".")[0] if n.startswith("stem") else ".".join(n.split(".")[:2]) for n in frozen} == set(prefixes)
     with pytest.raises(Exception, match=r"modules under 'cells': cells\.0-0, cells\.1-0"):
         freeze(FasterSegNet(tiny_genotype()), ["cells.0_0"])
+
+
+def test_the_builtin_model_is_named_camvid_and_its_fresh_heads_are_reported(toy, tmp_path, capsys):
+    """`--init camvid` (custom.md's example) starts from the shipped model, which has no
+    auxiliary heads: the one-line report says how many tensors start fresh, and where."""
+    from fasterseg.cli import main
+    from fasterseg.models import builtin_model_path
+
+    spec, _ = toy
+    assert main(["train", "--init", "camvid", "--data", spec, "--out-dir", str(tmp_path), "--name", "ft", "--quiet",
+                 "--set", "epochs=1", "--set", "iters_per_epoch=1", "--set", "batch_size=2",
+                 "--set", "data.crop_size=[64, 64]", "--set", "data.workers=0", "--set", "val_every=0"]) == 0
+    out = capsys.readouterr().out
+    record = json.loads((tmp_path / "ft" / "init.json").read_text())
+    assert record["init_from"] == str(builtin_model_path())
+    fresh = record["tensors_fresh"]
+    assert fresh and all(name.startswith(("heads16", "heads32")) for name in fresh)
+    assert f"{len(fresh)} tensors the file lacks start fresh" in out and "heads16 (" in out
+    assert main(["info", "camvid"]) == 0
+    assert "heldout mIoU" in capsys.readouterr().out  # the shipped file's provenance, by its short name

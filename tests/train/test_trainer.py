@@ -156,3 +156,20 @@ def test_resume_after_a_real_kill_matches_an_uninterrupted_run(toy, tmp_path):
     assert a["epoch"] == b["epoch"] == 2
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_eval_reads_the_data_the_model_records_and_says_when_frames_were_trained_on(toy, tmp_path, capsys):
+    """`eval --model M` needs no --data (the model file records it), and a score on frames the
+    model trained on says so under the table; a held-out split gets no such line."""
+    from fasterseg.cli import main
+
+    result = train(_cfg(toy, tmp_path, "seen", epochs=1, val_every=0), show_progress=False)
+    capsys.readouterr()
+    assert main(["eval", "--model", str(result.model_path), "--split", "train"]) == 0
+    captured = capsys.readouterr()
+    assert f"data: {toy[0]} (recorded in" in captured.err
+    assert "note: 8 of these 8 frames were among the model's training frames (train split train)" in captured.out
+    assert main(["eval", "--model", str(result.model_path), "--split", "val"]) == 0
+    assert "training frames" not in capsys.readouterr().out
+    assert main(["eval", "--pred-dir", str(tmp_path)]) == 1
+    assert "--data SPEC is needed: a prediction folder names no dataset" in capsys.readouterr().err

@@ -21,7 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                              "a folder fasterseg predict wrote is scored through its labels/ (or label_ids/ with --ids label)")
     source.add_argument("--model", metavar="MODEL.safetensors",
                         help="a fasterseg model file: predict and score (default without --pred-dir: the built-in CamVid student)")
-    p.add_argument("--data", required=True, metavar="SPEC", help="dataset spec KIND:PATH, e.g. cityscapes:/data/cityscapes")
+    p.add_argument("--data", metavar="SPEC",
+                   help="dataset spec KIND:PATH, e.g. cityscapes:/data/cityscapes (with --model: default the data the model "
+                        "file records, as the built-in model's camvid:../shared/data/camvid)")
     p.add_argument("--split", default="val", help="split to evaluate (default: val)")
     p.add_argument("--ids", choices=("label", "train"), default=None,
                    help="Cityscapes layouts: predictions hold label ids (as the benchmark expects) or train ids "
@@ -118,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         from fasterseg.models import builtin_model_path
 
         args.model = str(builtin_model_path())
+        print(f"model: the built-in CamVid model (camvid, {args.model}); --model chooses another", file=sys.stderr)
 
     from fasterseg.errors import EvaluationError
     from fasterseg.utils.io import check_writable
@@ -125,6 +128,49 @@ def run(args: argparse.Namespace) -> int:
     for target, is_dir in ((args.json, False), (args.csv, False), (args.plots, True)):
         if target and target != "-":  # before scoring: an unwritable path would lose the work
             check_writable(Path(target), EvaluationError, is_dir)
+    meta = _model_meta(args.model) if args.model else None
+    if not args.data:
+        args.data = (meta.extra.get("data") if meta else None) or ""
+        if not args.data:
+            raise EvaluationError("--data SPEC is needed: " + ("a prediction folder names no dataset" if args.pred_dir else
+                                                                f"{args.model} records no data spec"))
+        print(f"data: {args.data} (recorded in {args.model})", file=sys.stderr)
     dataset = build_dataset(args.data, args.split)
     report(args, dataset, score(args, dataset))
+    if meta is not None:
+        for line in seen_in_training(meta, args.data, dataset):
+            print(line)
     return 0
+
+
+def _model_meta(path: str):
+    from fasterseg.modelfile import read_model_meta
+
+    return read_model_meta(path)
+
+
+def seen_in_training(meta, spec: str, dataset) -> list[str]:
+    """Lines that say when the scored frames were among the model's training frames (the model
+    file records its training splits), with the held-out score the file records beside it."""
+    from fasterseg.data.registry import build_dataset
+    from fasterseg.errors import FasterSegError
+
+    splits = meta.extra.get("train_split")
+    if not splits:
+        return []
+    splits = [splits] if isinstance(splits, str) else list(splits)
+    try:
+        trained = {ds.name(i) for ds in (build_dataset(spec, s) for s in splits) for i in range(len(ds))}
+    except (FasterSegError, OSError, ValueError):
+        return []  # the training splits are not in this dataset: nothing to compare
+    names = [dataset.name(i) for i in range(len(dataset))]
+    seen = sum(name in trained for name in names)
+    if not seen:
+        return []
+    lines = [f"note: {seen} of these {len(names)} frames were among the model's training frames "
+             f"(train split {', '.join(splits)}): this score is not held out"]
+    if meta.extra.get("heldout_mIoU") is not None:
+        note = meta.extra.get("heldout_note", "")
+        lines.append(f"      held-out score recorded in the model file: {100 * float(meta.extra['heldout_mIoU']):.1f} mIoU"
+                     + (f" ({note})" if note else ""))
+    return lines

@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         from fasterseg.models import builtin_model_path
 
         args.model = str(builtin_model_path())
+        print(f"model: the built-in CamVid model (camvid, {args.model}); --model chooses another", file=sys.stderr)
     model = load_model(args.model)
     options = RunnerOptions(backend=args.backend, device=args.device, precision=args.precision, compile=args.compile,
                             calibration=calibration_from_args(args, model.genotype.num_classes))

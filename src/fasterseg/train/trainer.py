@@ -243,7 +243,8 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
     barrier(dist_info)
 
     meta = ModelMeta(genotype=genotype, class_names=info.class_names, train_size=tuple(d.crop_size),
-                     extra={"dataset": info.name, "data": d.spec, "palette": [list(c) for c in info.palette]})
+                     extra={"dataset": info.name, "data": d.spec, "train_split": splits,
+                            "palette": [list(c) for c in info.palette]})
     if init_record:
         meta.extra["init"] = {k: init_record[k] for k in ("init_from", "classes_kept", "classes_new")}
     logger = _Logger(run_dir, dist_info.is_main, iters, start_epoch)
@@ -473,11 +474,21 @@ def _initialise(cfg: TrainConfig, model: nn.Module, info: DatasetInfo, run_dir: 
     record = initialise_from(model, cfg.init, info.class_names)
     if dist_info.is_main:
         new = f"; new classes (fresh rows): {', '.join(record['classes_new'])}" if record["classes_new"] else ""
-        tqdm.write(f"initialised from {cfg.init}: {record['tensors_copied']} tensors, "
-                   f"{len(record['classes_kept'])} classes kept by name{new}")
+        fresh = (f"; {len(record['tensors_fresh'])} tensors the file lacks start fresh ({_summarise_names(record['tensors_fresh'])})"
+                 if record["tensors_fresh"] else "")
+        tqdm.write(f"initialised from {cfg.init}: {record['tensors_copied']} tensors copied, "
+                   f"{len(record['classes_kept'])} classes kept by name{new}{fresh}")
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
     return record
+
+
+def _summarise_names(names: list[str]) -> str:
+    """``['heads16.a.w', 'heads16.b.w', 'heads32.a.w']`` -> ``heads16 (2), heads32 (1)``."""
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name.split(".")[0]] = counts.get(name.split(".")[0], 0) + 1
+    return ", ".join(f"{k} ({v})" for k, v in counts.items())
 
 
 class _Logger:
