@@ -45,3 +45,23 @@ def test_strided_skip_folds_each_half_of_its_batchnorm():
     x = torch.randn(1, 4, 10, 10)
     with torch.no_grad():
         torch.testing.assert_close(fold_batchnorm(skip)(x), skip(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_every_candidate_operator_folds(stride):
+    """The contract a new operator in layers/ops.py signs: its BatchNorms sit where folding finds
+    them (after a Conv2d in an nn.Sequential, or as conv/bn, conv1/bn1, conv2/bn2 attributes),
+    so the deploy paths fold it away and compute the same."""
+    from fasterseg.layers.ops import OP_NAMES, build_op
+    from tests.infer.conftest import randomise_batchnorm
+
+    torch.manual_seed(0)
+    for name in OP_NAMES:
+        op = build_op(name, 8, 8 if stride == 1 else 16, stride)  # a stride-1 skip keeps its channels
+        randomise_batchnorm(op)
+        op.eval()
+        folded = fold_batchnorm(op)  # strict: raises naming a BatchNorm it cannot fold
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules()), name
+        x = torch.randn(2, 8, 24, 32)
+        with torch.no_grad():
+            torch.testing.assert_close(folded(x), op(x), atol=1e-4, rtol=1e-4, msg=lambda m: f"{name}: {m}")

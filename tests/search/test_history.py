@@ -77,3 +77,13 @@ def test_the_rules_by_hand():
 def test_a_run_without_history_is_an_error_naming_the_folder(tmp_path):
     with pytest.raises(HistoryError, match="no search history"):
         read_history(tmp_path)
+
+
+def test_each_operator_gets_its_own_colour_and_a_sixth_one_too():
+    from fasterseg.layers.ops import OP_NAMES
+    from fasterseg.search.history import op_colours
+
+    for n in (len(OP_NAMES), len(OP_NAMES) + 1, 12):
+        colours = op_colours(n)
+        assert len(colours) == n and len(set(colours)) == n
+    assert op_colours(len(OP_NAMES))[0] == "#dddddd"  # skip stays grey, the others as before

@@ -109,6 +109,19 @@ def pick(history: dict[str, list[EpochEntry]], epoch: int | None = None, rule: s
     return chosen
 
 
+def op_colours(n: int) -> list[str]:
+    """One distinct colour per operator, in the alpha order: grey for ``skip``, then the
+    qualitative tab10/tab20 colours, so a sixth operator gets a colour and a legend entry of its own."""
+    import matplotlib
+
+    base = ["#dddddd", "#1f77b4", "#2ca02c", "#d62728", "#9467bd"]
+    more = [matplotlib.colors.to_hex(c) for c in matplotlib.colormaps["tab20"].colors]
+    colours = base + [c for c in more if c not in base]
+    if n > len(colours):
+        raise ValueError(f"{n} operators: the evolution plot has {len(colours)} distinct colours")
+    return colours[:n]
+
+
 def plot_evolution(entries: list[EpochEntry], out: Path) -> Path:
     """One row per epoch: each branch's op per cell (colour) and scale (letter), with the epoch's
     table FPS and best val mIoU beside it."""
@@ -122,7 +135,7 @@ def plot_evolution(entries: list[EpochEntry], out: Path) -> Path:
     from fasterseg.layers.ops import OP_NAMES
     from fasterseg.utils.io import atomic_path
 
-    colors = ["#dddddd", "#1f77b4", "#2ca02c", "#d62728", "#9467bd"][: len(OP_NAMES)]
+    colors = op_colours(len(OP_NAMES))
     n_branches = max(len(e.genotype.branches) for e in entries)
     n_layers = max(len(b.ops) for e in entries for b in e.genotype.branches)
     fig, axes = plt.subplots(1, n_branches, figsize=(1.2 + 0.45 * n_layers * n_branches + 2.5, 1.2 + 0.32 * len(entries)),
