@@ -126,3 +126,16 @@ def test_an_openvino_table_is_built_and_validated_at_a_small_size(tmp_path, caps
                  "--warmup", "1", "--repeats", "2", "--no-progress"]) == 0
     result = json.loads((out_dir / "validate.json").read_text())
     assert len(result["measured_ms"]) == 3 and all(v > 0 for v in result["measured_ms"])
+
+
+def test_lut_validate_writes_under_runs_by_default():
+    """Not a lut_validate/ folder in whatever directory the user stands in: under runs/, which
+    git ignores, as every other command's output."""
+    from pathlib import Path
+
+    from fasterseg.cli import build_parser
+
+    args = build_parser().parse_args(["lut", "validate", "--lut", "t.json"])
+    assert Path(args.out_dir).parts[0] == "runs"
+    gitignore = Path(__file__).resolve().parents[2] / ".gitignore"
+    assert "runs/" in gitignore.read_text().splitlines()

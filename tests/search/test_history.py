@@ -87,3 +87,20 @@ def test_each_operator_gets_its_own_colour_and_a_sixth_one_too():
         colours = op_colours(n)
         assert len(colours) == n and len(set(colours)) == n
     assert op_colours(len(OP_NAMES))[0] == "#dddddd"  # skip stays grey, the others as before
+
+
+def test_pick_says_when_no_epoch_was_inside_the_window(searched, tmp_path, capsys):
+    import shutil
+
+    run, _ = searched
+    copy = tmp_path / "run"
+    shutil.copytree(run / "search" / "history", copy / "search" / "history")
+    for window, said in (([1e6, 2e6], True), ([0.0, 1e9], False)):
+        for path in (copy / "search" / "history").glob("epoch_*_student.json"):
+            data = json.loads(path.read_text())
+            data["fps_window"] = window
+            path.write_text(json.dumps(data))
+        assert main(["search", "--pick", str(copy)]) == 0
+        out = capsys.readouterr().out
+        assert ("note: no epoch of the student was inside its FPS window [1e+06, 2e+06]" in out) is said
+        assert "teacher" in out and "note: no epoch of the teacher" not in out

@@ -81,7 +81,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--samples", type=_at_least_3, default=20, help="random architectures to predict and measure (>= 3)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--size", type=parse_size, default=None, help="input size (default: the table's)")
-    v.add_argument("--out-dir", default="lut_validate", metavar="DIR", help="where the scatter PNG and results JSON go")
+    v.add_argument("--out-dir", default="runs/lut_validate", metavar="DIR",
+                   help="where the scatter PNG and results JSON go (default runs/lut_validate, beside the other runs)")
     v.add_argument("--measure-missing", action="store_true", help="measure entries the table lacks instead of failing")
     v.add_argument("--space", default="default", metavar="default|FILE",
                    help="search space to sample networks from (as for build: default, a search config or supernet settings)")

@@ -68,4 +68,8 @@ def _pick(args: argparse.Namespace) -> int:
         entry.genotype.save(out)
         print(f"{arch}: epoch {entry.epoch} -> {out} ({entry.fps:.1f} table FPS, supernet val mIoU "
               f"{100 * entry.best_miou:.2f}, latency weight {entry.latency_weight})")
+        if args.epoch is None and args.rule == "best-miou-in-window" and entry.in_window is False:
+            lo, hi = entry.fps_window
+            print(f"note: no epoch of the {arch} was inside its FPS window [{lo:g}, {hi:g}]; epoch {entry.epoch} is the "
+                  "closest to it")
     return 0

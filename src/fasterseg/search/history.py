@@ -43,6 +43,11 @@ class EpochEntry:
         return 1000.0 / ms
 
     @property
+    def in_window(self) -> bool | None:
+        """Whether its table FPS is inside the FPS window (None: no window, as for the teacher)."""
+        return None if not self.fps_window else self.fps_window[0] <= self.fps <= self.fps_window[1]
+
+    @property
     def best_miou(self) -> float:
         return max(self.miou.values())
 
@@ -96,7 +101,7 @@ def pick(history: dict[str, list[EpochEntry]], epoch: int | None = None, rule: s
         elif rule == "best-miou":
             chosen[arch] = max(entries, key=lambda e: (e.best_miou, e.epoch))
         elif rule == "best-miou-in-window":
-            inside = [e for e in entries if e.fps_window and e.fps_window[0] <= e.fps <= e.fps_window[1]]
+            inside = [e for e in entries if e.in_window]
             if inside:
                 chosen[arch] = max(inside, key=lambda e: (e.best_miou, e.epoch))
             elif entries[0].fps_window:  # none inside: the one closest to the window
