@@ -71,3 +71,11 @@ def test_export_command(cityscapes_tiny_model, tmp_path, capsys):
     got = ort_session(out).run(None, {"image": x.numpy()})[0]
     assert np.abs(got - expected).max() <= 1e-3
     assert not list(tmp_path.glob(".*.tmp")), "no temporary files left behind"
+    # What a consumer needs besides the graph travels in it (ONNX metadata_props).
+    import json
+
+    meta = load_model(cityscapes_tiny_model).meta
+    props = ort_session(out).get_modelmeta().custom_metadata_map
+    assert json.loads(props["fasterseg.mean"]) == list(meta.mean) and json.loads(props["fasterseg.std"]) == list(meta.std)
+    assert json.loads(props["fasterseg.class_names"]) == list(meta.class_names)
+    assert props["fasterseg.output"].startswith("class scores") and "normalised" in props["fasterseg.input"]

@@ -3,6 +3,8 @@ all, and the int8 paths keep a trained model's labels on real frames."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -96,6 +98,8 @@ def test_export_int8_writes_a_graph_onnx_runtime_runs(synth_root, tmp_path, caps
     assert "calibrated on 2 images" in capsys.readouterr().out
     labels = ort_session(out).run(None, {"image": np.zeros((1, 3, 128, 256), np.float32)})[0]
     assert labels.shape == (1, 128, 256) and labels.dtype == np.int64
+    props = ort_session(out).get_modelmeta().custom_metadata_map  # carried over from the fp32 graph
+    assert props["fasterseg.output"].startswith("class index") and len(json.loads(props["fasterseg.class_names"])) == 19
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fasterseg.infer.export import export_onnx
+    from fasterseg.infer.export import export_onnx, model_metadata
     from fasterseg.infer.fold import fold_batchnorm
     from fasterseg.errors import FasterSegError
     from fasterseg.modelfile import load_model
@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     if args.fold_bn:
         model = fold_batchnorm(model)
     report = export_onnx(model, args.out, size=tuple(size), dynamic=args.dynamic, output=args.output,
-                         opset=args.opset, check=args.check, tolerance=args.tolerance)
+                         opset=args.opset, check=args.check, tolerance=args.tolerance,
+                         metadata=model_metadata(model.meta, args.output))
     print(report.summary() if args.check else f"wrote {report.path} (opset {report.opset}, not checked)")
     return 0
 
@@ -58,7 +59,7 @@ def _export_int8(args: argparse.Namespace, model) -> int:
     at the size they accept: without ``--size``, the calibration images' own."""
     import tempfile
 
-    from fasterseg.infer.export import export_onnx
+    from fasterseg.infer.export import export_onnx, model_metadata
     from fasterseg.infer.fold import fold_batchnorm
     from fasterseg.infer.quantize import compare_graphs, quantize_onnx
 
@@ -66,7 +67,8 @@ def _export_int8(args: argparse.Namespace, model) -> int:
     with tempfile.TemporaryDirectory(prefix="fasterseg-export-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         export_onnx(fold_batchnorm(model), fp32, size=calibration.size, dynamic=args.dynamic, output=args.output,
-                    opset=args.opset, check=args.check, tolerance=args.tolerance)
+                    opset=args.opset, check=args.check, tolerance=args.tolerance,
+                    metadata=model_metadata(model.meta, args.output))
         quantize_onnx(fp32, args.out, calibration)
         agreement = compare_graphs(fp32, Path(args.out), calibration, args.output)
     kind = "dynamic N, H, W" if args.dynamic else f"{calibration.size[0]}x{calibration.size[1]}"

@@ -8,6 +8,7 @@ full-resolution logits off the device.
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from dataclasses import dataclass
@@ -50,12 +51,41 @@ def export_module(net: nn.Module, output: str) -> nn.Module:
     return Segmenter(net, argmax=output == "labels").eval()
 
 
+def model_metadata(meta, output: str) -> dict[str, str]:
+    """What a consumer of the ONNX file needs from the model file (ONNX ``metadata_props``): the
+    input normalisation, the class names and colours, what the output holds."""
+    extra = meta.extra or {}
+    props = {
+        "fasterseg.input": "image: float32 N x 3 x H x W, RGB in [0, 1], normalised as (x - mean) / std per channel",
+        "fasterseg.mean": json.dumps(list(meta.mean)),
+        "fasterseg.std": json.dumps(list(meta.std)),
+        "fasterseg.class_names": json.dumps(list(meta.class_names)),
+        "fasterseg.output": {"logits": "class scores N x C x H x W at the input size",
+                             "labels": "class index per pixel N x H x W (int64) at the input size",
+                             "logits8": "class scores N x C x H/8 x W/8, before the final resize"}[output],
+        "fasterseg.genotype": meta.genotype.to_json(),
+    }
+    if extra.get("palette"):
+        props["fasterseg.palette"] = json.dumps(extra["palette"])
+    return props
+
+
+def set_metadata(path: str | Path, props: dict[str, str]) -> None:
+    """Put ``props`` into the ONNX file's ``metadata_props`` (in place: call on a file not yet renamed into place)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, **props})
+    onnx.save(model, str(path))
+
+
 def export_onnx(net: nn.Module, out: str | Path, size: tuple[int, int] = (1024, 2048), dynamic: bool = False,
                 output: str = "logits", opset: int = DEFAULT_OPSET, check: bool = True,
-                tolerance: float = 1e-3) -> ExportReport:
+                tolerance: float = 1e-3, metadata: dict[str, str] | None = None) -> ExportReport:
     """Write ``net`` as ONNX to ``out`` atomically; with ``check``, compare with ONNX Runtime.
 
-    ``size`` is the example (and, unless ``dynamic``, the only) input size (height, width).
+    ``size`` is the example (and, unless ``dynamic``, the only) input size (height, width);
+    ``metadata`` goes into the file's ``metadata_props`` (see :func:`model_metadata`).
     """
     if opset < 17:
         raise ExportError(f"opset must be >= 17 (bilinear Resize semantics we rely on), got {opset}")
@@ -77,6 +107,8 @@ def export_onnx(net: nn.Module, out: str | Path, size: tuple[int, int] = (1024, 
                                         input_names=["image"], output_names=[output],
                                         dynamic_shapes=dynamic_shapes, external_data=False, verbose=False)
             program.save(str(tmp), external_data=False)
+            if metadata:
+                set_metadata(tmp, metadata)
         except Exception as exc:  # the exporter raises many types; report them as one
             raise ExportError(f"{out}: ONNX export failed: {type(exc).__name__}: {exc}") from exc
         finally:

@@ -119,9 +119,22 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, calibration: Calibrati
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 calibrate_method=CalibrationMethod.MinMax,
                                 extra_options={"CalibTensorRangeSymmetric": False})
+                _carry_metadata(fp32_path, target)
         except Exception as exc:  # the quantiser raises bare Exceptions; name the graph
             raise ExportError(f"{fp32_path}: int8 quantisation failed: {type(exc).__name__}: {exc}") from exc
     return out
+
+
+def _carry_metadata(source: str | Path, target: Path) -> None:
+    """The fp32 graph's ``metadata_props`` (normalisation, classes) onto the int8 one, which the
+    quantiser drops."""
+    import onnx
+
+    from fasterseg.infer.export import set_metadata
+
+    props = {p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props}
+    if props:
+        set_metadata(target, props)
 
 
 def compare_graphs(fp32_path: Path, int8_path: Path, calibration: Calibration, output: str, images: int = 4) -> str:
