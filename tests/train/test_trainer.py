@@ -173,3 +173,16 @@ def test_eval_reads_the_data_the_model_records_and_says_when_frames_were_trained
     assert "training frames" not in capsys.readouterr().out
     assert main(["eval", "--pred-dir", str(tmp_path)]) == 1
     assert "--data SPEC is needed: a prediction folder names no dataset" in capsys.readouterr().err
+
+
+def test_without_auxiliary_heads_nothing_of_them_is_built_or_saved(toy, tmp_path):
+    """loss.aux_weight=0 trains the 1/8 head alone: no auxiliary head in the model or its files
+    (their losses at full resolution are a third of a CPU step), and it still learns."""
+    result = train(_cfg(toy, tmp_path, "noaux", epochs=3, loss__aux_weight=0), show_progress=False)
+    state = torch.load(result.run_dir / CHECKPOINT, weights_only=True)["model"]
+    assert state and not any(k.startswith(("heads16", "heads32")) for k in state)
+    losses = [h["loss"] for h in result.history]
+    assert losses[-1] < losses[0]
+    with_aux = torch.load(train(_cfg(toy, tmp_path, "aux", epochs=1), show_progress=False).run_dir / CHECKPOINT,
+                          weights_only=True)["model"]
+    assert any(k.startswith("heads16") for k in with_aux)

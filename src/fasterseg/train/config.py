@@ -46,7 +46,7 @@ class OptimConfig:
 class LossConfig:
     ohem_thresh: float = 0.7  # OHEM keeps pixels whose true-class probability is at most this
     ohem_min_kept_ratio: float = 1 / 16  # ...and at least this fraction of the batch's pixels
-    aux_weight: float = 0.2  # weight of each auxiliary head (1/16, 1/32) loss
+    aux_weight: float = 0.2  # weight of each auxiliary head (1/16, 1/32) loss; 0: no auxiliary heads (on a CPU their full-resolution losses are a third of a step)
     distill_weight: float = 1.0  # weight of the KL distillation loss (with a teacher)
     class_weight: str = "none"  # none | median_frequency (SegNet) | inverse_log (ENet), from the training labels
     inverse_log_offset: float = 1.02  # c in inverse_log's 1 / ln(c + p): ENet's 1.02; from-scratch CamVid recipes use 1.10
@@ -97,6 +97,8 @@ class TrainConfig:
             raise ValueError(f"optim.schedule must be exponential or poly, got {self.optim.schedule!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if self.loss.aux_weight < 0:
+            raise ValueError(f"loss.aux_weight must be >= 0, got {self.loss.aux_weight}")
         if self.compact_every < 0 or not self.compact_max_mb > 0:
             raise ValueError(f"compact_every must be >= 0 and compact_max_mb > 0, got {self.compact_every}, {self.compact_max_mb}")
         if self.epochs < 1 or self.batch_size < 1:

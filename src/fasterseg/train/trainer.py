@@ -205,7 +205,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
                         persistent_workers=False)
 
     genotype = _genotype_to_train(cfg, run_dir, resume, info)
-    model = FasterSegNet(genotype, aux_heads=True)
+    model = FasterSegNet(genotype, aux_heads=cfg.loss.aux_weight > 0)  # 0: no auxiliary heads to compute at all
     init_weights(model)
     frozen_prefixes = [cfg.freeze] if isinstance(cfg.freeze, str) and cfg.freeze else list(cfg.freeze or [])
     freeze(model, frozen_prefixes)  # first: a wrong prefix fails before anything is written
