@@ -89,8 +89,8 @@ class TrainConfig:
             raise ValueError(f"data.train_split must name at least one split, got {self.data.train_split!r}")
         if self.optim.name not in OPTIMIZERS:
             raise ValueError(f"optim.name must be one of {list(OPTIMIZERS)}, got {self.optim.name!r}")
-        if self.optim.warmup_epochs < 0 or self.optim.warmup_epochs >= self.epochs:
-            raise ValueError(f"optim.warmup_epochs must be in [0, epochs), got {self.optim.warmup_epochs}")
+        if self.optim.warmup_epochs < 0:
+            raise ValueError(f"optim.warmup_epochs must be >= 0, got {self.optim.warmup_epochs}")
         if not self.loss.inverse_log_offset > 1:
             raise ValueError(f"loss.inverse_log_offset must be > 1 (the weight is 1 / ln(offset + p)), got {self.loss.inverse_log_offset}")
         if self.optim.schedule not in ("exponential", "poly"):
