@@ -9,3 +9,14 @@ train() {  # NAME ARGS...: train (or resume, or skip when finished) one run into
     "$FASTERSEG" train --name "$name" --out-dir "$OUT" --quiet "$@"
   fi
 }
+
+train_carried() {  # NAME COMPACT ARGS...: as train, and where OUT/NAME is gone (a new machine), continue
+                   # from the committed compact checkpoint COMPACT when there is one (issue 31)
+  local name=$1 compact=$2; shift 2
+  if [[ -f "$OUT/$name/metrics.json" ]]; then return 0; fi
+  if [[ ! -f "$OUT/$name/checkpoint.pt" && ! -f "$OUT/$name/config.yaml" && -f "$compact" ]]; then
+    "$FASTERSEG" train --continue-from "$compact" --name "$name" --out-dir "$OUT" --quiet
+  else
+    train "$name" "$@"
+  fi
+}
