@@ -83,3 +83,28 @@ def test_batch_norm_rejects_a_width_it_does_not_hold():
 def test_the_stride_two_skip_needs_even_widths():
     with pytest.raises(ValueError, match="even c_out at every width"):
         build_op("skip", 8, 10, 2, widths=(0.5, 1.0))  # 5 channels at half width
+
+
+def test_gradients_of_a_conv_used_at_several_widths_are_autograds_sums():
+    """The in-place slice backward gives what plain slicing gives autograd: for a weight used at
+    three widths in one loss, and accumulated over two backward passes."""
+    from fasterseg.layers.slimmable import SlimConv2d, set_active_width
+
+    torch.manual_seed(0)
+    conv = SlimConv2d(6, 8, 3, 1, 1, out_per_width=(2, 5, 8))
+    reference = conv.weight.detach().clone().requires_grad_(True)
+    x = torch.randn(2, 6, 7, 9)
+    for _ in range(2):  # .grad accumulates across backward passes, as for any parameter
+        loss, ref_loss = 0, 0
+        for index, c_out in enumerate((2, 5, 8)):
+            set_active_width(conv, index)
+            c_in = 4 if index == 1 else 6  # a narrower input too
+            loss = loss + (conv(x[:, :c_in]) ** 2).sum() * (index + 1)
+            ref = torch.nn.functional.conv2d(x[:, :c_in], reference[:c_out, :c_in], padding=1)
+            ref_loss = ref_loss + (ref ** 2).sum() * (index + 1)
+        loss.backward()
+        ref_loss.backward()
+        torch.testing.assert_close(conv.weight.grad, reference.grad, rtol=1e-5, atol=1e-5)
+    conv.zero_grad(set_to_none=True)
+    with torch.no_grad():  # no graph, no gradient: a plain view
+        assert conv(x).shape == (2, 8, 7, 9) and conv.weight.grad is None

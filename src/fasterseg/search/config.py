@@ -34,6 +34,7 @@ class PhaseConfig:
     seed: int = 12345  # seeds the halves, the data order and the augmentation
     num_workers: int = 0  # data-loading processes
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 autocast of the supernet passes; auto: bf16 where the device has it
+    channels_last: bool = True  # NHWC supernet and batches (oneDNN's native layout: about 10% faster a CPU step)
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):

@@ -151,6 +151,8 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
     weight_half, arch_half = split_halves(len(dataset), cfg.seed)
     iters = iterations_per_epoch(cfg, len(weight_half))
     net = globalise_batchnorm(Supernet(cfg.supernet)).to(device)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
     if init_weights is not None:
         net.load_state_dict(load_file(str(init_weights)))
     opt = make_optimisers(net, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.arch_lr)
@@ -178,8 +180,8 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         bar = tqdm(zip(weights, archs), total=iters, file=sys.stderr, disable=me != 0,
                    desc=f"{'pretrain' if cfg.pretrain else 'search'} {epoch + 1}/{cfg.epochs}")
         for w_batch, a_batch in bar:
-            w_batch = [t.to(device) for t in w_batch]
-            a_batch = None if cfg.pretrain else [t.to(device) for t in a_batch]
+            w_batch = _to_device(w_batch, device, cfg.channels_last)
+            a_batch = None if cfg.pretrain else _to_device(a_batch, device, cfg.channels_last)
             result = search_step(net, opt, criterion, w_batch, a_batch, cfg.pretrain, cfg.grad_clip,
                                  latency_fn, latency_weights, amp_dtype)
             sums["weight"] += result.weight_loss
@@ -226,6 +228,14 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         records.append(record)
     scalars.close()
     return records
+
+
+def _to_device(batch, device: torch.device, channels_last: bool) -> list[torch.Tensor]:
+    """(images, labels) on ``device``, the images NHWC when ``channels_last``."""
+    images, labels = (t.to(device) for t in batch)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return [images, labels]
 
 
 def _window_below_note(name: str, weight: float, fps: dict[str, float], fps_max: float) -> str:
