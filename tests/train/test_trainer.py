@@ -186,3 +186,32 @@ def test_without_auxiliary_heads_nothing_of_them_is_built_or_saved(toy, tmp_path
     with_aux = torch.load(train(_cfg(toy, tmp_path, "aux", epochs=1), show_progress=False).run_dir / CHECKPOINT,
                           weights_only=True)["model"]
     assert any(k.startswith("heads16") for k in with_aux)
+
+
+def test_a_new_run_after_a_failure_in_epoch_one_logs_each_row_once(toy, tmp_path, monkeypatch):
+    """An attempt that dies before its first checkpoint leaves log rows; training again under
+    the same name starts the logs afresh instead of appending a second epoch 1."""
+    import csv
+
+    from fasterseg.train import trainer
+
+    calls = {"n": 0}
+    real = trainer._Step.__call__
+
+    def failing(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise TrainingError("simulated failure in epoch 1")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer._Step, "__call__", failing)
+    with pytest.raises(TrainingError, match="simulated"):
+        train(_cfg(toy, tmp_path, "again", epochs=1), show_progress=False)
+    assert (tmp_path / "again" / "train_log.csv").is_file()  # the failed attempt logged iterations 2 and 4
+    monkeypatch.setattr(trainer._Step, "__call__", real)
+    train(_cfg(toy, tmp_path, "again", epochs=1), show_progress=False)
+    with open(tmp_path / "again" / "train_log.csv") as f:
+        rows = [(r["epoch"], r["iter"]) for r in csv.DictReader(f)]
+    assert rows == [("1", "2"), ("1", "4"), ("1", "6")]
+    with open(tmp_path / "again" / "epochs.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1"]

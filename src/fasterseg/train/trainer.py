@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -417,8 +418,13 @@ def _save_compact(step: _Step, run_dir: Path, genotype: Genotype, init_record: d
 
 def _start_run_files(cfg: TrainConfig, run_dir: Path, genotype, resolved: dict) -> None:
     """What a new run folder records before its first step: config, genotype, environment, and
-    the settings as resolved on this machine."""
+    the settings as resolved on this machine. Logs that an earlier attempt under this name left
+    before its first checkpoint (it failed in epoch 1) are cleared, not appended to."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("train_log.csv", "epochs.csv"):
+        (run_dir / stale).unlink(missing_ok=True)
+    if (run_dir / "tensorboard").is_dir():
+        shutil.rmtree(run_dir / "tensorboard")
     save_config(cfg, run_dir / "config.yaml")
     genotype.save(run_dir / "genotype.json")
     atomic_write_text(run_dir / "environment.json", json.dumps(environment(), indent=2) + "\n")
