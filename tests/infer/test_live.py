@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from fasterseg.cli import main
+from fasterseg.errors import FasterSegError
 from fasterseg.infer.sources import expand_inputs, live_source
 
 cv2 = pytest.importorskip("cv2")
@@ -101,5 +102,10 @@ def test_a_stream_that_cannot_be_opened_is_a_failed_input_not_a_crash(cityscapes
 
 def test_live_arguments_are_recognised():
     assert live_source("camera:0").name == "camera0" and live_source("camera:0").uri == "camera:0"
-    assert live_source("rtsp://10.0.0.2:554/cam/1?x=2").name == "10.0.0.2_554_cam_1"
+    assert live_source("rtsp://10.0.0.2:554/cam/1?x=2").name == "10.0.0.2_554_cam_1_x_2"
+    # two cameras of one server, told apart by their query, get two outputs (issue 35)
+    names = [s.name for s in expand_inputs(["http://127.0.0.1:9/v.mjpg?cam=1", "http://127.0.0.1:9/v.mjpg?cam=2"]).sources]
+    assert names == ["127.0.0.1_9_v.mjpg_cam_1", "127.0.0.1_9_v.mjpg_cam_2"]
+    with pytest.raises(FasterSegError, match="would both be written as"):  # URLs that read as one name are refused
+        expand_inputs(["http://127.0.0.1:9/v.mjpg?cam=1", "http://127.0.0.1:9/v.mjpg&cam=1"])
     assert live_source("photo.png") is None

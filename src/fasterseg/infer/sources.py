@@ -39,9 +39,9 @@ def live_source(argument: str) -> Source | None:
     if camera:
         return Source(Path(argument), f"camera{camera.group(1)}", "stream", argument)
     if argument.lower().startswith(STREAM_SCHEMES):
-        rest = argument.split("://", 1)[1].split("?", 1)[0]
+        rest = argument.split("://", 1)[1]  # host, path and query: `?cam=1` and `?cam=2` are two cameras
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", rest).strip("_.") or "stream"
-        return Source(Path(name), name, "stream", argument)
+        return Source(Path(argument), name, "stream", argument)  # two URLs that read as one name are refused
     if _SEQUENCE.search(Path(argument).name):
         name = _SEQUENCE.sub("", Path(argument).stem).strip("_-.") or "sequence"
         return Source(Path(argument), name, "stream", argument)
