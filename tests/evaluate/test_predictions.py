@@ -223,3 +223,16 @@ def test_train_ids_scored_as_label_ids_are_warned_about(perfect, capsys):
     assert "if the folder holds train ids, pass --ids train" in capsys.readouterr().err
     assert main(["eval", "--pred-dir", str(pred_dir), "--data", f"synth:{ds.root}", "--split", "val", "--ids", "train"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_eval_outputs_aimed_at_what_it_scores_are_refused(perfect, capsys):
+    """--json / --csv / --plots on a prediction or a label file would destroy it: refused, the file intact."""
+    ds, pred_dir = perfect
+    prediction = sorted(pred_dir.iterdir())[0]
+    label = ds.pairs[0][1]
+    for flag, target in (("--json", prediction), ("--csv", label)):
+        before = target.read_bytes()
+        assert main(["eval", "--pred-dir", str(pred_dir), "--data", f"synth:{ds.root}", "--split", "val",
+                     flag, str(target)]) == 1
+        assert "is also an input of this command" in capsys.readouterr().err
+        assert target.read_bytes() == before

@@ -136,11 +136,32 @@ def run(args: argparse.Namespace) -> int:
                                                                 f"{args.model} records no data spec"))
         print(f"data: {args.data} (recorded in {args.model})", file=sys.stderr)
     dataset = build_dataset(args.data, args.split)
+    _refuse_overwriting_what_is_scored(args, dataset)
     report(args, dataset, score(args, dataset))
     if meta is not None:
         for line in seen_in_training(meta, args.data, dataset):
             print(line)
     return 0
+
+
+def _refuse_overwriting_what_is_scored(args: argparse.Namespace, dataset) -> None:
+    """--json, --csv and --plots must not land on a prediction, label or image being scored."""
+    from fasterseg.errors import EvaluationError
+    from fasterseg.utils.io import refuse_overwriting_inputs
+
+    outputs = [Path(p) for p in (args.json, args.csv) if p and p != "-"]
+    if args.plots:
+        outputs += [Path(args.plots) / "class_iou.png", Path(args.plots) / "confusion.png"]
+    if not outputs:
+        return
+    inputs = [p for pair in getattr(dataset, "pairs", []) for p in pair]
+    if args.pred_dir and Path(args.pred_dir).is_dir():
+        inputs += list(Path(args.pred_dir).rglob("*.png"))
+    if args.model:
+        inputs.append(Path(args.model))
+    names = {p.name for p in outputs}
+    refuse_overwriting_inputs(outputs, [p for p in inputs if Path(p).name in names], EvaluationError,
+                              "--json/--csv/--plots")
 
 
 def _model_meta(path: str):
