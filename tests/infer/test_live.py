@@ -109,3 +109,18 @@ def test_live_arguments_are_recognised():
     with pytest.raises(FasterSegError, match="would both be written as"):  # URLs that read as one name are refused
         expand_inputs(["http://127.0.0.1:9/v.mjpg?cam=1", "http://127.0.0.1:9/v.mjpg&cam=1"])
     assert live_source("photo.png") is None
+
+
+def test_frame_labels_never_overwrite_the_sequence_they_come_from(cityscapes_tiny_model, tmp_path, capsys):
+    """An image sequence stored where its frame labels would go (OUT/labels/<name>/): refused
+    even with --overwrite, the frames untouched (issue 35)."""
+    frames = tmp_path / "out" / "labels" / "sequence"  # `%06d.png` is named "sequence"; its labels go here as %06d.png
+    frames.mkdir(parents=True)
+    for i in range(3):
+        cv2.imwrite(str(frames / f"{i + 1:06d}.png"), _frame(i))
+    before = {p.name: p.read_bytes() for p in frames.iterdir()}
+    pattern = str(frames / "%06d.png")
+    assert main(["predict", "--model", cityscapes_tiny_model, "--input", pattern, "--out", str(tmp_path / "out"),
+                 "--frame-labels", "--overwrite"]) != 0
+    assert "is also an input of this command" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in frames.iterdir()} == before

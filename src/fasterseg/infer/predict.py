@@ -22,7 +22,7 @@ from fasterseg.errors import FasterSegError
 from fasterseg.infer.names import OUTPUT_KINDS
 from fasterseg.infer.palette import colorize, overlay, palette_for, train_to_label_id_table
 from fasterseg.infer.predictor import Predictor
-from fasterseg.infer.sources import Source, VideoReader, expand_inputs, read_rgb
+from fasterseg.infer.sources import Source, VideoReader, expand_inputs, is_sequence, read_rgb
 from fasterseg.errors import InputError
 from fasterseg.errors import EvaluationError
 from fasterseg.evaluate.submission import SubmissionWriter, submission_name
@@ -138,7 +138,10 @@ def _check_outputs(out_dir: Path, images: list[Source], videos: list[Source], ou
     if submission:
         check_writable(Path(submission), FasterSegError)
     planned = _planned_outputs(out_dir, images, videos, outputs, submission, frame_labels)
-    refuse_overwriting_inputs(planned, [s.path for s in images + videos], FasterSegError, "--out")
+    inputs = [s.path for s in images + videos]
+    # an image sequence's frames are its folder's files: a frame-label folder there would overwrite them
+    inputs += [s.path.parent for s in videos if s.kind == "stream" and is_sequence(s.uri)]
+    refuse_overwriting_inputs(planned, inputs, FasterSegError, "--out")
     if not overwrite:
         existing = [p for p in planned if p.exists()]
         if existing:

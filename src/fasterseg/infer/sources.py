@@ -33,6 +33,12 @@ class Source:
     uri: str = ""  # what OpenCV opens for a stream (the argument as given)
 
 
+def is_sequence(argument: str) -> bool:
+    """Whether ``argument`` is an image-sequence pattern (``frames/%05d.png``), not a camera or URL."""
+    return bool(argument) and not argument.lower().startswith(STREAM_SCHEMES) and not _CAMERA.match(argument) \
+        and bool(_SEQUENCE.search(Path(argument).name))
+
+
 def live_source(argument: str) -> Source | None:
     """The live source an argument names, if it names one; its output name is made from it."""
     camera = _CAMERA.match(argument)
