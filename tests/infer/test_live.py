@@ -124,3 +124,68 @@ def test_frame_labels_never_overwrite_the_sequence_they_come_from(cityscapes_tin
                  "--frame-labels", "--overwrite"]) != 0
     assert "is also an input of this command" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in frames.iterdir()} == before
+
+
+@pytest.fixture()
+def endless_stream():
+    """An MJPEG stream that goes on (a frame every 20 ms, at most 30 s: bounded), as a camera does."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            deadline = time.monotonic() + 30
+            i = 0
+            try:
+                while time.monotonic() < deadline:
+                    data = cv2.imencode(".jpg", _frame(i % 6))[1].tobytes()
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data))
+                    self.wfile.write(data + b"\r\n")
+                    self.wfile.flush()
+                    i += 1
+                    time.sleep(0.02)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/live.mjpg"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_stopping_an_endless_stream_keeps_its_video(cityscapes_tiny_model, endless_stream, tmp_path, signame):
+    """SIGTERM (timeout, service managers) and SIGINT (Ctrl-C) end predict with the video of what
+    was segmented, playable and readable by others, and no hidden temporary file (issue 35)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "fasterseg.cli", "predict", "--model", cityscapes_tiny_model,
+                             "--input", endless_stream, "--out", str(out), "--frame-labels"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=lambda: os.umask(0o022))
+    name = live_source(endless_stream).name
+    labels = out / "labels" / name
+    deadline = time.monotonic() + 60
+    while len(list(labels.glob("*.png"))) < 5:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode() if proc.poll() else "timeout"
+        time.sleep(0.1)
+    proc.send_signal(getattr(signal, signame))
+    proc.wait(timeout=30)
+    assert proc.returncode == 130, proc.stderr.read().decode()
+    video = out / "video" / f"{name}.mp4"
+    capture = cv2.VideoCapture(str(video))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    assert frames >= 5
+    assert video.stat().st_mode & 0o044 == 0o044  # readable by others under umask 022, as the PNGs are
+    assert not [p for p in (out / "video").iterdir() if p.name.startswith(".")]

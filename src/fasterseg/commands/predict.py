@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 
 from fasterseg.commands.common import add_calibration_arguments, calibration_from_args, parse_size
 
@@ -72,9 +73,10 @@ def run(args: argparse.Namespace) -> int:
     options = RunnerOptions(backend=args.backend, device=args.device, precision=args.precision, compile=args.compile,
                             calibration=calibration_from_args(args, model.genotype.num_classes))
     predictor = Predictor(model, options, batch_size=args.batch_size, tile=args.tile, tile_overlap=args.tile_overlap)
-    report = run_predict(predictor, args.input, args.out, outputs=outputs, alpha=args.alpha, submission=args.submission,
-                         warn=lambda line: tqdm.write(line, file=sys.stderr), overwrite=args.overwrite,
-                         live=LiveOptions(args.max_frames, args.show, args.frame_labels))
+    with _sigterm_as_interrupt():
+        report = run_predict(predictor, args.input, args.out, outputs=outputs, alpha=args.alpha, submission=args.submission,
+                             warn=lambda line: tqdm.write(line, file=sys.stderr), overwrite=args.overwrite,
+                             live=LiveOptions(args.max_frames, args.show, args.frame_labels))
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"segmented {len(report.written)} input(s) into {args.out}"
@@ -82,3 +84,25 @@ def run(args: argparse.Namespace) -> int:
     if report.failed:
         print(f"{len(report.failed)} input(s) failed: " + ", ".join(name for name, _ in report.failed), file=sys.stderr)
     return min(len(report.failed), MAX_FAILED_STATUS)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (what `timeout` and service managers send) stops predict as Ctrl-C does: the
+    video of the input being segmented is finished with its frames so far, then the command
+    ends (status 130). Only in the main thread, where Python runs signal handlers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -26,7 +26,7 @@ from fasterseg.infer.sources import Source, VideoReader, expand_inputs, is_seque
 from fasterseg.errors import InputError
 from fasterseg.errors import EvaluationError
 from fasterseg.evaluate.submission import SubmissionWriter, submission_name
-from fasterseg.utils.io import atomic_path, check_writable, refuse_overwriting_inputs
+from fasterseg.utils.io import atomic_path, check_writable, refuse_overwriting_inputs, umask
 
 
 
@@ -218,27 +218,36 @@ def _segment_video(predictor: Predictor, source: Source, out_dir: Path, palette:
     tmp = Path(tmp_name)
     video_writer = None
     frames = 0
+    interrupted: KeyboardInterrupt | None = None
     try:
         with tqdm(total=reader.frames, desc=source.name, unit="frame", leave=False) as bar:
-            for frame, labels in predictor.predict_stream((f, f) for f in reader):
-                if video_writer is None:
-                    height, width = frame.shape[:2]
-                    video_writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), reader.fps, (width, height))
-                    if not video_writer.isOpened():
-                        raise FasterSegError(f"{target}: OpenCV cannot write an mp4v video here")
-                blended = cv2.cvtColor(overlay(frame, colorize(labels, palette), alpha), cv2.COLOR_RGB2BGR)
-                video_writer.write(blended)
-                if live.frame_labels:
-                    _save_png(out_dir / "labels" / source.name / f"{frames + 1:06d}.png", labels)
-                frames += 1
-                bar.update(1)
-                if live.show and not _show(source.name, blended, frames / (time.perf_counter() - started)):
-                    break
+            try:
+                for frame, labels in predictor.predict_stream((f, f) for f in reader):
+                    if video_writer is None:
+                        height, width = frame.shape[:2]
+                        video_writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), reader.fps, (width, height))
+                        if not video_writer.isOpened():
+                            raise FasterSegError(f"{target}: OpenCV cannot write an mp4v video here")
+                    blended = cv2.cvtColor(overlay(frame, colorize(labels, palette), alpha), cv2.COLOR_RGB2BGR)
+                    video_writer.write(blended)
+                    if live.frame_labels:
+                        _save_png(out_dir / "labels" / source.name / f"{frames + 1:06d}.png", labels)
+                    frames += 1
+                    bar.update(1)
+                    if live.show and not _show(source.name, blended, frames / (time.perf_counter() - started)):
+                        break
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (predict turns it into this): keep what was segmented
+                interrupted = exc
         if video_writer is not None:
             video_writer.release()
         if frames == 0:
+            if interrupted is not None:
+                raise interrupted
             raise InputError(f"{source.uri or source.path}: no decodable frames")
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp's 0600 would make the video private
         os.replace(tmp, target)
+        if interrupted is not None:
+            raise interrupted
         return frames, frames / max(time.perf_counter() - started, 1e-9)
     finally:
         if video_writer is not None:

@@ -20,7 +20,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 would make every output private
+        os.chmod(tmp_path, 0o666 & ~umask())  # mkstemp's 0600 would make every output private
         _fsync(tmp_path)
         os.replace(tmp_path, path)
         _fsync(path.parent)  # the rename itself reaches the disk
@@ -51,7 +51,8 @@ def append_csv_row(path: Path, row: dict) -> None:
     write_point(path)
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
