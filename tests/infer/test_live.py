@@ -189,3 +189,79 @@ def test_stopping_an_endless_stream_keeps_its_video(cityscapes_tiny_model, endle
     assert frames >= 5
     assert video.stat().st_mode & 0o044 == 0o044  # readable by others under umask 022, as the PNGs are
     assert not [p for p in (out / "video").iterdir() if p.name.startswith(".")]
+
+
+def _sequence(folder, indices, bad=()):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in indices:
+        path = folder / f"f_{i:05d}.png"
+        if i in bad:
+            path.write_bytes(b"\\x89PNG\\r\\n\\x1a\\n not really a png")
+        else:
+            cv2.imwrite(str(path), _frame(i % 6))
+    return str(folder / "f_%05d.png")
+
+
+@pytest.mark.parametrize("bad", [(3,), (1,)], ids=["middle", "first"])
+def test_a_bad_frame_in_a_sequence_is_skipped_named_and_counted(cityscapes_tiny_model, tmp_path, capsys, bad):
+    pattern = _sequence(tmp_path / "seq", range(1, 7), bad=bad)
+    out = tmp_path / "out"
+    assert main(["predict", "--model", cityscapes_tiny_model, "--input", pattern, "--out", str(out), "--frame-labels"]) == 1
+    err = capsys.readouterr().err
+    assert f"f_{bad[0]:05d}.png" in err and "1 input(s) failed" in err
+    assert len(list((out / "labels" / "f").glob("*.png"))) == 5  # every other frame
+
+
+def test_a_sequence_may_start_anywhere_and_have_gaps(cityscapes_tiny_model, tmp_path, capsys):
+    pattern = _sequence(tmp_path / "seq", [10, 11, 12, 15, 16])
+    out = tmp_path / "out"
+    assert main(["predict", "--model", cityscapes_tiny_model, "--input", pattern, "--out", str(out), "--frame-labels"]) == 0
+    assert "2 index(es) between 10 and 16 have no file" in capsys.readouterr().err
+    assert len(list((out / "labels" / "f").glob("*.png"))) == 5
+
+
+def test_a_video_cut_short_says_which_frames_it_lost(cityscapes_tiny_model, tmp_path, capsys):
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    for i in range(20):
+        writer.write(_frame(i % 6))
+    writer.release()
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) // 2])  # cut in half: the container still says 20 frames
+    out = tmp_path / "out"
+    code = main(["predict", "--model", cityscapes_tiny_model, "--input", str(video), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot be decoded (the video ends after" in err and "of 20)" in err
+    capture = cv2.VideoCapture(str(out / "video" / "clip.mp4"))  # the frames before the cut stand
+    assert capture.read()[0]
+
+
+def test_a_stream_with_one_bad_part_carries_on(cityscapes_tiny_model, tmp_path, capsys):
+    """An MJPEG stream whose fourth part is not a JPEG: the parts after it are still segmented."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            for i in range(8):
+                data = b"garbage" * 50 if i == 3 else cv2.imencode(".jpg", _frame(i % 6))[1].tobytes()
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data))
+                self.wfile.write(data + b"\r\n")
+                self.wfile.flush()
+                time.sleep(0.01)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/bad.mjpg"
+        out = tmp_path / "out"
+        main(["predict", "--model", cityscapes_tiny_model, "--input", url, "--out", str(out), "--frame-labels"])
+        written = len(list((out / "labels" / live_source(url).name).glob("*.png")))
+        assert written >= 6, capsys.readouterr().err  # the parts after the bad one too
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -110,7 +110,7 @@ def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, ou
         for source in videos:
             label = source.uri or str(source.path)
             try:
-                frames, fps = _segment_video(predictor, source, out_dir, palette, alpha, live)
+                frames, fps = _segment_video(predictor, source, out_dir, palette, alpha, live, fail, report.notes.append)
                 report.written.append(label)
                 report.notes.append(f"{label}: {frames} frame(s) at {fps:.1f} FPS end to end")
             except InputError as exc:
@@ -201,15 +201,17 @@ def _write_image_outputs(out_dir: Path, name: str, image: np.ndarray, labels: np
 
 
 def _segment_video(predictor: Predictor, source: Source, out_dir: Path, palette: np.ndarray, alpha: float,
-                   live: LiveOptions) -> tuple[int, float]:
+                   live: LiveOptions, bad_frame: Callable[[str, str], None] | None = None,
+                   note: Callable[[str], None] | None = None) -> tuple[int, float]:
     """The overlay video ``video/<name>.mp4`` (mp4v), written under a temporary name then renamed;
     returns the frames written and the end-to-end frame rate. A stream that stops, or a window
-    closed by the user, ends the video with the frames so far."""
+    closed by the user, ends the video with the frames so far; a frame that cannot be decoded is
+    skipped and given to ``bad_frame`` (name, reason) as a failed input."""
     import time
 
     import cv2
 
-    reader = VideoReader(source.uri or source.path, max_frames=live.max_frames)
+    reader = VideoReader(source.uri or source.path, max_frames=live.max_frames, on_bad=bad_frame, on_note=note)
     started = time.perf_counter()
     target = out_dir / "video" / f"{source.name}.mp4"
     target.parent.mkdir(parents=True, exist_ok=True)

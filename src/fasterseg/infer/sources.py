@@ -12,7 +12,7 @@ import glob
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -122,35 +122,114 @@ def read_rgb(path: Path) -> np.ndarray:
         raise InputError(str(exc)) from None
 
 
-class VideoReader:
-    """RGB frames of a video through OpenCV, with its frame rate and size."""
+BadFrame = Callable[[str, str], None]  # (frame's name, reason): called for each frame skipped
+RETRIES = 5  # reads tried past a failed one before a video or stream is taken to have ended
 
-    def __init__(self, path: Path | str, max_frames: int | None = None):
+
+class VideoReader:
+    """RGB frames of a video, camera, stream or image sequence, with its frame rate and size.
+
+    A frame that cannot be decoded is skipped and reported to ``on_bad`` with its name (the
+    sequence file, or ``SOURCE frame N``), as a bad image is, and reading carries on: an image
+    sequence is read file by file in index order (from any first index, across gaps, which
+    ``on_note`` is told about); a video or stream is read past a failed frame for up to
+    :data:`RETRIES` more reads, and a video that still ends short of its frame count says so."""
+
+    def __init__(self, path: Path | str, max_frames: int | None = None, on_bad: BadFrame | None = None,
+                 on_note: Callable[[str], None] | None = None):
         import cv2
 
         self.path = path
-        camera = _CAMERA.match(str(path))
-        self.capture = cv2.VideoCapture(int(camera.group(1))) if camera else cv2.VideoCapture(str(path))
-        if not self.capture.isOpened():
-            raise InputError(f"{path}: cannot open {'camera' if camera else 'video'}")
-        fps = self.capture.get(cv2.CAP_PROP_FPS)
-        self.fps = fps if 0 < fps <= 240 else 25.0  # streams often report nothing or nonsense
-        count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        self.frames = count if count > 0 else None
+        self.on_bad = on_bad or (lambda name, reason: None)
+        self.on_note = on_note or (lambda text: None)
         self.max_frames = max_frames
+        self.sequence = sequence_files(str(path)) if is_sequence(str(path)) else None
+        self.capture = None
+        if self.sequence is not None:
+            if not self.sequence:
+                raise InputError(f"{path}: no file of the sequence exists")
+            self.fps, count = 25.0, len(self.sequence)
+            _note_gaps(str(path), [i for i, _ in self.sequence], self.on_note)
+        else:
+            camera = _CAMERA.match(str(path))
+            self.capture = cv2.VideoCapture(int(camera.group(1))) if camera else cv2.VideoCapture(str(path))
+            if not self.capture.isOpened():
+                raise InputError(f"{path}: cannot open {'camera' if camera else 'video'}")
+            fps = self.capture.get(cv2.CAP_PROP_FPS)
+            self.fps = fps if 0 < fps <= 240 else 25.0  # streams often report nothing or nonsense
+            count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.count = count if count > 0 else None  # what the container says it holds
+        self.frames = self.count
         if max_frames is not None:
             self.frames = min(self.frames, max_frames) if self.frames else max_frames
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        if self.sequence is not None:
+            yield from self._sequence_frames()
+        else:
+            yield from self._capture_frames()
+
+    def _sequence_frames(self) -> Iterator[np.ndarray]:
+        read = 0
+        for _, file in self.sequence:
+            if self.max_frames is not None and read >= self.max_frames:
+                return
+            try:
+                frame = read_rgb(file)
+            except InputError as exc:
+                self.on_bad(str(file), str(exc).removeprefix(f"{file}: "))
+                continue
+            read += 1
+            yield frame
+
+    def _capture_frames(self) -> Iterator[np.ndarray]:
         import cv2
 
         try:
-            read = 0
+            read = position = 0
             while self.max_frames is None or read < self.max_frames:
                 ok, frame = self.capture.read()
-                if not ok:  # the end of a file, or a stream that stopped: the frames so far stand
-                    return
+                position += 1
+                if not ok:
+                    if self.count is not None and position > self.count:
+                        return  # the end of a file
+                    for _ in range(RETRIES):  # a garbled frame or part: try the ones after it
+                        ok, frame = self.capture.read()
+                        position += 1
+                        if ok:
+                            break
+                    if not ok:
+                        if self.count is not None and position - RETRIES <= self.count:
+                            self.on_bad(f"{self.path} frames {position - RETRIES}-{self.count}",
+                                        f"cannot be decoded (the video ends after {read} good frames of {self.count})")
+                        return  # a stream that stopped, or a file cut short: the frames so far stand
+                    self.on_bad(f"{self.path} frame {position - 1}", "cannot be decoded")
                 read += 1
                 yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         finally:
             self.capture.release()
+
+
+def sequence_files(pattern: str) -> list[tuple[int, Path]]:
+    """(index, file) of every existing file that ``pattern`` (``frames/%05d.png``) names, by index."""
+    path = Path(pattern)
+    m = _SEQUENCE.search(path.name)
+    digits = m.group(0)[1:-1].lstrip("0")
+    width = int(digits) if digits else 0
+    number = rf"(\d{{{width}}})" if m.group(0).startswith("%0") and width else r"(\d+)"
+    regex = re.compile(re.escape(path.name[:m.start()]) + number + re.escape(path.name[m.end():]) + "$")
+    folder = path.parent
+    found = []
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            hit = regex.match(entry.name)
+            if hit and entry.is_file():
+                found.append((int(hit.group(1)), entry))
+    return sorted(found)
+
+
+def _note_gaps(pattern: str, indices: list[int], note: Callable[[str], None]) -> None:
+    missing = indices[-1] - indices[0] + 1 - len(indices)
+    if missing:
+        note(f"{pattern}: {missing} index(es) between {indices[0]} and {indices[-1]} have no file; read across the gaps")
+
