@@ -56,9 +56,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FasterSegError as exc:
         print(f"fasterseg {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a full disk, a read-only folder, a file where a folder goes: one line, not a traceback
+        print(f"fasterseg {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``PATH: what went wrong`` for an operating-system error, saying so plainly when the disk is full."""
+    import errno
+
+    what = "no space left on the device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    where = exc.filename or ""
+    if exc.filename2:
+        where = f"{where} -> {exc.filename2}"
+    return f"{where}: {what}" if where else what
 
 
 # the arguments that take a model file (info's is its positional source)

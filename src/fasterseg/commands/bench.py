@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fasterseg.commands.common import add_calibration_arguments, calibration_from_args, parse_size
+from fasterseg.commands.common import add_calibration_arguments, calibration_from_args, device_name, parse_size
 
 NAME = "bench"
 HELP = "time deploy paths (eager, optimized, onnxruntime, openvino, tensorrt; fp32/fp16/bf16/int8): median/p90 latency and FPS"
@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "time several networks side by side in the same rounds")
     p.add_argument("--size", type=parse_size, default=(1024, 2048), help="input HEIGHTxWIDTH (default 1024x2048)")
     p.add_argument("--batch", type=int, default=1, help="images per batch (default 1)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--backend", nargs="+", type=canonical, choices=backend_names(), default=["eager", "optimized", "onnxruntime"],
                    help="one or more backends, each timed in turn (default: eager optimized onnxruntime)")
     p.add_argument("--precision", nargs="+", choices=PRECISION_NAMES, default=["fp32"],

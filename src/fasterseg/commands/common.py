@@ -15,6 +15,28 @@ def parse_size(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def device_name(text: str) -> str:
+    """A torch device name (``cpu``, ``cuda``, ``cuda:1``), checked when parsed."""
+    import torch
+
+    try:
+        torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"not a device: {text!r} (cpu, cuda or cuda:N)") from None
+    return text
+
+
+def positive_float(text: str) -> float:
+    """A number above zero (a scale, a rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
 def add_run_arguments(p: argparse.ArgumentParser, config_help: str, set_example: str, resume_help: str) -> None:
     """The options every run-directory command shares (``train``, ``search``): config, overrides,
     where the run goes, and ``--resume``."""

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from fasterseg.commands.common import add_calibration_arguments, calibration_from_args, parse_size
+from fasterseg.commands.common import add_calibration_arguments, calibration_from_args, device_name, parse_size, positive_float
 
 NAME = "eval"
 HELP = "evaluate prediction PNGs against a dataset split: IoU/iIoU table, JSON, CSV, plots"
@@ -33,10 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", metavar="OUT.csv", default=None, help="also write the numbers as CSV")
     p.add_argument("--plots", metavar="DIR", default=None,
                    help="also draw class_iou.png and confusion.png into DIR")
-    p.add_argument("--device", default="cpu", help="torch device for the counting (default: cpu)")
+    p.add_argument("--device", type=device_name, default="cpu", help="torch device for the counting (default: cpu)")
     p.add_argument("--workers", type=int, default=4, help="threads decoding PNGs (default: 4)")
     model = p.add_argument_group("model inference (with --model)")
-    model.add_argument("--scales", type=float, nargs="+", default=[1.0], help="multi-scale inference, e.g. 0.75 1 1.25")
+    model.add_argument("--scales", type=positive_float, nargs="+", default=[1.0], help="multi-scale inference, e.g. 0.75 1 1.25")
     model.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
     model.add_argument("--window", type=parse_size, default=None, metavar="HxW",
                        help="sliding-window inference with windows of this size (default: whole image)")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from contextlib import contextmanager
 
-from fasterseg.commands.common import add_calibration_arguments, calibration_from_args, parse_size
+from fasterseg.commands.common import add_calibration_arguments, calibration_from_args, device_name, parse_size
 
 NAME = "predict"
 HELP = "segment images, folders, globs or videos; write label PNGs, colour masks, overlays, a submission zip"
@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="images per batch (equal-size images are batched)")
     p.add_argument("--tile", type=parse_size, default=None, metavar="HxW", help="sliding-window tile size (default: whole image)")
     p.add_argument("--tile-overlap", type=float, default=0.25, help="fraction by which tiles overlap (default 0.25)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--backend", type=canonical, choices=backend_names(), default="eager", help="deploy path (default eager)")
     p.add_argument("--precision", choices=PRECISION_NAMES, default="fp32",
                    help="of the deploy path: fp16/bf16 (optimized, openvino), int8 (onnxruntime, openvino; needs --calib) (default fp32)")

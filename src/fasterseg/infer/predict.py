@@ -256,7 +256,10 @@ def _segment_video(predictor: Predictor, source: Source, out_dir: Path, palette:
             video_writer.release()
         tmp.unlink(missing_ok=True)
         if live.show:
-            cv2.destroyAllWindows()
+            try:
+                cv2.destroyAllWindows()
+            except cv2.error:  # no display: the error that brought us here is the one to report
+                pass
 
 
 def _show(name: str, frame_bgr: np.ndarray, fps: float) -> bool:

@@ -152,7 +152,10 @@ class VideoReader:
             _note_gaps(str(path), [i for i, _ in self.sequence], self.on_note)
         else:
             camera = _CAMERA.match(str(path))
-            self.capture = cv2.VideoCapture(int(camera.group(1))) if camera else cv2.VideoCapture(str(path))
+            try:
+                self.capture = cv2.VideoCapture(int(camera.group(1))) if camera else cv2.VideoCapture(str(path))
+            except (cv2.error, OverflowError, SystemError) as exc:  # e.g. a camera index beyond any device's
+                raise InputError(f"{path}: cannot open {'camera' if camera else 'video'} ({str(exc).strip()})") from None
             if not self.capture.isOpened():
                 raise InputError(f"{path}: cannot open {'camera' if camera else 'video'}")
             fps = self.capture.get(cv2.CAP_PROP_FPS)

@@ -75,7 +75,10 @@ def read_history(search_dir: Path) -> dict[str, list[EpochEntry]]:
             entry = EpochEntry(int(data["epoch"]), data["arch"], Genotype.from_dict(data["genotype"], source=str(path)),
                                data["miou"], data["latency_ms"], data.get("latency_weight"),
                                tuple(data["fps_window"]) if data.get("fps_window") else None, path)
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            for key, value in (("miou", entry.miou), ("latency_ms", entry.latency_ms)):
+                if not isinstance(value, dict) or not value or not all(isinstance(v, (int, float)) for v in value.values()):
+                    raise ValueError(f"'{key}' must map outputs to numbers, got {value!r}")
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
             raise HistoryError(f"{path}: not a search history entry ({exc})") from None
         out.setdefault(entry.arch, []).append(entry)
     if not out:

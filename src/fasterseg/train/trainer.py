@@ -222,7 +222,10 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    optimizer = make_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise TrainingError(f"freeze={frozen_prefixes} leaves no parameter to train; freeze fewer modules")
+    optimizer = make_optimizer(cfg, trainable)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     weights = None
     if cfg.loss.class_weight != "none":
@@ -382,7 +385,11 @@ def _restore(step: _Step, run_dir: Path) -> tuple[int, float | None, list[dict]]
     except (RuntimeError, OSError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
         raise TrainingError(f"{path}: cannot resume from it ({str(exc).splitlines()[0]}); "
                             "it is not a complete checkpoint of this run") from None
-    step.optimizer.load_state_dict(state.optimizer)
+    try:
+        step.optimizer.load_state_dict(state.optimizer)
+    except ValueError as exc:  # another set of trained parameters: freeze (or optim.name) changed since the run started
+        raise TrainingError(f"{path}: its optimiser state does not fit this run ({exc}); settings that change what "
+                            "is trained or how (freeze, optim.name) cannot change on --resume") from None
     step.scaler.load_state_dict(state.scaler)
     torch.set_rng_state(state.rng_cpu.cpu())
     start_epoch = state.epoch + 1

@@ -24,6 +24,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
         _fsync(tmp_path)
         os.replace(tmp_path, path)
         _fsync(path.parent)  # the rename itself reaches the disk
+    except OSError as exc:  # a full disk while writing the temporary file: name the output, not the temporary
+        if exc.filename in (None, str(tmp_path)) and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
