@@ -265,3 +265,31 @@ def test_a_stream_with_one_bad_part_carries_on(cityscapes_tiny_model, tmp_path, 
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_video_that_was_not_written_whole_is_not_kept(cityscapes_tiny_model, tmp_path, capsys, monkeypatch):
+    """OpenCV's writer drops frames silently on a full disk: here it stops writing after two
+    frames, as there. The truncated file does not take the video's name and the input fails."""
+    real = cv2.VideoWriter
+
+    class FillsUp:
+        def __init__(self, *args):
+            self.inner, self.n = real(*args), 0
+
+        def isOpened(self):
+            return self.inner.isOpened()
+
+        def write(self, frame):
+            self.n += 1
+            if self.n <= 2:
+                self.inner.write(frame)
+
+        def release(self):
+            self.inner.release()
+
+    monkeypatch.setattr(cv2, "VideoWriter", FillsUp)
+    pattern = _sequence(tmp_path / "seq", range(1, 7))
+    out = tmp_path / "out"
+    assert main(["predict", "--model", cityscapes_tiny_model, "--input", pattern, "--out", str(out)]) == 1
+    assert "the video was not written whole (2 of 6 frames readable" in capsys.readouterr().err
+    assert not (out / "video" / "f.mp4").exists() and not [p for p in (out / "video").iterdir()]

@@ -9,6 +9,7 @@ each file written atomically.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,8 @@ def run_predict(predictor: Predictor, inputs: list[str], out_dir: str | Path, ou
                 report.notes.append(f"{label}: {frames} frame(s) at {fps:.1f} FPS end to end")
             except InputError as exc:
                 fail(label, str(exc).removeprefix(f"{source.uri or source.path}: "))
+            except FasterSegError as exc:  # its video could not be written (a full disk): this input failed
+                fail(label, str(exc))
     except BaseException:
         if writer:
             writer.abort()
@@ -246,6 +249,7 @@ def _segment_video(predictor: Predictor, source: Source, out_dir: Path, palette:
             if interrupted is not None:
                 raise interrupted
             raise InputError(f"{source.uri or source.path}: no decodable frames")
+        _check_video(tmp, target, frames)
         os.chmod(tmp, 0o666 & ~umask())  # mkstemp's 0600 would make the video private
         os.replace(tmp, target)
         if interrupted is not None:
@@ -260,6 +264,22 @@ def _segment_video(predictor: Predictor, source: Source, out_dir: Path, palette:
                 cv2.destroyAllWindows()
             except cv2.error:  # no display: the error that brought us here is the one to report
                 pass
+
+
+def _check_video(path: Path, target: Path, frames: int) -> None:
+    """OpenCV's writer fails silently (a full disk leaves a few kB that no player opens): read the
+    finished file's frame count back before it takes the output's name."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+    finally:
+        capture.release()
+    if count < frames:
+        free = shutil.disk_usage(path.parent).free
+        raise FasterSegError(f"{target}: the video was not written whole ({count} of {frames} frames readable; "
+                             f"{free / 1e6:.0f} MB free on its disk): nothing was kept")
 
 
 def _show(name: str, frame_bgr: np.ndarray, fps: float) -> bool:
