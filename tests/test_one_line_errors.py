@@ -6,8 +6,10 @@ from __future__ import annotations
 import errno
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from fasterseg.cli import main
 from fasterseg.modelfile import ModelMeta, save_model
@@ -120,3 +122,33 @@ def test_a_full_disk_is_said_plainly_and_leaves_nothing_half_written(model_file,
     code = main(["eval", "--model", str(model_file), "--data", spec, "--split", "val", f"--{target}", str(out)])
     _one_line(capsys, code, f"{out}: no space left on the device")  # the output's name, not its temporary's
     assert not out.exists() and not list(tmp_path.glob(f".r.{target}*"))
+
+
+def test_predict_with_no_output_kind_or_a_file_as_out(model_file, tmp_path, capsys):
+    image = tmp_path / "a.png"
+    Image.fromarray(np.full((40, 50, 3), 90, np.uint8)).save(image)
+    _one_line(capsys, main(["predict", "--model", str(model_file), "--input", str(image), "--out", str(tmp_path / "o"),
+                            "--outputs", ""]), "--outputs names no output kind")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    _one_line(capsys, main(["predict", "--model", str(model_file), "--input", str(image), "--out", str(afile)]),
+              f"{afile}: is a file, expected a folder")
+
+
+def test_init_from_a_genotype_or_a_broken_model(model_file, tmp_path, capsys):
+    from fasterseg.modelfile import read_model_file
+    from safetensors.torch import save_file
+    from tests.helpers import write_toy_camvid
+
+    spec = write_toy_camvid(tmp_path / "toy")
+    geno = tmp_path / "g.json"
+    tiny_genotype().save(geno)
+    args = ["--data", spec, "--out-dir", str(tmp_path / "runs"), "--quiet", "--set", "epochs=1"]
+    _one_line(capsys, main(["train", "--init", str(geno), *args]), "a genotype JSON goes in --genotype")
+    state, meta = read_model_file(model_file)
+    state = {k: v.clone() for k, v in state.items()}
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first].view(-1)[0] = float("nan")
+    broken = tmp_path / "nan.safetensors"
+    save_file(state, str(broken), metadata=meta.to_header())
+    _one_line(capsys, main(["train", "--init", str(broken), *args]), "hold NaN or infinite values")

@@ -57,7 +57,7 @@ def test_bad_prediction_files_are_named(perfect, case):
     ids = np.asarray(Image.open(path))
     if case == "size":
         Image.fromarray(ids[:-1]).save(path)
-        message = f"{path.name}: prediction is {ids.shape[1]}x{ids.shape[0] - 1} but its ground truth is"
+        message = f"{path.name}: prediction is {ids.shape[0] - 1}x{ids.shape[1]} \\(height x width\\) but its ground truth is"
     elif case == "value":
         bad = ids.copy()
         bad[5, 5] = 34

@@ -293,3 +293,13 @@ def test_a_video_that_was_not_written_whole_is_not_kept(cityscapes_tiny_model, t
     assert main(["predict", "--model", cityscapes_tiny_model, "--input", pattern, "--out", str(out)]) == 1
     assert "the video was not written whole (2 of 6 frames readable" in capsys.readouterr().err
     assert not (out / "video" / "f.mp4").exists() and not [p for p in (out / "video").iterdir()]
+
+
+def test_overwriting_frame_labels_leaves_no_stale_frames(cityscapes_tiny_model, tmp_path):
+    out = tmp_path / "out"
+    long = _sequence(tmp_path / "long", range(1, 7))
+    assert main(["predict", "--model", cityscapes_tiny_model, "--input", long, "--out", str(out), "--frame-labels"]) == 0
+    short = _sequence(tmp_path / "short" , range(1, 4))  # the same name ("f"), fewer frames
+    assert main(["predict", "--model", cityscapes_tiny_model, "--input", short, "--out", str(out), "--frame-labels",
+                 "--overwrite"]) == 0
+    assert sorted(p.name for p in (out / "labels" / "f").iterdir()) == ["000001.png", "000002.png", "000003.png"]

@@ -60,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     outputs = tuple(kind.strip() for kind in args.outputs.split(",") if kind.strip())
+    if not outputs and not args.label_ids and not args.submission:
+        raise FasterSegError("--outputs names no output kind: nothing would be written "
+                             "(labels, label_ids, color, overlay; videos also give an overlay video)")
     if args.label_ids and "label_ids" not in outputs:
         outputs += ("label_ids",)
     if not 0 <= args.alpha <= 1:

@@ -135,8 +135,8 @@ def evaluate_predictions(pred_dir: str | Path, dataset, ids: str = "label", devi
         label = dataset.load_label(i)
         inst = dataset.load_instances(i) if with_instances else None
         if pred.shape != label.shape:
-            raise EvaluationError(f"{files[i]}: prediction is {pred.shape[1]}x{pred.shape[0]} but its ground truth "
-                                  f"is {label.shape[1]}x{label.shape[0]}")
+            raise EvaluationError(f"{files[i]}: prediction is {pred.shape[0]}x{pred.shape[1]} (height x width) but "
+                                  f"its ground truth is {label.shape[0]}x{label.shape[1]}")
         return i, pred, label, inst
 
     # Counting is memory-bound: on the CPU, torch's intra-op threads only fight the decoding threads

@@ -215,6 +215,9 @@ def _segment_video(predictor: Predictor, source: Source, out_dir: Path, palette:
     import cv2
 
     reader = VideoReader(source.uri or source.path, max_frames=live.max_frames, on_bad=bad_frame, on_note=note)
+    if live.frame_labels:  # an earlier run's frames (allowed by --overwrite) must not stand beside this run's
+        for stale in (out_dir / "labels" / source.name).glob("[0-9][0-9][0-9][0-9][0-9][0-9].png"):
+            stale.unlink()
     started = time.perf_counter()
     target = out_dir / "video" / f"{source.name}.mp4"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,13 @@ def initialise_from(model: nn.Module, path: str | Path, class_names: tuple[str, 
     to record: source, classes kept and new, tensors left fresh."""
     from fasterseg.modelfile import read_model_file
 
+    if str(path).lower().endswith(".json"):
+        raise InitError(f"{path}: --init takes a trained model file (weights); a genotype JSON goes in --genotype")
     state, meta = read_model_file(path)
+    broken = [name for name, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if broken:
+        raise InitError(f"{path}: {len(broken)} tensor(s) hold NaN or infinite values ({', '.join(broken[:3])}); "
+                        "it cannot start a run")
     source_classes = tuple(meta.class_names)
     row_of = {name: i for i, name in enumerate(source_classes)}
     kept = [name for name in class_names if name in row_of]

@@ -122,6 +122,8 @@ def check_writable(path: Path, error: type[Exception], is_dir: bool = False) -> 
     """Raise ``error`` naming ``path`` when the output could not be written there, before the work
     that would produce it: a folder is made (or must be writable); a file's folder likewise."""
     folder = Path(path) if is_dir else Path(path).parent
+    if is_dir and folder.exists() and not folder.is_dir():
+        raise error(f"{path}: is a file, expected a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
