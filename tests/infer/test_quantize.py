@@ -139,3 +139,20 @@ def test_int8_paths_keep_the_trained_models_labels_on_real_frames(backend, camvi
     got = runner.labels(frames)
     assert got.shape == reference.shape
     assert (got == reference).float().mean() > 0.97
+
+
+def test_calibration_reads_images_only(tmp_path):
+    """A folder dataset whose calibration split has images and no labels: labels are not used,
+    so they are not required (issue 35)."""
+    from PIL import Image
+
+    root = tmp_path / "mine"
+    (root / "images" / "calib").mkdir(parents=True)
+    (root / "dataset.yaml").write_text("classes: [background, crack, rust]\n")
+    for i in range(3):
+        Image.fromarray(np.full((32, 48, 3), 40 * i, np.uint8)).save(root / "images" / "calib" / f"{i}.png")
+    calibration = calibration_set(f"folder:{root}", "calib", 2, num_classes=3)
+    assert len(calibration.batches) == 2 and calibration.size == (32, 48)
+    assert calibration.batches[0].shape == (1, 3, 32, 48)
+    with pytest.raises(CalibrationError, match="has 3 classes, but the model predicts 5"):
+        calibration_set(f"folder:{root}", "calib", 2, num_classes=5)

@@ -64,15 +64,32 @@ def load_folder_config(root: Path) -> FolderConfig:
     return cfg
 
 
+def _folder_info(cfg) -> tuple[DatasetInfo, list[tuple[int, int, int]]]:
+    palette = [tuple(c) for c in cfg.colors] or [tuple(c) for c in generated_palette(len(cfg.classes)).tolist()]
+    info = DatasetInfo(name=cfg.name, class_names=tuple(cfg.classes), palette=tuple(palette), ignore_index=cfg.ignore_index)
+    return info, palette
+
+
+def folder_images(root: Path, split: str) -> tuple[DatasetInfo, list[Path]]:
+    """The classes and the images of ``split``, without requiring labels (what int8 calibration reads)."""
+    root = Path(root)
+    cfg = load_folder_config(root)
+    image_dir = root / cfg.images.format(split=split)
+    if not image_dir.is_dir():
+        raise DatasetError(f"{image_dir}: no such folder (from {root / CONFIG_NAME}, split '{split}')")
+    images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise DatasetError(f"{image_dir}: holds no images (split '{split}')")
+    return _folder_info(cfg)[0], images
+
+
 class FolderDataset(PairedFileDataset):
     """Index or colour masks, checked against the declared classes on every read."""
 
     def __init__(self, root: Path, split: str, transform: PairTransform | None = None):
         root = Path(root)
         cfg = load_folder_config(root)
-        palette = [tuple(c) for c in cfg.colors] or [tuple(c) for c in generated_palette(len(cfg.classes)).tolist()]
-        info = DatasetInfo(name=cfg.name, class_names=tuple(cfg.classes), palette=tuple(palette),
-                           ignore_index=cfg.ignore_index)
+        info, palette = _folder_info(cfg)
         image_dir, label_dir = root / cfg.images.format(split=split), root / cfg.labels.format(split=split)
         for d in (image_dir, label_dir):
             if not d.is_dir():

@@ -66,3 +66,17 @@ def build_dataset(spec: str, split: str, transform: PairTransform | None = None)
     if not root.exists():
         raise DatasetError(f"dataset spec {spec!r}: {root} does not exist")
     return BUILDERS[kind](root, split, transform)
+
+
+def split_images(spec: str, split: str):
+    """(DatasetInfo, image paths) of a split, without reading or requiring its labels: what int8
+    calibration needs (a folder dataset's split may have images only)."""
+    kind, root = parse_spec(spec)
+    if not root.exists():
+        raise DatasetError(f"dataset spec {spec!r}: {root} does not exist")
+    if kind == "folder":
+        from fasterseg.data.folder import folder_images
+
+        return folder_images(root, split)
+    dataset = build_dataset(spec, split)
+    return dataset.info, [image for image, _ in dataset.pairs]

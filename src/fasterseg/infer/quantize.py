@@ -42,30 +42,31 @@ def calibration_set(spec: str, split: str, count: int, num_classes: int,
     Refuses a dataset whose class count is not ``num_classes`` (the model's), an image whose size
     differs from ``size`` (or, without ``size``, from the first image's), and ``count`` < 1.
     """
-    from fasterseg.data.registry import build_dataset
+    from fasterseg.data.base import read_image
+    from fasterseg.data.registry import split_images
     from fasterseg.data.transforms import EvalTransform
 
     if count < 1:
         raise CalibrationError(f"calibration images: need at least 1, got {count}")
-    dataset = build_dataset(spec, split)
-    classes = dataset.info.num_classes
+    info, images = split_images(spec, split)  # labels are not read, nor needed
+    classes = info.num_classes
     if classes != num_classes:
         raise CalibrationError(f"calibration data {spec} ({split}) has {classes} classes, but the model predicts "
                                f"{num_classes}: calibrate on the data the model was trained for")
-    n = len(dataset)
+    n = len(images)
     indices = sorted({int(i) for i in np.linspace(0, n - 1, num=min(count, n))})
     transform = EvalTransform()
     batches = []
     for i in indices:
-        image, label = dataset[i]
+        image = read_image(images[i])
         found = tuple(image.shape[:2])
         if size is None:
             size = found
         if found != tuple(size):
-            name = dataset.pairs[i][0] if hasattr(dataset, "pairs") else f"{spec} ({split}) image {i}"
-            raise CalibrationError(f"{name}: calibration image is {found[0]}x{found[1]}, but the graph is calibrated "
+            raise CalibrationError(f"{images[i]}: calibration image is {found[0]}x{found[1]}, but the graph is calibrated "
                                    f"at {size[0]}x{size[1]}; use images of the deployed size (or export at their size)")
-        batches.append(transform(image, label)[0].unsqueeze(0).numpy().astype(np.float32))
+        no_label = np.zeros(found, np.uint8)
+        batches.append(transform(image, no_label)[0].unsqueeze(0).numpy().astype(np.float32))
     return Calibration(tuple(batches), f"{spec} ({split})", tuple(size))
 
 
