@@ -16,14 +16,11 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def device_name(text: str) -> str:
-    """A torch device name (``cpu``, ``cuda``, ``cuda:1``), checked when parsed."""
-    import torch
-
-    try:
-        torch.device(text)
-    except (RuntimeError, ValueError):
-        raise argparse.ArgumentTypeError(f"not a device: {text!r} (cpu, cuda or cuda:N)") from None
-    return text
+    """A torch device name (``cpu``, ``cuda``, ``cuda:1``), checked when parsed, without importing
+    torch (argparse also runs this on the default, and --help must stay torch-free)."""
+    if not re.fullmatch(r"(cpu|cuda|mps|xpu)(:\d+)?", text.strip()):
+        raise argparse.ArgumentTypeError(f"not a device: {text!r} (cpu, cuda or cuda:N)")
+    return text.strip()
 
 
 def positive_float(text: str) -> float:
