@@ -40,3 +40,20 @@ def synth_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth")
     generate(SynthConfig(out=root, train=4, val=4, size=(128, 256), seed=3), progress=False)
     return root
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """A tiny FasterSeg model file with 11 classes (untrained), for commands fed odd input."""
+    import torch
+
+    from fasterseg.modelfile import ModelMeta, save_model
+    from fasterseg.nets.network import FasterSegNet, init_weights
+    from tests.helpers import tiny_genotype
+
+    torch.manual_seed(0)
+    net = FasterSegNet(tiny_genotype(), aux_heads=False)
+    init_weights(net)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_model(path, net, ModelMeta(genotype=tiny_genotype(), class_names=tuple(f"c{i}" for i in range(11))))
+    return path

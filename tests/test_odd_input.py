@@ -11,20 +11,9 @@ import torch
 from PIL import Image
 
 from fasterseg.cli import main
-from fasterseg.modelfile import ModelMeta, save_model
-from fasterseg.nets.network import FasterSegNet, init_weights
-
-from tests.helpers import tiny_genotype
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    net = FasterSegNet(tiny_genotype(), aux_heads=False)
-    init_weights(net)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(path, net, ModelMeta(genotype=tiny_genotype(), class_names=tuple(f"c{i}" for i in range(11))))
-    return path
+
 
 
 def _png(path, size=(40, 50), value=100):

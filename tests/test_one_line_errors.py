@@ -8,24 +8,14 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from fasterseg.cli import main
-from fasterseg.modelfile import ModelMeta, save_model
-from fasterseg.nets.network import FasterSegNet, init_weights
+from fasterseg.nets.network import FasterSegNet
 
 from tests.helpers import tiny_genotype
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    net = FasterSegNet(tiny_genotype(), aux_heads=False)
-    init_weights(net)
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    save_model(path, net, ModelMeta(genotype=tiny_genotype(), class_names=tuple(f"c{i}" for i in range(11))))
-    return path
 
 
 def _one_line(capsys, code: int, expected: str, status: int = 1) -> None:
