@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -26,10 +27,10 @@ def _frame(i: int) -> np.ndarray:
     return img
 
 
-@pytest.fixture()
-def mjpeg_stream():
-    """http://127.0.0.1:PORT/live.mjpg: FRAMES JPEG frames as multipart/x-mixed-replace, then the
-    server drops the connection, as a camera that goes away does."""
+@contextmanager
+def _mjpeg_server(parts):
+    """http://127.0.0.1:PORT/live.mjpg on loopback: the JPEG bytes ``parts()`` yields (a bounded
+    iterator) as multipart/x-mixed-replace, then the connection drops, as a camera that goes away."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -39,19 +40,39 @@ def mjpeg_stream():
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
             self.end_headers()
-            for i in range(FRAMES):
-                data = cv2.imencode(".jpg", _frame(i))[1].tobytes()
-                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data))
-                self.wfile.write(data + b"\r\n")
-                self.wfile.flush()
-                time.sleep(0.01)
+            try:
+                for data in parts():
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data))
+                    self.wfile.write(data + b"\r\n")
+                    self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/live.mjpg"
-    server.shutdown()
-    server.server_close()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/live.mjpg"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _jpeg(i: int) -> bytes:
+    return cv2.imencode(".jpg", _frame(i % 6))[1].tobytes()
+
+
+@pytest.fixture()
+def mjpeg_stream():
+    """FRAMES JPEG frames, then the server drops the connection."""
+
+    def parts():
+        for i in range(FRAMES):
+            yield _jpeg(i)
+            time.sleep(0.01)
+
+    with _mjpeg_server(parts) as url:
+        yield url
+
 
 
 def test_a_loopback_stream_gives_one_label_map_per_frame_and_ends_gracefully(cityscapes_tiny_model, mjpeg_stream,
@@ -130,33 +151,15 @@ def test_frame_labels_never_overwrite_the_sequence_they_come_from(cityscapes_tin
 def endless_stream():
     """An MJPEG stream that goes on (a frame every 20 ms, at most 30 s: bounded), as a camera does."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    def parts():
+        deadline, i = time.monotonic() + 30, 0
+        while time.monotonic() < deadline:
+            yield _jpeg(i)
+            i += 1
+            time.sleep(0.02)
 
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-            self.end_headers()
-            deadline = time.monotonic() + 30
-            i = 0
-            try:
-                while time.monotonic() < deadline:
-                    data = cv2.imencode(".jpg", _frame(i % 6))[1].tobytes()
-                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data))
-                    self.wfile.write(data + b"\r\n")
-                    self.wfile.flush()
-                    i += 1
-                    time.sleep(0.02)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/live.mjpg"
-    server.shutdown()
-    server.server_close()
+    with _mjpeg_server(parts) as url:
+        yield url
 
 
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
@@ -239,32 +242,16 @@ def test_a_video_cut_short_says_which_frames_it_lost(cityscapes_tiny_model, tmp_
 def test_a_stream_with_one_bad_part_carries_on(cityscapes_tiny_model, tmp_path, capsys):
     """An MJPEG stream whose fourth part is not a JPEG: the parts after it are still segmented."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    def parts():
+        for i in range(8):
+            yield b"garbage" * 50 if i == 3 else _jpeg(i)
+            time.sleep(0.01)
 
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-            self.end_headers()
-            for i in range(8):
-                data = b"garbage" * 50 if i == 3 else cv2.imencode(".jpg", _frame(i % 6))[1].tobytes()
-                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data))
-                self.wfile.write(data + b"\r\n")
-                self.wfile.flush()
-                time.sleep(0.01)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/bad.mjpg"
+    with _mjpeg_server(parts) as url:
         out = tmp_path / "out"
         main(["predict", "--model", cityscapes_tiny_model, "--input", url, "--out", str(out), "--frame-labels"])
         written = len(list((out / "labels" / live_source(url).name).glob("*.png")))
         assert written >= 6, capsys.readouterr().err  # the parts after the bad one too
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_video_that_was_not_written_whole_is_not_kept(cityscapes_tiny_model, tmp_path, capsys, monkeypatch):
