@@ -136,10 +136,11 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         mean = total[:c] / count
         var = global_sum((x - mean[None, :, None, None]).square().sum((0, 2, 3))) / count
         with torch.no_grad():
-            m = self.momentum
+            self.num_batches_tracked.add_(1)
+            # momentum None: a plain average over the batches seen (as nn.BatchNorm2d does)
+            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
             self.running_mean.mul_(1 - m).add_(m * mean.detach())
             self.running_var.mul_(1 - m).add_(m * var.detach() * count / (count - 1))
-            self.num_batches_tracked.add_(1)
         scale = torch.rsqrt(var + self.eps)
         if self.affine:
             scale = scale * self.weight

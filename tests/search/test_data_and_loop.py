@@ -231,3 +231,22 @@ def test_the_search_reads_every_named_split_and_scores_the_named_one(tmp_path):
     assert not (tmp_path / "missing").exists()
     with pytest.raises(ConfigError, match="train_split"):
         tiny_search_config(data, train_split=[])
+
+
+def test_a_resumed_phase_may_be_lengthened_and_scored_otherwise(tmp_path):
+    data = write_camvid(tmp_path / "camvid", n=4, splits=("train", "val"))
+    scored = dict(val_data=f"camvid:{data}", val_limit=2)
+    straight = run_search(tiny_search_config(data, epochs=2, **scored), tmp_path / "straight")
+    run_search(tiny_search_config(data, epochs=1, **scored), tmp_path / "longer")
+    # One more epoch on resume is the two-epoch run (the rate decays per epoch whatever the total);
+    # batch-norm re-estimation before scoring changes the scores, not the training.
+    longer = run_search(tiny_search_config(data, epochs=2, bn_batches=1, **scored), tmp_path / "longer", resume=True)
+    assert [r.epoch for r in longer] == [1] and longer[0].weight_loss == straight[1].weight_loss
+    a = load_file(str(tmp_path / "straight" / "weights.safetensors"))
+    b = load_file(str(tmp_path / "longer" / "weights.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a if "running" not in k and "num_batches" not in k)
+    assert any(not torch.equal(a[k], b[k]) for k in a if "running_mean" in k)  # re-estimated statistics
+    saved = (tmp_path / "longer" / "config.yaml").read_text()
+    assert "epochs: 2" in saved and "bn_batches: 1" in saved  # the run folder says what ran
+    with pytest.raises(ConfigError, match=r"other settings for \['crop'\].*only epochs"):
+        run_search(tiny_search_config(data, epochs=3, crop=[32, 32], **scored), tmp_path / "longer", resume=True)

@@ -88,3 +88,44 @@ def test_derivation_keeps_the_pairing_the_objective_prefers(tmp_path):
     data = json.loads((tmp_path / "student.json").read_text())
     assert Genotype.from_dict(data["genotype"]) == derived.genotype
     assert data["fps"]["16_32"] == pytest.approx(1000 / derived.latency_ms["16_32"])
+
+
+def test_batchnorm_recalibration_averages_the_batches_and_leaves_the_rest(tmp_path):
+    from fasterseg.search.epoch import recalibrate_batchnorm
+
+    net = small_net()
+    norms = dict(net.named_modules())
+    torch.manual_seed(1)
+    batches = [(torch.randn(2, 3, 32, 32), None) for _ in range(3)]
+    # What each batch norm sees at full width, caught by hooks in a train-mode pass per batch.
+    seen: dict[str, list[torch.Tensor]] = {}
+
+    def catch(name):
+        def hook(module, args):
+            seen.setdefault(name, []).append(args[0].detach().float().mean((0, 2, 3)))
+        return hook
+
+    bn_names = [n for n, m in norms.items() if isinstance(m, torch.nn.BatchNorm2d)]
+    handles = [norms[n].register_forward_pre_hook(catch(n)) for n in bn_names]
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        net.train()
+        for images, _ in batches:
+            net(images, "teacher", "max")
+    for h in handles:
+        h.remove()
+    net.load_state_dict(before)  # the hook passes moved the running statistics: undo
+    net.eval()
+    reached = recalibrate_batchnorm(net, "teacher", batches, "max")
+    assert reached == len(seen) and 0 < reached < len(bn_names)  # the 0.5-width norms are not used at "max"
+    after = net.state_dict()
+    for name in bn_names:
+        bn = norms[name]
+        if name in seen:  # the plain average of the batch means (equal batch sizes and shapes)
+            torch.testing.assert_close(bn.running_mean, torch.stack(seen[name]).mean(0), rtol=1e-5, atol=1e-6)
+        else:
+            assert torch.equal(bn.running_mean, before[f"{name}.running_mean"])
+            assert torch.equal(bn.running_var, before[f"{name}.running_var"])
+        assert bn.momentum == 0.1 and torch.equal(bn.num_batches_tracked, before[f"{name}.num_batches_tracked"])
+    assert all(torch.equal(after[k], before[k]) for k in before if "running" not in k)  # weights untouched
+    assert not net.training  # the mode it had

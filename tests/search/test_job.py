@@ -121,3 +121,28 @@ def test_an_all_zero_table_is_refused_before_anything_is_written(tiny_lut, synth
     with pytest.raises(ConfigError, match="every entry of the latency table is 0 ms"):
         run_search_job(_job(zero, f"synth:{synth_root}", tmp_path, "name=zero"))
     assert not (tmp_path / "zero").exists()
+
+
+def test_a_resumed_search_may_lengthen_pretraining_until_the_search_phase_begins(tiny_lut, synth_root, tmp_path):
+    import shutil
+
+    from fasterseg.errors import ConfigError
+    from fasterseg.search.job import run_search_job
+
+    def job(*extra):
+        return _job(tiny_lut, f"synth:{synth_root}", tmp_path, "name=s", "pretrain.batch_size=2", "search.batch_size=2",
+                    *extra)
+
+    run_search_job(job())
+    run = tmp_path / "s"
+    with pytest.raises(ConfigError, match="can no longer be lengthened"):
+        run_search_job(job("pretrain.epochs=2"), resume=True)
+    with pytest.raises(ConfigError, match=r"other settings for \['pretrain.lr'\]"):
+        run_search_job(job("pretrain.lr=0.5"), resume=True)
+    assert "epochs: 1" in (run / "config.yaml").read_text()  # refused before anything was written
+    shutil.rmtree(run / "search")  # as if stopped between the phases
+    run_search_job(job("pretrain.epochs=2"), resume=True)
+    rows = (run / "pretrain" / "log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]  # pretraining continued, then the search ran
+    assert (run / "pretrain" / "done").exists() and (run / "summary.json").is_file()
+    assert "epochs: 2" in (run / "pretrain" / "config.yaml").read_text()

@@ -68,6 +68,13 @@ def has_checkpoint(run_dir: Path) -> bool:
     return isinstance(meta, dict) and _tensor_file(run_dir, meta).is_file()
 
 
+def checkpoint_next_epoch(run_dir: Path) -> int | None:
+    """The epoch a resumed phase would start at (None: no checkpoint)."""
+    if not has_checkpoint(run_dir):
+        return None
+    return int(json.loads((run_dir / META).read_text())["epoch"]) + 1
+
+
 def load_checkpoint(run_dir: Path, net: torch.nn.Module, weights_opt: torch.optim.Optimizer,
                     arch_opts: dict[str, torch.optim.Optimizer], schedule) -> Resumed:
     """Restore every piece of state in place; returns where to continue."""

@@ -20,10 +20,11 @@ class PhaseConfig:
     crop: list[int] = field(default_factory=lambda: [256, 512])  # training crop (height, width) after downsampling
     downsample: int = 2  # images are first shrunk by this factor (the paper searches at half resolution)
     scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25])  # random rescaling factors
-    lr: float = 0.02  # SGD learning rate of the supernet weights
+    optimizer: str = "sgd"  # sgd (the paper) | adam: the optimiser of the supernet weights
+    lr: float = 0.02  # learning rate of the supernet weights
     lr_decay: float = 0.978  # per-epoch exponential decay of lr
-    momentum: float = 0.9  # SGD momentum
-    weight_decay: float = 5e-4  # SGD weight decay
+    momentum: float = 0.9  # SGD momentum; Adam's beta1
+    weight_decay: float = 5e-4  # weight decay (Adam: L2 added to the gradient)
     grad_clip: float = 5.0  # gradient-norm clip of the weight step
     arch_lr: float = 3e-4  # Adam learning rate of the architecture parameters
     ohem_thresh: float = 0.7  # OHEM probability threshold
@@ -31,14 +32,19 @@ class PhaseConfig:
     fps_min: dict[str, float] = field(default_factory=lambda: {"student": 155.0})  # below this table FPS the weight doubles
     fps_max: dict[str, float] = field(default_factory=lambda: {"student": 175.0})  # above this table FPS the weight halves
     val_limit: int = 0  # score only the first N validation images each epoch (0: all)
+    bn_batches: int = 0  # before scoring, re-estimate batch-norm statistics over this many training batches (0: the running ones, as the paper)
     seed: int = 12345  # seeds the halves, the data order and the augmentation
     num_workers: int = 0  # data-loading processes
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 autocast of the supernet passes; auto: bf16 where the device has it
     channels_last: bool = True  # NHWC supernet and batches (oneDNN's native layout: about 10% faster a CPU step)
 
     def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise ConfigError(f"optimizer: must be sgd or adam, got {self.optimizer!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ConfigError(f"precision: must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if self.bn_batches < 0:
+            raise ConfigError(f"bn_batches: must be >= 0 (0: score with the running statistics), got {self.bn_batches}")
         if self.iters_per_epoch < 0:
             raise ConfigError(f"iters_per_epoch: must be >= 0 (0: automatic), got {self.iters_per_epoch}")
         for key in ("epochs", "batch_size", "downsample"):

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
+from torch import nn
 
 from fasterseg.data.base import IGNORE_INDEX
 from fasterseg.evaluate.confusion import ConfusionMatrix
@@ -54,6 +55,42 @@ def evaluate_outputs(net: Supernet, arch: str, dataset, widths: WidthMode = "arc
     for m in matrices:
         m.all_reduce()
     return [m.miou() for m in matrices]
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(net: Supernet, arch: str, batches: Iterable[Sequence[torch.Tensor]],
+                          widths: WidthMode = "arch", seed: int = 0) -> int:
+    """Re-estimate the batch-norm statistics that scoring ``arch`` uses, as a plain average over
+    ``batches`` of training crops (weights unchanged); returns how many batch norms were reached.
+
+    Why: the running statistics are exponential averages over steps in which the weights moved
+    and each width's batch norm ran only now and then, so they lag the weights; on the CamVid
+    supernet re-estimating them alone moved the full-width score of one epoch from 15-23 to
+    23-25 mIoU (``benchmarks/supernet_bn_check.py``), and the end-of-epoch scores choose the
+    derived networks. Widths are drawn per batch (``seed``) as scoring draws them per image; a
+    batch norm these passes do not reach keeps the statistics it had.
+    """
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(), m.momentum) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    was_training = net.training
+    net.train()
+    g = torch.Generator().manual_seed(seed)
+    for images, _ in batches:
+        net(images, arch, net.sample_widths(arch, widths, generator=g))
+    net.train(was_training)
+    reached = 0
+    for m, (mean, var, count, momentum) in zip(norms, saved):
+        m.momentum = momentum
+        if int(m.num_batches_tracked) == 0:
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+        else:
+            reached += 1
+        m.num_batches_tracked.copy_(count)
+    return reached
 
 
 @dataclass

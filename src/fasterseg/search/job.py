@@ -21,9 +21,9 @@ from fasterseg.latency.official import load_table
 from fasterseg.latency.model import (
     SupernetLatencyLUT, decoupled_latency, fixed_ratios, network_latency, supernet_latency,
 )
-from fasterseg.search.checkpoint import has_checkpoint
+from fasterseg.search.checkpoint import checkpoint_next_epoch, has_checkpoint
 from fasterseg.search.config import SearchJobConfig, phase_config
-from fasterseg.search.loop import run_search
+from fasterseg.search.loop import RESUMABLE_CHANGES, changed_settings, run_search
 from fasterseg.space.config import SupernetConfig
 from fasterseg.space.supernet import Supernet
 from fasterseg.utils.device import resolve_device
@@ -90,15 +90,20 @@ def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool, device: torch
     if not any(ms > 0 for ms in model.table.entries.values()):
         raise ConfigError(f"{job.lut}: every entry of the latency table is 0 ms, so no network is faster than another "
                           "and the FPS window cannot be met; measure the table with `fasterseg lut build`")
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            save_config(job, run_dir / "config.yaml")
-            atomic_write_text(run_dir / "environment.json", json.dumps(environment(), indent=2) + "\n")
-
     pre_dir, search_dir = run_dir / "pretrain", run_dir / "search"
     pretrain_cfg = phase_config(job, job.pretrain, pretrain=True)
     done_marker = pre_dir / "done"
+    rewrite_config = _check_job_resumable(job, run_dir, pre_dir, search_dir) if resume else False
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume or rewrite_config:
+            save_config(job, run_dir / "config.yaml")
+        if not resume:
+            atomic_write_text(run_dir / "environment.json", json.dumps(environment(), indent=2) + "\n")
+
+    pretrained_to = checkpoint_next_epoch(pre_dir)
+    if done_marker.exists() and pretrained_to is not None and pretrained_to < job.pretrain.epochs and is_main:
+        done_marker.unlink()  # pretraining was lengthened on resume: it continues first
     if not done_marker.exists():
         run_search(pretrain_cfg, pre_dir, device=device, resume=resume and has_checkpoint(pre_dir))
         if is_main:
@@ -122,3 +127,26 @@ def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool, device: torch
                                "candidates_latency_ms": data.get("latency_ms")}
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _check_job_resumable(job: SearchJobConfig, run_dir: Path, pre_dir: Path, search_dir: Path) -> bool:
+    """Refuse, before anything is written, a resume whose ``--set`` would change what the search
+    computes; a phase may get more epochs or other scoring settings. Returns True when the job's
+    saved config must be rewritten."""
+    import yaml
+
+    from fasterseg.config import to_dict
+
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return False
+    changed = changed_settings(yaml.safe_load(saved.read_text()), to_dict(job))
+    fixed = [k for k in changed if k.rpartition(".")[2] not in RESUMABLE_CHANGES and k not in ("name", "out_dir")]
+    if fixed:
+        raise ConfigError(f"{saved}: the search was started with other settings for {fixed}; resume with the same "
+                          f"config (a phase's {', '.join(RESUMABLE_CHANGES)} may change)")
+    pretrained_to = checkpoint_next_epoch(pre_dir)
+    if pretrained_to is not None and pretrained_to < job.pretrain.epochs and has_checkpoint(search_dir):
+        raise ConfigError(f"pretrain.epochs={job.pretrain.epochs}: {run_dir} has already begun its search phase from "
+                          f"{pretrained_to} pretraining epochs, so pretraining can no longer be lengthened")
+    return bool([k for k in changed if k not in ("name", "out_dir")])

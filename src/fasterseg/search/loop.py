@@ -34,7 +34,8 @@ from fasterseg.search.data import Augmented, SearchTransform, half_loader, split
 from fasterseg.distributed import globalise_batchnorm, rank, world_size
 from fasterseg.data.transforms import EvalTransform
 from fasterseg.search.config import SearchConfig
-from fasterseg.search.epoch import GenotypeLatencyFn, adapt_latency_weight, derive_arch, evaluate_outputs, save_derived
+from fasterseg.search.epoch import (GenotypeLatencyFn, adapt_latency_weight, derive_arch, evaluate_outputs,
+                                   recalibrate_batchnorm, save_derived)
 from fasterseg.search.history import plot_evolution, read_history, record_epoch
 from fasterseg.losses import OhemCrossEntropy
 from fasterseg.search.steps import LatencyFn, make_optimisers, search_step
@@ -126,8 +127,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
     world, me = world_size(), rank()
     if cfg.batch_size % world:
         raise ConfigError(f"batch_size: {cfg.batch_size} cannot be shared equally by {world} processes")
-    if resume:
-        _check_resumable(cfg, run_dir)
+    rewrite_config = _check_resumable(cfg, run_dir) if resume else False
     torch.manual_seed(cfg.seed)
     transform = SearchTransform(cfg.crop, cfg.scales, cfg.downsample)
     say = tqdm.write if me == 0 else (lambda _: None)
@@ -144,7 +144,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         val = build_dataset(cfg.val_data, cfg.val_split, EvalTransform(downsample=cfg.downsample))
         count = min(cfg.val_limit, len(val)) if cfg.val_limit else len(val)
         val = torch.utils.data.Subset(val, range(me, count, world))  # each process scores its share
-    if not resume and me == 0:  # the data is readable: only now is the run folder written
+    if (rewrite_config or not resume) and me == 0:  # the data is readable: only now is the run folder written
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
     latency_weights = dict(cfg.latency_weights)
@@ -155,7 +155,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
         net = net.to(memory_format=torch.channels_last)
     if init_weights is not None:
         net.load_state_dict(load_file(str(init_weights)))
-    opt = make_optimisers(net, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.arch_lr)
+    opt = make_optimisers(net, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.arch_lr, optimizer=cfg.optimizer)
     schedule = torch.optim.lr_scheduler.ExponentialLR(opt.weights, cfg.lr_decay)
     criterion = OhemCrossEntropy(cfg.ohem_thresh, across_processes=True)
     device = torch.device(device)
@@ -195,12 +195,17 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
             # Widths are drawn per image from (seed, epoch, image): the scores do not depend on
             # how images are shared, and the training stream is left in step on every process.
             eval_seed = cfg.seed * 1_000_003 + epoch
-            if cfg.pretrain:  # only the first architecture's stem and heads have trained
-                first = cfg.supernet.archs[0].name
-                record.miou[first] = evaluate_outputs(net, first, val, "max", device, seed=eval_seed)
-            else:
-                for spec in cfg.supernet.archs:
-                    record.miou[spec.name] = evaluate_outputs(net, spec.name, val, "arch", device, seed=eval_seed)
+            calibration = []
+            if cfg.bn_batches:  # the same training crops for every architecture scored
+                calibration = [_to_device(b, device, cfg.channels_last) for b in half_loader(
+                    dataset, weight_half, cfg.batch_size, cfg.bn_batches, seed + 2, cfg.num_workers, me, world)]
+            # only the first architecture's stem and heads train during pretraining
+            scored = cfg.supernet.archs[:1] if cfg.pretrain else cfg.supernet.archs
+            widths = "max" if cfg.pretrain else "arch"
+            for spec in scored:
+                if calibration:
+                    recalibrate_batchnorm(net, spec.name, calibration, widths, seed=eval_seed)
+                record.miou[spec.name] = evaluate_outputs(net, spec.name, val, widths, device, seed=eval_seed)
         if not cfg.pretrain and genotype_latency is not None and record.miou:
             for name, miou in record.miou.items():
                 derived = derive_arch(net, name, miou, genotype_latency)
@@ -247,16 +252,35 @@ def _window_below_note(name: str, weight: float, fps: dict[str, float], fps_max:
             f"to steer the search, set a window above the FPS that accuracy alone picks")
 
 
-def _check_resumable(cfg: SearchConfig, run_dir: Path) -> None:
+# What a resumed phase may change: more (or fewer) epochs continue the same schedule, since the
+# learning rate decays per epoch whatever the total; the others only change how epochs are scored.
+RESUMABLE_CHANGES = ("epochs", "val_limit", "bn_batches", "num_workers")
+
+
+def changed_settings(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ. Settings added to fasterseg after a run was started are
+    not in its saved config (``old``): they cannot differ."""
+    changed = []
+    for key, value in old.items():
+        if isinstance(value, dict) and isinstance(new.get(key), dict):
+            changed += changed_settings(value, new[key], f"{prefix}{key}.")
+        elif new.get(key) != value:
+            changed.append(prefix + key)
+    return sorted(changed)
+
+
+def _check_resumable(cfg: SearchConfig, run_dir: Path) -> bool:
+    """Refuse a resume that would change what the phase computes; True when the saved config
+    must be rewritten (a longer schedule or other scoring settings)."""
     saved = run_dir / "config.yaml"
     if not saved.is_file() or not has_checkpoint(run_dir):
         raise ConfigError(f"{run_dir}: nothing to resume (needs config.yaml and a checkpoint of a finished epoch)")
-    old = yaml.safe_load(saved.read_text())
-    new = to_dict(cfg)
-    # settings added to fasterseg after the run was started are not in its config: they cannot differ
-    changed = sorted(k for k in old if old.get(k) != new.get(k))
-    if changed:
-        raise ConfigError(f"{saved}: the run was started with other settings for {changed}; resume with the same config")
+    changed = changed_settings(yaml.safe_load(saved.read_text()), to_dict(cfg))
+    fixed = [k for k in changed if k not in RESUMABLE_CHANGES]
+    if fixed:
+        raise ConfigError(f"{saved}: the run was started with other settings for {fixed}; resume with the same config "
+                          f"(only {', '.join(RESUMABLE_CHANGES)} may change)")
+    return bool(changed)
 
 
 def _truncate_log(log: Path, next_epoch: int) -> None:

@@ -64,15 +64,23 @@ def supernet_loss(net: Supernet, criterion: Criterion, images: torch.Tensor, tar
 
 @dataclass
 class Optimisers:
-    """SGD on the weights; one Adam per architecture on its parameters (no weight decay)."""
+    """SGD (or Adam) on the weights; one Adam per architecture on its parameters (no weight decay)."""
 
     weights: torch.optim.Optimizer
     archs: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
 
 
 def make_optimisers(net: Supernet, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4,
-                    arch_lr: float = 3e-4, arch_betas: tuple[float, float] = (0.5, 0.999)) -> Optimisers:
-    weights = torch.optim.SGD(net.weight_parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+                    arch_lr: float = 3e-4, arch_betas: tuple[float, float] = (0.5, 0.999),
+                    optimizer: str = "sgd") -> Optimisers:
+    """``optimizer`` picks the weights' optimiser: sgd (the paper's) or adam (``momentum`` is its
+    beta1), which the from-scratch CamVid recipes train with."""
+    if optimizer == "sgd":
+        weights = torch.optim.SGD(net.weight_parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    elif optimizer == "adam":
+        weights = torch.optim.Adam(net.weight_parameters(), lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
+    else:
+        raise ValueError(f"optimizer: must be sgd or adam, got {optimizer!r}")
     archs = {name: torch.optim.Adam(net.arch_parameters(name), lr=arch_lr, betas=arch_betas) for name in net.arch}
     return Optimisers(weights, archs)
 
