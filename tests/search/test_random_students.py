@@ -1,0 +1,43 @@
+"""Random students conditioned on latency: inside the window, reproducible, independent."""
+
+import pytest
+
+from fasterseg.search.random_students import sample_students_at_latency
+from fasterseg.space.config import ArchSpec, SupernetConfig
+
+SPACE = SupernetConfig(layers=8, base_channels=12, width_choices=[1 / 3, 0.5, 2 / 3, 5 / 6, 1.0], num_classes=11,
+                       archs=[ArchSpec("student", 1 / 3, 0.5, True, False)])
+
+
+OP_COST = {"skip": 0.1, "conv": 1.0, "conv_downup": 0.4, "conv_2x": 2.0, "conv_2x_downup": 0.8}
+
+
+def mega_macs(genotype) -> float:
+    """A cheap latency model: each cell costs its operator's factor times its output width,
+    a quarter per halving of the resolution."""
+    return sum(OP_COST[op] * w / 4 ** scale for b in genotype.branches
+               for op, scale, w in zip(b.ops, b.path, (*b.widths, genotype.head_width)))
+
+
+def test_students_fall_in_the_latency_window_and_are_reproducible():
+    # Aim well below what unconditioned draws give: the chain has to walk there.
+    free = sample_students_at_latency(SPACE, "student", mega_macs, target_ms=1e9, tolerance=1.0, count=8, seed=3,
+                                      mix_steps=0)
+    typical = sorted(s.latency_ms for s in free)[len(free) // 2]
+    target = 0.6 * typical
+    students = sample_students_at_latency(SPACE, "student", mega_macs, target, tolerance=0.05, count=3, seed=1,
+                                          mix_steps=50)
+    for s in students:
+        assert abs(mega_macs(s.genotype) - target) <= 0.05 * target  # the model's own figure, recomputed
+        assert s.latency_ms == mega_macs(s.genotype)
+        assert s.genotype.ends in ((2, 0), (2, 1)) and s.genotype.stem_width == pytest.approx(1 / 3)
+        assert s.genotype.head_width == 0.5 and s.steps >= 50
+    assert len({s.genotype.to_json() for s in students}) == 3  # independent chains, different networks
+    again = sample_students_at_latency(SPACE, "student", mega_macs, target, tolerance=0.05, count=3, seed=1,
+                                       mix_steps=50)
+    assert [s.genotype for s in again] == [s.genotype for s in students]
+
+
+def test_an_unreachable_window_is_reported():
+    with pytest.raises(ValueError, match=r"no network within 5% of 0.001 ms after 100 proposals"):
+        sample_students_at_latency(SPACE, "student", mega_macs, 1e-3, count=1, max_steps=100)
