@@ -19,7 +19,7 @@ RANKS = {
     "data": 3, "distributed": 3, "nets": 3,
     "evaluate": 4, "losses": 4, "space": 4, "modelfile": 4,
     "infer": 5,
-    "latency": 6,
+    "latency": 6, "serve": 6,
     "search": 7, "train": 7,
     "__init__": 3,  # the package root: version, genotype types; load_model is imported on call
     "report": 8, "demo": 8, "commands": 8, "cli": 8, "models": 8,

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "predict",
     "export",
     "bench",
+    "serve",
 )
 
 

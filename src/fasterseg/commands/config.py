@@ -13,6 +13,7 @@ CONFIGS: dict[str, tuple[str, str]] = {
     "demo": ("Demo (`fasterseg demo --set`)", "fasterseg.demo:DemoConfig"),
     "search": ("Search (`fasterseg search --config`)", "fasterseg.search.config:SearchJobConfig"),
     "train": ("Training (`fasterseg train --config`)", "fasterseg.train.config:TrainConfig"),
+    "serve": ("Server (`fasterseg serve --config`)", "fasterseg.serve.config:ServeConfig"),
 }
 
 

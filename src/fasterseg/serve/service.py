@@ -1,0 +1,86 @@
+"""The model behind the server: its deploy path, its answers and its card."""
+
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+import numpy as np
+
+from fasterseg.serve.config import ServeConfig
+
+
+def automatic_path(device: str) -> tuple[str, str]:
+    """(backend, precision) of the fastest deploy path here: on CUDA the optimised PyTorch path in
+    fp16; on a CPU OpenVINO (bf16 where the CPU has bf16 units), else ONNX Runtime, else eager."""
+    if device.startswith("cuda"):
+        return "optimized", "fp16"
+    try:
+        import openvino as ov
+
+        has_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        return "openvino", "bf16" if has_bf16 else "fp32"
+    except ImportError:
+        pass
+    try:
+        import onnxruntime  # noqa: F401
+
+        return "onnxruntime", "fp32"
+    except ImportError:
+        return "eager", "fp32"
+
+
+class Service:
+    """Loads the model once, runs batches of images, and describes itself (``/v1/model``)."""
+
+    def __init__(self, cfg: ServeConfig):
+        from fasterseg.backends import canonical
+        from fasterseg.infer.palette import palette_for
+        from fasterseg.infer.predictor import Predictor
+        from fasterseg.infer.runners import RunnerOptions
+        from fasterseg.modelfile import load_model
+        from fasterseg.models import resolve_model_name
+        from fasterseg.utils.device import resolve_device
+
+        self.cfg = cfg
+        self.model_path = resolve_model_name(cfg.model)
+        self.model = load_model(self.model_path)
+        device = str(resolve_device(cfg.device))
+        backend, precision = automatic_path(device) if cfg.backend == "auto" else (canonical(cfg.backend), cfg.precision)
+        if precision == "auto":
+            precision = automatic_path(device)[1] if cfg.backend == "auto" else "fp32"
+        self.backend, self.precision, self.device = backend, precision, device
+        options = RunnerOptions(backend=backend, device=device, precision=precision, threads=cfg.threads or None)
+        self.predictor = Predictor(self.model, options, batch_size=cfg.max_batch)
+        self.palette = palette_for(self.model.meta)
+        self.class_names = tuple(self.model.meta.class_names)
+
+    def infer(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Label maps (uint8 class ids at each image's size), in order."""
+        return [labels.astype(np.uint8) for labels in self.predictor.predict(list(images))]
+
+    def warm_up(self) -> None:
+        """One small image through the path, so the first client does not pay for export/compilation."""
+        self.infer([np.zeros((64, 64, 3), dtype=np.uint8)])
+
+    def card(self) -> dict:
+        """What ``GET /v1/model`` answers: classes and colours, network, speed, held-out score, provenance."""
+        from fasterseg.nets.summary import count_macs
+
+        meta = self.model.meta
+        extra = meta.extra or {}
+        genotype = meta.genotype
+        size = tuple(meta.train_size or (360, 480))
+        card = {
+            "model": str(self.model_path),
+            "deploy_path": {"backend": self.backend, "precision": self.precision, "device": self.device},
+            "classes": [{"id": i, "name": n, "color": [int(c) for c in self.palette[i]]} for i, n in enumerate(self.class_names)],
+            "genotype": {"branches": [f"1/{2 ** (b.end + 3)}: {len(b.ops)} cells" for b in genotype.branches],
+                         "stem_width": genotype.stem_width, "head_width": genotype.head_width,
+                         "gmacs_at": {"size": list(size), "gmacs": round(count_macs(genotype, size) / 1e9, 3)}},
+            "heldout": {"miou": extra.get("heldout_mIoU"), "note": extra.get("heldout_note")},
+            "latency": extra.get("latency"),
+            "provenance": {k: extra.get(k) for k in ("dataset", "command", "trained", "git_commit", "train_split",
+                                                     "val_split", "epochs", "note") if k in extra},
+        }
+        return json.loads(json.dumps(card))  # plain JSON types only
