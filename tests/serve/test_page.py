@@ -45,7 +45,7 @@ def test_an_image_dropped_in_gives_an_overlay_with_class_areas(browser, server, 
     areas = page.locator("#legend td.area").all_text_contents()
     assert areas and all(a.endswith("%") for a in areas)
     assert abs(sum(float(a.rstrip(" %")) for a in areas) - 100) < 1  # the shares of the whole picture
-    assert "network" in page.text_content("#status")
+    assert "inference" in page.text_content("#status")
     page.screenshot(path=str(tmp_path / "page.png"))
     assert not errors
 

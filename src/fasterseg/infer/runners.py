@@ -12,6 +12,7 @@ plain model's labels, which the tests check.
 from __future__ import annotations
 
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -263,7 +264,10 @@ def openvino_runner(model: nn.Module, options: RunnerOptions, device: torch.devi
     config = {"INFERENCE_PRECISION_HINT": float_precision, "PERFORMANCE_HINT": "LATENCY"}
     if options.threads:
         config["INFERENCE_NUM_THREADS"] = options.threads
-    compiled: dict = {}
+    # One compiled model per input shape, the least recently used dropped beyond the limit: a
+    # server or a folder of photos of ever new sizes must not grow memory without bound.
+    compiled: OrderedDict = OrderedDict()
+    limit = int(options.extra.get("max_compiled_shapes", 8))
     directory = _export_dir(options)
 
     def run(output: str) -> Callable:
@@ -273,9 +277,14 @@ def openvino_runner(model: nn.Module, options: RunnerOptions, device: torch.devi
                 graph = core.read_model(str(_export(model, options, output, directory)))
                 graph.reshape({"image": list(x.shape)})
                 compiled[key] = core.compile_model(graph, "CPU", config)
+                while len(compiled) > limit:
+                    compiled.popitem(last=False)
+            compiled.move_to_end(key)
             array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
             result = compiled[key]([array])[0]
             return torch.from_numpy(np.array(result)).to(device)
         return call
 
-    return Runner(options.describe(), device, run("labels"), run("logits8"))
+    runner = Runner(options.describe(), device, run("labels"), run("logits8"))
+    runner.compiled = compiled  # what is kept, for tests and curious callers
+    return runner

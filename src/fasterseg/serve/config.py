@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fasterseg.errors import ConfigError
 
@@ -19,12 +19,13 @@ class ServeConfig:
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # inference threads (0: the deploy path's default)
     max_batch: int = 8  # requests of one image size run together, up to this many
-    max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
+    max_wait_ms: float = 0.0  # how long the first request of a batch waits for company (0: none; requests arriving while a batch runs form the next one)
     max_queue: int = 64  # requests waiting beyond this are answered 503 with Retry-After
     max_body_mb: float = 20.0  # larger request bodies are answered 413
     max_pixels: int = 40_000_000  # larger images (e.g. decompression bombs) are answered 413 before decoding
     body_timeout_s: float = 30.0  # a client that takes longer to send its body is answered 408
     alpha: float = 0.5  # overlay: weight of the class colours
+    warmup_size: list[int] = field(default_factory=list)  # [height, width] run once at start (a path compiled per shape pays then); []: the model's training size
 
     def __post_init__(self) -> None:
         for key in ("max_batch", "max_queue", "max_pixels"):
@@ -39,6 +40,8 @@ class ServeConfig:
             raise ConfigError(f"port: must be 0..65535, got {self.port}")
         if not 0 <= self.alpha <= 1:
             raise ConfigError(f"alpha: must be between 0 and 1, got {self.alpha}")
+        if self.warmup_size and (len(self.warmup_size) != 2 or min(self.warmup_size) < 1):
+            raise ConfigError(f"warmup_size: must be [height, width] or [], got {self.warmup_size}")
         if self.threads < 0:
             raise ConfigError(f"threads: must be >= 0 (0: default), got {self.threads}")
 

@@ -60,8 +60,10 @@ class Service:
         return [labels.astype(np.uint8) for labels in self.predictor.predict(list(images))]
 
     def warm_up(self) -> None:
-        """One small image through the path, so the first client does not pay for export/compilation."""
-        self.infer([np.zeros((64, 64, 3), dtype=np.uint8)])
+        """One image through the path, so the first client does not pay for export and (OpenVINO:
+        per input shape) compilation: at ``warmup_size``, else the model's training size."""
+        height, width = self.cfg.warmup_size or self.model.meta.train_size or (64, 64)
+        self.infer([np.zeros((height, width, 3), dtype=np.uint8)])
 
     def card(self) -> dict:
         """What ``GET /v1/model`` answers: classes and colours, network, speed, held-out score, provenance."""

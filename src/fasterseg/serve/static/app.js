@@ -41,7 +41,7 @@ async function segmentFile(file) {
   img.dataset.ready = "1";
   const info = await summary.json();
   showLegend(info.classes.sort((a, b) => b.fraction - a.fraction));
-  say(`${file.name}: ${info.size[1]}x${info.size[0]}, network ${Number(overlay.headers.get("X-Inference-Ms")).toFixed(1)} ms`);
+  say(`${file.name}: ${info.size[1]}x${info.size[0]}, inference ${Number(overlay.headers.get("X-Inference-Ms")).toFixed(1)} ms`);
 }
 
 function setUpDrop() {
