@@ -41,3 +41,38 @@ def test_students_fall_in_the_latency_window_and_are_reproducible():
 def test_an_unreachable_window_is_reported():
     with pytest.raises(ValueError, match=r"no network within 5% of 0.001 ms after 100 proposals"):
         sample_students_at_latency(SPACE, "student", mega_macs, 1e-3, count=1, max_steps=100)
+
+
+def test_a_student_is_scored_by_its_choices_alone_and_the_supernet_is_left_as_it_was():
+    import numpy as np
+    import torch
+
+    from fasterseg.data.transforms import EvalTransform
+    from fasterseg.search.random_students import one_hot, params_from_dict, params_to_dict, score_in_supernet
+    from fasterseg.space.supernet import Supernet
+    from tests.search.test_epoch import Pairs
+
+    space = SupernetConfig(layers=6, base_channels=2, width_choices=[0.5, 1.0], num_classes=3,
+                           archs=[ArchSpec("student", 0.5, 0.5, True, False)])
+    torch.manual_seed(0)
+    net = Supernet(space).eval()
+    rng = np.random.default_rng(0)
+    data = Pairs([(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), rng.integers(0, 3, (64, 64), dtype=np.uint8))
+                  for _ in range(2)], EvalTransform(downsample=1))
+    student = sample_students_at_latency(space, "student", mega_macs, 1e9, tolerance=1.0, count=1, mix_steps=0)[0]
+    params = student.params
+    assert params_from_dict(params_to_dict(params)).alphas[0].equal(params.alphas[0])  # the JSON round trip
+    before = net.arch_params("student")
+    scores = score_in_supernet(net, "student", params, data)
+    after = net.arch_params("student")
+    assert all(a.equal(b) for a, b in zip(before.alphas + before.ratios, after.alphas + after.ratios))
+    # Only the argmax matters: other logits moved, same choices, same scores ...
+    nudged = params.clone()
+    for t in nudged.alphas + nudged.ratios + [b for b in nudged.betas if b is not None]:
+        t.mul_(0.5)
+    assert score_in_supernet(net, "student", nudged, data) == scores
+    # ... and the supernet then computes that one network: the same as with the hard choices set by hand.
+    net.arch["student"].load_arch_params(one_hot(params))
+    from fasterseg.search.epoch import evaluate_outputs
+
+    assert evaluate_outputs(net, "student", data, "argmax") == scores

@@ -33,6 +33,7 @@ class RandomStudent:
     genotype: Genotype
     latency_ms: float
     steps: int  # proposals the chain made (walk into the window, then mixing)
+    params: ArchParams  # the architecture parameters it was derived from (for scoring it inside the supernet)
 
 
 def _random_params(space: SupernetConfig, num_widths: int, g: torch.Generator) -> ArchParams:
@@ -99,5 +100,49 @@ def sample_students_at_latency(space: SupernetConfig, arch: str, latency_of: Cal
             else:
                 tensor[row] = old
             mixed += inside
-        students.append(RandomStudent(current[0], current[1], steps))
+        students.append(RandomStudent(current[0], current[1], steps, params.clone()))
     return students
+
+
+def params_to_dict(params: ArchParams) -> dict[str, list]:
+    """The official layout of ``arch.json`` (``alpha_0`` ... ``ratio_2``), JSON-ready."""
+    module = ArchParameters(params.layers, params.ratios[0].shape[1])
+    module.load_arch_params(params)
+    return {k: v.detach().tolist() for k, v in module.named_parameters()}
+
+
+def params_from_dict(data: dict[str, list]) -> ArchParams:
+    tensors = {k: torch.tensor(v, dtype=torch.float32) for k, v in data.items()}
+    return ArchParams([tensors[f"alpha_{s}"] for s in range(3)], [None, tensors["beta_1"], tensors["beta_2"]],
+                      [tensors[f"ratio_{s}"] for s in range(3)])
+
+
+def one_hot(params: ArchParams, scale: float = 100.0) -> ArchParams:
+    """Each row's argmax at ``scale``, the rest 0: the supernet then computes (up to exp(-scale))
+    the one network those choices pick, the way the paper's supernet ranks a discrete architecture."""
+    def hard(t: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(t.argmax(-1), t.shape[-1]).to(t.dtype) * scale
+
+    return ArchParams([hard(a) for a in params.alphas], [None if b is None else hard(b) for b in params.betas],
+                      [hard(r) for r in params.ratios])
+
+
+def score_in_supernet(net, arch: str, params: ArchParams, dataset, calibration: Sequence = (),
+                      device: str | torch.device = "cpu", seed: int = 0) -> list[float]:
+    """mIoU of the supernet's five outputs when it computes the one network ``params`` choose (their
+    argmax, made one-hot), with the supernet's own weights: the one-shot estimate a search ranks
+    architectures by. With ``calibration`` batches the batch-norm statistics are re-estimated for
+    that network first (they stay so: score a copy of a supernet you still train). The 1/16
+    branch is scored on the path the supernet computes, one cell later than the official
+    derivation puts its down-sampling (see ``tests/space/test_supernet.py``)."""
+    from fasterseg.search.epoch import evaluate_outputs, recalibrate_batchnorm
+
+    module = net.arch[arch]
+    saved = module.to_arch_params()
+    module.load_arch_params(one_hot(params))
+    try:
+        if calibration:
+            recalibrate_batchnorm(net, arch, calibration, "argmax", seed=seed)
+        return evaluate_outputs(net, arch, dataset, "argmax", device)
+    finally:
+        module.load_arch_params(saved)
