@@ -19,6 +19,10 @@ from fasterseg.errors import BackendUnavailable
 
 PRECISION_NAMES: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
 TABLE_PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16")  # latency tables: int8 speed depends on a calibrated graph
+# How a deploy path turns class scores into labels (fasterseg.infer.heads): the argmax at the input
+# size, or at 1/2 or 1/4 of it with each label repeated over its block.
+LABEL_PATHS: tuple[str, ...] = ("exact", "half", "quarter")
+DEFAULT_LABEL_PATH = "quarter"  # what predict, bench, export --output labels and serve run unless told
 
 
 @dataclass(frozen=True)

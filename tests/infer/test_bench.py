@@ -115,9 +115,9 @@ def test_bench_several_models_side_by_side(tmp_path, capsys):
     assert lines[0].startswith("| model | path |") and len(lines) == 3  # the header, one row per network
     cells = [line.split(" | ") for line in lines[1:]]
     assert [c[0].lstrip("| ") for c in cells] == [str(small), str(large)]
-    assert cells[0][10] == "1.00x"  # the first network's first path is the reference
+    assert cells[0][11] == "1.00x"  # the first network's first path is the reference
     small_ms, large_ms = float(cells[0][5]), float(cells[1][5])  # rounded to 0.1 ms in the table
-    assert float(cells[1][10].rstrip("x")) == pytest.approx(small_ms / large_ms, rel=0.1)
+    assert float(cells[1][11].rstrip("x")) == pytest.approx(small_ms / large_ms, rel=0.1)
 
 
 def test_bench_int8_refuses_models_of_different_class_counts(tmp_path, capsys):

@@ -37,6 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=20, help="timed runs (default 20)")
     p.add_argument("--no-model-only", dest="model_only", action="store_false", help="skip the model-only timing")
     p.add_argument("--json", action="store_true", help="print results and environment as JSON")
+    from fasterseg.backends import DEFAULT_LABEL_PATH
+    from fasterseg.commands.common import add_label_path_argument
+
+    add_label_path_argument(p, DEFAULT_LABEL_PATH)
 
 
 def option_list(args: argparse.Namespace, calibration=None):
@@ -52,7 +56,8 @@ def option_list(args: argparse.Namespace, calibration=None):
         for precision in precisions:
             options.append(RunnerOptions(backend=backend, device=args.device, precision=precision,
                                          compile=args.compile, cuda_graphs=args.cuda_graphs, threads=args.threads,
-                                         calibration=calibration if precision == "int8" else None))
+                                         calibration=calibration if precision == "int8" else None,
+                                         label_path=getattr(args, "label_path", "exact")))
     return options
 
 

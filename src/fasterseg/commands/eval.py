@@ -46,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help="deploy path the model runs on, so a lossy path is scored by the real evaluator (default eager; "
                             "other paths take the whole image, without --scales/--flip/--window)")
     model.add_argument("--precision", choices=PRECISION_NAMES, default="fp32", help="with --backend: its precision (default fp32)")
+    from fasterseg.commands.common import add_label_path_argument
+
+    add_label_path_argument(model, "exact")  # the evaluator's reference; name a faster path to score it
     add_calibration_arguments(model)
 
 
@@ -61,16 +64,17 @@ def model_predictor(args: argparse.Namespace, dataset):
     if classes != dataset.info.num_classes:
         raise EvaluationError(f"{args.model}: the model predicts {classes} classes but {args.data} has {dataset.info.num_classes}")
     options = InferenceOptions(scales=tuple(args.scales), flip=args.flip, window=args.window)
-    if args.backend == "eager" and args.precision == "fp32":
+    if args.backend == "eager" and args.precision == "fp32" and args.label_path == "exact":
         return dataset_predictor(model, dataset, options, args.device)
     if options != InferenceOptions():
-        raise EvaluationError(f"--backend {args.backend}: a deploy path gives labels, not the probabilities that "
-                              "--scales/--flip/--window average; use them with the eager backend")
+        raise EvaluationError(f"--backend {args.backend} --label-path {args.label_path}: a deploy path gives labels, not "
+                              "the probabilities that --scales/--flip/--window average; use them with the eager backend "
+                              "and the exact label path")
     from fasterseg.infer.runners import RunnerOptions, build_runner
 
     calibration = calibration_from_args(args, classes)
     runner = build_runner(model, RunnerOptions(args.backend, device=args.device, precision=args.precision, compile=False,
-                                               calibration=calibration))
+                                               calibration=calibration, label_path=args.label_path))
     return dataset_predictor(model, dataset, options, args.device, runner=runner)
 
 

@@ -19,9 +19,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="input HEIGHTxWIDTH (default: the model's training size, else 1024x2048)")
     p.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width (the size is then only an example)")
     p.add_argument("--output", choices=["logits", "labels", "logits8"], default="logits",
-                   help="logits at input size (default), labels (fused argmax, int64) or logits8 (network only, 1/8 scale)")
+                   help="logits at input size (default), labels (fused argmax; --label-path says how) or logits8 (network only, 1/8 scale)")
     p.add_argument("--argmax", dest="output", action="store_const", const="labels", help="same as --output labels")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset, >= 17 (default 18)")
+    from fasterseg.backends import DEFAULT_LABEL_PATH
+    from fasterseg.commands.common import add_label_path_argument
+
+    add_label_path_argument(p, DEFAULT_LABEL_PATH)
     p.add_argument("--fold-bn", action="store_true", help="fold BatchNorm into the convolutions before export")
     p.add_argument("--no-check", dest="check", action="store_false", help="skip the onnxruntime comparison")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed |onnx - torch| on logits (default 1e-3)")
@@ -48,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         model = fold_batchnorm(model)
     report = export_onnx(model, args.out, size=tuple(size), dynamic=args.dynamic, output=args.output,
                          opset=args.opset, check=args.check, tolerance=args.tolerance,
-                         metadata=model_metadata(model.meta, args.output))
+                         metadata=model_metadata(model.meta, args.output, args.label_path), label_path=args.label_path)
     print(report.summary() if args.check else f"wrote {report.path} (opset {report.opset}, not checked)")
     return 0
 
@@ -68,7 +72,7 @@ def _export_int8(args: argparse.Namespace, model) -> int:
         fp32 = Path(tmp) / "fp32.onnx"
         export_onnx(fold_batchnorm(model), fp32, size=calibration.size, dynamic=args.dynamic, output=args.output,
                     opset=args.opset, check=args.check, tolerance=args.tolerance,
-                    metadata=model_metadata(model.meta, args.output))
+                    metadata=model_metadata(model.meta, args.output, args.label_path), label_path=args.label_path)
         quantize_onnx(fp32, args.out, calibration)
         agreement = compare_graphs(fp32, Path(args.out), calibration, args.output)
     kind = "dynamic N, H, W" if args.dynamic else f"{calibration.size[0]}x{calibration.size[1]}"

@@ -41,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="of the deploy path: fp16/bf16 (optimized, openvino), int8 (onnxruntime, openvino; needs --calib) (default fp32)")
     add_calibration_arguments(p)
     p.add_argument("--compile", action="store_true", help="optimized backend: also torch.compile (slow start, faster run)")
+    from fasterseg.backends import DEFAULT_LABEL_PATH
+    from fasterseg.commands.common import add_label_path_argument
+
+    add_label_path_argument(p, DEFAULT_LABEL_PATH)
     p.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help="videos and live sources: stop after N frames (cameras and streams run until stopped)")
     p.add_argument("--show", action="store_true", help="videos and live sources: show the overlay and frame rate "
@@ -74,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"model: the built-in CamVid model (camvid, {args.model}); --model chooses another", file=sys.stderr)
     model = load_model(args.model)
     options = RunnerOptions(backend=args.backend, device=args.device, precision=args.precision, compile=args.compile,
+                            label_path=args.label_path,
                             calibration=calibration_from_args(args, model.genotype.num_classes))
     predictor = Predictor(model, options, batch_size=args.batch_size, tile=args.tile, tile_overlap=args.tile_overlap)
     with _sigterm_as_interrupt():

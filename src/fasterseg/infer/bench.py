@@ -56,6 +56,13 @@ class BenchRow:
     def fps(self) -> float | None:
         return self.batch * 1000 / self.end_to_end.median_ms if self.end_to_end else None
 
+    @property
+    def labels_ms(self) -> float | None:
+        """What turning the 1/8 scores into the label map costs: end-to-end minus model-only medians."""
+        if self.end_to_end is None or self.model_only is None:
+            return None
+        return self.end_to_end.median_ms - self.model_only.median_ms
+
 
 def bench_backends(model: torch.nn.Module, option_list: list[RunnerOptions], size: tuple[int, int], batch: int = 1,
                    warmup: int = 3, repeats: int = 20, model_only: bool = True, seed: int = 0,
@@ -162,8 +169,8 @@ def format_table(rows: list[BenchRow] | dict[str, list[BenchRow]]) -> str:
     by_model = _by_model(rows)
     named = len(by_model) > 1
     header = (("| model " if named else "") + "| path | device | batch | size | end-to-end median ms | p90 ms | FPS | "
-              "model-only median ms | p90 ms | speed-up | labels = first row | setup s |\n"
-              + ("|---" if named else "") + "|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "model-only median ms | p90 ms | label map ms | speed-up | labels = first row | setup s |\n"
+              + ("|---" if named else "") + "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     base = next((r.end_to_end.median_ms for rs in by_model.values() for r in rs if r.end_to_end), None)
     lines = [header]
     for name, model_rows in by_model.items():
@@ -171,12 +178,12 @@ def format_table(rows: list[BenchRow] | dict[str, list[BenchRow]]) -> str:
         for r in model_rows:
             size = f"{r.size[0]}x{r.size[1]}"
             if r.error:
-                lines.append(f"{lead}| {r.path} | {r.device} | {r.batch} | {size} | unavailable: {r.error} |  |  |  |  |  |  |  |")
+                lines.append(f"{lead}| {r.path} | {r.device} | {r.batch} | {size} | unavailable: {r.error} |  |  |  |  |  |  |  |  |")
                 continue
             low = r.model_only
             lines.append(
                 f"{lead}| {r.path} | {r.device} | {r.batch} | {size} | {r.end_to_end.median_ms:.1f} | {r.end_to_end.p90_ms:.1f} | "
-                f"{r.fps:.2f} | " + (f"{low.median_ms:.1f} | {low.p90_ms:.1f} | " if low else "- | - | ")
+                f"{r.fps:.2f} | " + (f"{low.median_ms:.1f} | {low.p90_ms:.1f} | {r.labels_ms:.1f} | " if low else "- | - | - | ")
                 + f"{base / r.end_to_end.median_ms:.2f}x | {100 * r.agreement:.4f}% | {r.setup_s:.1f} |")
     return "\n".join(lines)
 
@@ -189,5 +196,6 @@ def rows_to_json(rows: list[BenchRow] | dict[str, list[BenchRow]], env: dict | N
             item = ({"model": name} if isinstance(rows, dict) else {}) | asdict(r)
             item["size"] = list(r.size)
             item["fps"] = r.fps
+            item["labels_ms"] = r.labels_ms
             items.append(item)
     return json.dumps({"environment": env or environment(), "results": items}, indent=2)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from fasterseg.errors import ExportError
-from fasterseg.infer.heads import NetworkOnly, Segmenter
+from fasterseg.infer.heads import LABEL_PATHS, NetworkOnly, Segmenter
 from fasterseg.utils.io import atomic_path
 
 DEFAULT_OPSET = 18
@@ -43,15 +43,17 @@ class ExportReport:
         return f"wrote {self.path} (opset {self.opset}, {kind}, output {self.output}); onnxruntime check: {check}"
 
 
-def export_module(net: nn.Module, output: str) -> nn.Module:
+def export_module(net: nn.Module, output: str, label_path: str = "exact") -> nn.Module:
     if output not in OUTPUTS:
         raise ExportError(f"output must be one of {OUTPUTS}, got {output!r}")
+    if label_path not in LABEL_PATHS:
+        raise ExportError(f"label path must be one of {LABEL_PATHS}, got {label_path!r}")
     if output == "logits8":
         return NetworkOnly(net).eval()
-    return Segmenter(net, argmax=output == "labels").eval()
+    return Segmenter(net, argmax=output == "labels", label_path=label_path).eval()
 
 
-def model_metadata(meta, output: str) -> dict[str, str]:
+def model_metadata(meta, output: str, label_path: str = "exact") -> dict[str, str]:
     """What a consumer of the ONNX file needs from the model file (ONNX ``metadata_props``): the
     input normalisation, the class names and colours, what the output holds."""
     extra = meta.extra or {}
@@ -61,7 +63,9 @@ def model_metadata(meta, output: str) -> dict[str, str]:
         "fasterseg.std": json.dumps(list(meta.std)),
         "fasterseg.class_names": json.dumps(list(meta.class_names)),
         "fasterseg.output": {"logits": "class scores N x C x H x W at the input size",
-                             "labels": "class index per pixel N x H x W (int64) at the input size",
+                             "labels": ("class index per pixel N x H x W (int64) at the input size" if label_path == "exact" else
+                                        f"class index per pixel N x H x W (uint8) at the input size, the argmax taken at "
+                                        f"1/{2 if label_path == 'half' else 4} of it (label path {label_path})"),
                              "logits8": "class scores N x C x H/8 x W/8, before the final resize"}[output],
         "fasterseg.genotype": meta.genotype.to_json(),
     }
@@ -81,16 +85,18 @@ def set_metadata(path: str | Path, props: dict[str, str]) -> None:
 
 def export_onnx(net: nn.Module, out: str | Path, size: tuple[int, int] = (1024, 2048), dynamic: bool = False,
                 output: str = "logits", opset: int = DEFAULT_OPSET, check: bool = True,
-                tolerance: float = 1e-3, metadata: dict[str, str] | None = None) -> ExportReport:
+                tolerance: float = 1e-3, metadata: dict[str, str] | None = None,
+                label_path: str = "exact") -> ExportReport:
     """Write ``net`` as ONNX to ``out`` atomically; with ``check``, compare with ONNX Runtime.
 
     ``size`` is the example (and, unless ``dynamic``, the only) input size (height, width);
-    ``metadata`` goes into the file's ``metadata_props`` (see :func:`model_metadata`).
+    ``metadata`` goes into the file's ``metadata_props`` (see :func:`model_metadata`);
+    ``label_path`` is how the ``labels`` output is made (:mod:`fasterseg.infer.heads`).
     """
     if opset < 17:
         raise ExportError(f"opset must be >= 17 (bilinear Resize semantics we rely on), got {opset}")
     out = Path(out)
-    module = export_module(net.cpu().eval(), output)
+    module = export_module(net.cpu().eval(), output, label_path)
     example = torch.randn(1, 3, *size)
     dynamic_shapes = None
     if dynamic:

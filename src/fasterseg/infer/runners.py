@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fasterseg.backends import PRECISION_NAMES, REGISTRY, entry, resolve
+from fasterseg.backends import LABEL_PATHS, PRECISION_NAMES, REGISTRY, entry, resolve
 from fasterseg.errors import BackendUnavailable, FasterSegError
 from fasterseg.infer.fold import fold_batchnorm
 from fasterseg.infer.heads import NetworkOnly, Segmenter
@@ -44,10 +44,13 @@ class RunnerOptions:
     threads: int | None = None
     onnx_dir: Path | None = None  # where ONNX Runtime/TensorRT keep their exported graphs
     calibration: Calibration | None = None  # int8: the images its activation ranges are measured on
+    label_path: str = "exact"  # how labels are made: exact | half | quarter (fasterseg.infer.heads)
     extra: dict = field(default_factory=dict)
 
     def describe(self) -> str:
         parts = [self.backend, self.precision]
+        if self.label_path != "exact":
+            parts.append(f"labels-{self.label_path}")
         if self.backend == "optimized":
             parts.append("folded-bn")
             if self.channels_last:
@@ -88,6 +91,8 @@ def build_runner(model: nn.Module, options: RunnerOptions) -> Runner:
         others = [e.name for e in REGISTRY.values() if options.precision in e.precisions]
         raise BackendUnavailable(f"{backend.name}: runs {', '.join(backend.precisions)}, not {options.precision} "
                                  f"({options.precision} runs on {', '.join(others)})")
+    if options.label_path not in LABEL_PATHS:
+        raise FasterSegError(f"label path must be one of {LABEL_PATHS}, got {options.label_path!r}")
     if options.precision == "int8" and options.calibration is None:
         raise BackendUnavailable(f"{backend.name} int8: needs calibration images (--calib DATA)")
     build = resolve(backend.runner)
@@ -104,10 +109,11 @@ def eager_runner(model: nn.Module, options: RunnerOptions, device: torch.device)
     if options.precision != "fp32":
         raise BackendUnavailable("the eager backend is the fp32 reference; use --backend optimized for fp16/bf16")
     model = model.to(device)
+    segmenter = Segmenter(model, label_path=options.label_path).eval()
 
     def labels(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return model(x).argmax(1)
+            return model(x).argmax(1) if options.label_path == "exact" else segmenter(x)
 
     def logits8(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -123,7 +129,7 @@ def optimized_runner(model: nn.Module, options: RunnerOptions, device: torch.dev
     net = fold_batchnorm(model).to(device=device, dtype=dtype)
     memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
     net = net.to(memory_format=memory_format)
-    seg, low = Segmenter(net).eval(), NetworkOnly(net).eval()
+    seg, low = Segmenter(net, label_path=options.label_path).eval(), NetworkOnly(net).eval()
     if options.compile:
         seg = torch.compile(seg, mode=options.compile_mode, dynamic=False)
         low = torch.compile(low, mode=options.compile_mode, dynamic=False)
@@ -186,16 +192,17 @@ def _export(model: nn.Module, options: RunnerOptions, output: str, directory: Pa
     dynamic N, H, W; for int8, its QDQ version calibrated on ``options.calibration``."""
     from fasterseg.infer.export import export_onnx
 
-    path = directory / f"{output}.onnx"
+    label_path = options.label_path if output == "labels" else "exact"
+    path = directory / (f"{output}.onnx" if label_path == "exact" else f"{output}-{label_path}.onnx")
     if not path.exists():
         example_size = options.extra.get("example_size", (256, 512))
         export_onnx(fold_batchnorm(model, strict=False).cpu(), path, size=example_size, dynamic=True, output=output,
-                    check=False)
+                    check=False, label_path=label_path)
     if options.precision != "int8":
         return path
     from fasterseg.infer.quantize import quantize_onnx
 
-    quantized = directory / f"{output}.int8.onnx"
+    quantized = path.with_suffix(".int8.onnx")
     if not quantized.exists():
         quantize_onnx(path, quantized, options.calibration)
     return quantized

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fasterseg.backends import LABEL_PATHS
 from fasterseg.errors import ConfigError
 
 
@@ -17,6 +18,7 @@ class ServeConfig:
     backend: str = "auto"  # auto: the fastest deploy path here (OpenVINO bf16 on CPUs with bf16, CUDA when present); or a bench backend
     precision: str = "auto"  # auto: the precision that goes with the automatic backend; or fp32 / fp16 / bf16
     device: str = "auto"  # auto | cpu | cuda
+    label_path: str = "quarter"  # exact | half | quarter: where the argmax is taken (quarter: 1/4 of the image, a tenth of the network's time)
     threads: int = 0  # inference threads (0: the deploy path's default)
     max_batch: int = 8  # requests of one image size run together, up to this many
     max_wait_ms: float = 0.0  # how long the first request of a batch waits for company (0: none; requests arriving while a batch runs form the next one)
@@ -42,6 +44,8 @@ class ServeConfig:
             raise ConfigError(f"alpha: must be between 0 and 1, got {self.alpha}")
         if self.warmup_size and (len(self.warmup_size) != 2 or min(self.warmup_size) < 1):
             raise ConfigError(f"warmup_size: must be [height, width] or [], got {self.warmup_size}")
+        if self.label_path not in LABEL_PATHS:
+            raise ConfigError(f"label_path: must be one of {', '.join(LABEL_PATHS)}, got {self.label_path!r}")
         if self.threads < 0:
             raise ConfigError(f"threads: must be >= 0 (0: default), got {self.threads}")
 

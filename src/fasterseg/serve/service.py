@@ -50,7 +50,8 @@ class Service:
         if precision == "auto":
             precision = automatic_path(device)[1] if cfg.backend == "auto" else "fp32"
         self.backend, self.precision, self.device = backend, precision, device
-        options = RunnerOptions(backend=backend, device=device, precision=precision, threads=cfg.threads or None)
+        options = RunnerOptions(backend=backend, device=device, precision=precision, threads=cfg.threads or None,
+                                label_path=cfg.label_path)
         self.predictor = Predictor(self.model, options, batch_size=cfg.max_batch)
         self.palette = palette_for(self.model.meta)
         self.class_names = tuple(self.model.meta.class_names)
@@ -75,7 +76,8 @@ class Service:
         size = tuple(meta.train_size or (360, 480))
         card = {
             "model": str(self.model_path),
-            "deploy_path": {"backend": self.backend, "precision": self.precision, "device": self.device},
+            "deploy_path": {"backend": self.backend, "precision": self.precision, "device": self.device,
+                            "label_path": self.cfg.label_path},
             "classes": [{"id": i, "name": n, "color": [int(c) for c in self.palette[i]]} for i, n in enumerate(self.class_names)],
             "genotype": {"branches": [f"1/{2 ** (b.end + 3)}: {len(b.ops)} cells" for b in genotype.branches],
                          "stem_width": genotype.stem_width, "head_width": genotype.head_width,
