@@ -8,7 +8,9 @@
 # Steps (each resumes its run folder, or continues from its committed compact checkpoint on a new
 # machine, or is skipped when finished):
 #   curve   configs/train/camvid_scratch.yaml, 800 epochs, scored every 20: the learning curve
-#   noaux   the same without the auxiliary heads (1.7x the images/s on a CPU)
+#           (stopped at epoch 140: it scored as noaux does at equal epochs, at 1.7x the cost; its
+#           compact checkpoint was dropped, so on a new machine this step starts over)
+#   noaux   the same without the auxiliary heads (1.7x the images/s on a CPU): the learning curve
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
 #           10 epochs, under 10 MB) and its per-epoch log to benchmarks/results/camvid_recipe/ for
 #           committing, so the next session continues there
