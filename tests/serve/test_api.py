@@ -74,6 +74,8 @@ def test_model_card_health_openapi_and_page(client, expected):
     assert card["heldout"]["miou"] == meta.extra["heldout_mIoU"]
     assert card["deploy_path"] == {"backend": "eager", "precision": "fp32", "device": "cpu", "label_path": "quarter"}
     assert card["provenance"]["command"].startswith("fasterseg train")
+    measured = card["latency"]["measured"]  # timed at start, at the model's training size
+    assert measured["size"] == list(meta.train_size) and measured["median_ms"] > 0
     assert client.get("/healthz").json()["status"] == "ok"
     spec = client.get("/openapi.json").json()
     assert spec["openapi"].startswith("3.") and {"/v1/segment", "/v1/model", "/healthz", "/metrics"} <= set(spec["paths"])

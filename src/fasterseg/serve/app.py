@@ -135,7 +135,6 @@ def create_app(cfg: ServeConfig, service=None) -> Starlette:
         service = Service(cfg)
     metrics = Metrics()
     batcher = Batcher(service.infer, cfg.max_batch, cfg.max_wait_ms / 1000, cfg.max_queue, metrics)
-    card = service.card()
     state = {"ready": False}
     static = resources.files("fasterseg.serve") / "static"
 
@@ -171,7 +170,7 @@ def create_app(cfg: ServeConfig, service=None) -> Starlette:
         return Response(png, media_type="image/png", headers=headers)
 
     async def model_card(request: Request) -> Response:
-        return JSONResponse(card)
+        return JSONResponse(service.card())
 
     async def healthz(request: Request) -> Response:
         if not state["ready"]:
