@@ -141,8 +141,9 @@ def test_a_resumed_search_may_lengthen_pretraining_until_the_search_phase_begins
         run_search_job(job("pretrain.lr=0.5"), resume=True)
     assert "epochs: 1" in (run / "config.yaml").read_text()  # refused before anything was written
     shutil.rmtree(run / "search")  # as if stopped between the phases
-    run_search_job(job("pretrain.epochs=2"), resume=True)
+    run_search_job(job("pretrain.epochs=2", "search.lr=0.005"), resume=True)  # the search phase has not begun
     rows = (run / "pretrain" / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]  # pretraining continued, then the search ran
     assert (run / "pretrain" / "done").exists() and (run / "summary.json").is_file()
     assert "epochs: 2" in (run / "pretrain" / "config.yaml").read_text()
+    assert "lr: 0.005" in (run / "search" / "config.yaml").read_text()

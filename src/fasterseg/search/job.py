@@ -131,8 +131,8 @@ def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool, device: torch
 
 def _check_job_resumable(job: SearchJobConfig, run_dir: Path, pre_dir: Path, search_dir: Path) -> bool:
     """Refuse, before anything is written, a resume whose ``--set`` would change what the search
-    computes; a phase may get more epochs or other scoring settings. Returns True when the job's
-    saved config must be rewritten."""
+    has computed; a begun phase may get more epochs or other scoring settings, a phase not begun
+    any settings. Returns True when the job's saved config must be rewritten."""
     import yaml
 
     from fasterseg.config import to_dict
@@ -141,10 +141,19 @@ def _check_job_resumable(job: SearchJobConfig, run_dir: Path, pre_dir: Path, sea
     if not saved.is_file():
         return False
     changed = changed_settings(yaml.safe_load(saved.read_text()), to_dict(job))
-    fixed = [k for k in changed if k.rpartition(".")[2] not in RESUMABLE_CHANGES and k not in ("name", "out_dir")]
+    begun = {"pretrain": has_checkpoint(pre_dir) or (pre_dir / "done").exists(), "search": has_checkpoint(search_dir)}
+
+    def may_change(key: str) -> bool:
+        phase, _, setting = key.partition(".")
+        if phase in begun and not begun[phase]:
+            return True  # a phase that has not begun takes its settings from the resumed config
+        return key.rpartition(".")[2] in RESUMABLE_CHANGES or key in ("name", "out_dir")
+
+    fixed = [k for k in changed if not may_change(k)]
     if fixed:
         raise ConfigError(f"{saved}: the search was started with other settings for {fixed}; resume with the same "
-                          f"config (a phase's {', '.join(RESUMABLE_CHANGES)} may change)")
+                          f"config (a begun phase's {', '.join(RESUMABLE_CHANGES)} may change, and any setting of a "
+                          "phase not begun yet)")
     pretrained_to = checkpoint_next_epoch(pre_dir)
     if pretrained_to is not None and pretrained_to < job.pretrain.epochs and has_checkpoint(search_dir):
         raise ConfigError(f"pretrain.epochs={job.pretrain.epochs}: {run_dir} has already begun its search phase from "
