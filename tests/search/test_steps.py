@@ -100,6 +100,22 @@ def test_pretraining_loss_sums_the_sandwich_passes_of_the_first_architecture():
     assert loss.item() == pytest.approx(by_hand.item(), rel=1e-6)
 
 
+def test_pretraining_every_architecture_adds_one_random_pass_of_each_further_one():
+    net = tiny_net().train()
+    images, target = batch()
+    crit = OhemCrossEntropy(across_processes=True)
+    torch.manual_seed(5)
+    loss = supernet_loss(net, crit, images, target, pretrain=True, every_arch=True)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        student = sum(crit(o, target) for o in net(images, "student", "random"))  # drawn first
+        by_hand = student + sum(crit(o, target) for mode in ("max", "min", "random", "random")
+                                for o in net(images, "teacher", mode))
+    assert loss.item() == pytest.approx(by_hand.item(), rel=1e-6)
+    loss.backward()  # the student's own stem and heads now get gradients in pretraining
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in net.named_parameters() if n.startswith("stems.student"))
+
+
 @pytest.mark.skipif(not __import__("fasterseg.utils.device", fromlist=["x"]).bf16_supported(torch.device("cpu")),
                     reason="this CPU has no native bf16 (AVX512-BF16/AMX)")
 def test_bf16_search_steps_run_in_bf16_and_lower_the_loss():

@@ -32,6 +32,7 @@ class PhaseConfig:
     fps_min: dict[str, float] = field(default_factory=lambda: {"student": 155.0})  # below this table FPS the weight doubles
     fps_max: dict[str, float] = field(default_factory=lambda: {"student": 175.0})  # above this table FPS the weight halves
     val_limit: int = 0  # score only the first N validation images each epoch (0: all)
+    pretrain_every_arch: bool = False  # pretraining also trains every further architecture's stem and heads (one random-width pass each; not the paper's)
     bn_batches: int = 0  # before scoring, re-estimate batch-norm statistics over this many training batches (0: the running ones, as the paper)
     seed: int = 12345  # seeds the halves, the data order and the augmentation
     num_workers: int = 0  # data-loading processes

@@ -183,7 +183,7 @@ def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | N
             w_batch = _to_device(w_batch, device, cfg.channels_last)
             a_batch = None if cfg.pretrain else _to_device(a_batch, device, cfg.channels_last)
             result = search_step(net, opt, criterion, w_batch, a_batch, cfg.pretrain, cfg.grad_clip,
-                                 latency_fn, latency_weights, amp_dtype)
+                                 latency_fn, latency_weights, amp_dtype, every_arch=cfg.pretrain_every_arch)
             sums["weight"] += result.weight_loss
             sums["arch"] += result.arch_loss or 0.0
             latency = result.latency

@@ -46,13 +46,20 @@ def autocast_for(images: torch.Tensor, dtype: torch.dtype | None):
 
 
 def supernet_loss(net: Supernet, criterion: Criterion, images: torch.Tensor, target: torch.Tensor,
-                  pretrain: bool) -> torch.Tensor:
-    """The weight loss of one batch (see the module docstring for which passes it sums)."""
+                  pretrain: bool, every_arch: bool = False) -> torch.Tensor:
+    """The weight loss of one batch (see the module docstring for which passes it sums).
+
+    ``every_arch`` (pretraining only; not the paper's): each further architecture adds one
+    random-width pass, so its own stem and heads have trained when the search phase starts
+    (with the paper's rule the student's begin from their initial weights there)."""
     archs = [a.name for a in net.cfg.archs]
     loss = images.new_zeros(())
     if not pretrain:
         for arch in archs:
             loss = loss + _all_outputs(net, criterion, images, target, arch, "arch")
+    elif every_arch:
+        for arch in archs[1:]:
+            loss = loss + _all_outputs(net, criterion, images, target, arch, "random")
     sandwich = archs[0] if pretrain else archs[-1]
     if len(net.cfg.width_choices) > 1:
         for mode in ("max", "min") + (("random", "random") if pretrain else ()):
@@ -116,11 +123,11 @@ def arch_step(net: Supernet, opt: Optimisers, criterion: Criterion, images: torc
 
 
 def weight_step(net: Supernet, opt: Optimisers, criterion: Criterion, images: torch.Tensor, target: torch.Tensor,
-                pretrain: bool, grad_clip: float, amp_dtype: torch.dtype | None = None) -> float:
+                pretrain: bool, grad_clip: float, amp_dtype: torch.dtype | None = None, every_arch: bool = False) -> float:
     """Update the weights on a batch of the weight half (gradient norm clipped)."""
     net.zero_grad(set_to_none=True)
     with autocast_for(images, amp_dtype):
-        loss = supernet_loss(net, criterion, images, target, pretrain)
+        loss = supernet_loss(net, criterion, images, target, pretrain, every_arch)
     loss.backward()
     params = list(net.parameters())
     sum_gradients(params)
@@ -134,7 +141,8 @@ def weight_step(net: Supernet, opt: Optimisers, criterion: Criterion, images: to
 def search_step(net: Supernet, opt: Optimisers, criterion: Criterion,
                 weight_batch: Sequence[torch.Tensor], arch_batch: Sequence[torch.Tensor] | None,
                 pretrain: bool, grad_clip: float = 5.0, latency_fn: LatencyFn | None = None,
-                latency_weights: dict[str, float] | None = None, amp_dtype: torch.dtype | None = None) -> StepResult:
+                latency_weights: dict[str, float] | None = None, amp_dtype: torch.dtype | None = None,
+                every_arch: bool = False) -> StepResult:
     """One iteration: the architecture step first (unless pretraining), then the weight step;
     the supernet's passes under ``amp_dtype`` autocast when given (the latency term stays fp32)."""
     net.train()
@@ -145,5 +153,6 @@ def search_step(net: Supernet, opt: Optimisers, criterion: Criterion,
         result.arch_loss, result.latency = arch_step(
             net, opt, criterion, arch_batch[0], arch_batch[1], latency_fn, latency_weights or {}, amp_dtype
         )
-    result.weight_loss = weight_step(net, opt, criterion, weight_batch[0], weight_batch[1], pretrain, grad_clip, amp_dtype)
+    result.weight_loss = weight_step(net, opt, criterion, weight_batch[0], weight_batch[1], pretrain, grad_clip, amp_dtype,
+                                     every_arch)
     return result
