@@ -67,9 +67,6 @@ class ConfusionMatrix:
                 raise ValueError(f"ground truth value {bad} outside 0..{n - 1} (ignore {self.ignore_index})")
         self.mat += hist[:n]
 
-    def reset(self) -> None:
-        self.mat.zero_()
-
     def all_reduce(self) -> None:
         """Sum over processes when running distributed (a no-op otherwise)."""
         sum_in_place(self.mat)

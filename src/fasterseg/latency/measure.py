@@ -2,7 +2,7 @@
 
 Backends: PyTorch eager on CPU; PyTorch on CUDA (fp32, fp16 or bf16; contiguous or
 channels_last) timed with CUDA events after synchronising; ONNX Runtime on CPU; TensorRT when its
-Python package is importable (:func:`available_backends` says which). Every measurement warms up
+Python package is importable (`fasterseg lut build` says which cannot run here). Every measurement warms up
 first, fixes the thread count, and reports the median of repeated runs, so one noisy run on a
 shared machine does not move a table entry.
 """
@@ -334,30 +334,6 @@ class TensorRTBackend(Backend):
             context.execute_async_v3(stream)
 
         return _median_ms(run, self.settings, cuda_event_timer)
-
-
-def available_backends() -> dict[str, str]:
-    """Backend name -> 'yes' or the reason it cannot run here."""
-    found = {"eager": "yes (cpu" + (", cuda" if torch.cuda.is_available() else "") + ")"}
-    try:
-        import onnxruntime  # noqa: F401
-
-        found["onnxruntime"] = "yes (cpu)"
-    except ImportError:
-        found["onnxruntime"] = "no: onnxruntime not installed"
-    try:
-        import openvino  # noqa: F401
-
-        found["openvino"] = "yes (cpu)"
-    except ImportError:
-        found["openvino"] = "no: openvino not installed"
-    try:
-        import tensorrt  # noqa: F401
-
-        found["tensorrt"] = "yes" if torch.cuda.is_available() else "no: no CUDA device"
-    except ImportError:
-        found["tensorrt"] = "no: tensorrt not importable"
-    return found
 
 
 def make_backend(backend: str = "eager", device: str = "cpu", precision: str = "fp32",

@@ -26,10 +26,6 @@ def padded(size: tuple[int, int]) -> tuple[int, int]:
     return h + (-h) % OUTPUT_STRIDE_MAX, w + (-w) % OUTPUT_STRIDE_MAX
 
 
-def _at(size: tuple[int, int], stride: int) -> tuple[int, int]:
-    return size[0] // stride, size[1] // stride
-
-
 def stem_specs(base_channels: int, stem_width: float, size: tuple[int, int]) -> list[OpSpec]:
     """The three stem layers: 3x3 conv s2, then two conv_2x s2, ending at 1/8."""
     def nf(s: int) -> int:

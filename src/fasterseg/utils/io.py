@@ -80,11 +80,6 @@ def atomic_write_text(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
 def read_json(path: Path, error: type[Exception]) -> Any:
     """The parsed JSON at ``path``; unreadable or invalid files raise ``error`` naming the file."""
     path = Path(path)
