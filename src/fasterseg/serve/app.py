@@ -110,13 +110,18 @@ async def _image_bytes(request: Request, cfg: ServeConfig) -> bytes:
     return await files[0].read()
 
 
-def _render(fmt: str, image: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: float) -> bytes:
+def _picture(fmt: str, image: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: float) -> np.ndarray:
+    """What a format shows: the class ids, their colours, or the colours over the image."""
     from fasterseg.infer.palette import colorize, overlay
 
     if fmt == "labels":
-        return encode_png(labels)
+        return labels
     color = colorize(labels, palette)
-    return encode_png(color if fmt == "color" else overlay(image, color, alpha))
+    return color if fmt == "color" else overlay(image, color, alpha)
+
+
+def _render(fmt: str, image: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: float) -> bytes:
+    return encode_png(_picture(fmt, image, labels, palette, alpha))
 
 
 def _summary(labels: np.ndarray, names, palette) -> list[dict]:
@@ -218,11 +223,8 @@ def create_app(cfg: ServeConfig, service=None) -> Starlette:
                     await ws.send_json({"error": f"overloaded: {exc}", "status": 503})
                     continue
 
-                def jpeg() -> bytes:
-                    from fasterseg.infer.palette import colorize, overlay
-
-                    color = colorize(labels, service.palette)
-                    out = color if fmt == "color" else overlay(image, color, cfg.alpha)
+                def jpeg() -> bytes:  # frames go back as JPEG: smaller and faster to encode than PNG
+                    out = _picture(fmt, image, labels, service.palette, cfg.alpha)
                     return cv2.imencode(".jpg", np.ascontiguousarray(out[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
 
                 await ws.send_bytes(await asyncio.to_thread(jpeg))

@@ -56,10 +56,11 @@ class Service:
         self.palette = palette_for(self.model.meta)
         self.class_names = tuple(self.model.meta.class_names)
         self.measured: dict | None = None  # the inference step's latency, measured at warm-up
+        self._card: dict | None = None
 
     def infer(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Label maps (uint8 class ids at each image's size), in order."""
-        return [labels.astype(np.uint8) for labels in self.predictor.predict(list(images))]
+        """Label maps (class ids at each image's size: uint8, uint16 beyond 256 classes), in order."""
+        return self.predictor.predict(list(images))
 
     def warm_up(self, repeats: int = 5) -> None:
         """One image through the path, so the first client does not pay for export and (OpenVINO:
@@ -82,7 +83,14 @@ class Service:
                                                      "measured by this server at start"}
 
     def card(self) -> dict:
-        """What ``GET /v1/model`` answers: classes and colours, network, speed, held-out score, provenance."""
+        """What ``GET /v1/model`` answers: classes and colours, network, speed, held-out score,
+        provenance. Built once (counting MACs builds the network); only the latency measured at
+        warm-up is filled in later."""
+        if self._card is None:
+            self._card = self._static_card()
+        return {**self._card, "latency": {"measured": self.measured, "recorded": (self.model.meta.extra or {}).get("latency")}}
+
+    def _static_card(self) -> dict:
         from fasterseg.nets.summary import count_macs
 
         meta = self.model.meta
@@ -98,7 +106,6 @@ class Service:
                          "stem_width": genotype.stem_width, "head_width": genotype.head_width,
                          "gmacs_at": {"size": list(size), "gmacs": round(count_macs(genotype, size) / 1e9, 3)}},
             "heldout": {"miou": extra.get("heldout_mIoU"), "note": extra.get("heldout_note")},
-            "latency": {"measured": self.measured, "recorded": extra.get("latency")},
             "provenance": {k: extra.get(k) for k in ("dataset", "command", "trained", "git_commit", "train_split",
                                                      "val_split", "epochs", "note") if k in extra},
         }
