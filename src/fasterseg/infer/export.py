@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from fasterseg.errors import ExportError
-from fasterseg.infer.heads import LABEL_PATHS, NetworkOnly, Segmenter
+from fasterseg.infer.heads import NetworkOnly, Segmenter
 from fasterseg.utils.io import atomic_path
 
 DEFAULT_OPSET = 18
@@ -46,8 +46,6 @@ class ExportReport:
 def export_module(net: nn.Module, output: str, label_path: str = "exact") -> nn.Module:
     if output not in OUTPUTS:
         raise ExportError(f"output must be one of {OUTPUTS}, got {output!r}")
-    if label_path not in LABEL_PATHS:
-        raise ExportError(f"label path must be one of {LABEL_PATHS}, got {label_path!r}")
     if output == "logits8":
         return NetworkOnly(net).eval()
     return Segmenter(net, argmax=output == "labels", label_path=label_path).eval()

@@ -144,7 +144,7 @@ def _check_job_resumable(job: SearchJobConfig, run_dir: Path, pre_dir: Path, sea
     begun = {"pretrain": has_checkpoint(pre_dir) or (pre_dir / "done").exists(), "search": has_checkpoint(search_dir)}
 
     def may_change(key: str) -> bool:
-        phase, _, setting = key.partition(".")
+        phase = key.partition(".")[0]
         if phase in begun and not begun[phase]:
             return True  # a phase that has not begun takes its settings from the resumed config
         return key.rpartition(".")[2] in RESUMABLE_CHANGES or key in ("name", "out_dir")

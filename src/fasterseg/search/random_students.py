@@ -112,9 +112,11 @@ def params_to_dict(params: ArchParams) -> dict[str, list]:
 
 
 def params_from_dict(data: dict[str, list]) -> ArchParams:
+    """The inverse of :func:`params_to_dict` (an ``arch.json`` entry)."""
     tensors = {k: torch.tensor(v, dtype=torch.float32) for k, v in data.items()}
-    return ArchParams([tensors[f"alpha_{s}"] for s in range(3)], [None, tensors["beta_1"], tensors["beta_2"]],
-                      [tensors[f"ratio_{s}"] for s in range(3)])
+    module = ArchParameters(tensors["alpha_0"].shape[0], tensors["ratio_0"].shape[1])
+    module.load_state_dict(tensors)
+    return module.to_arch_params()
 
 
 def one_hot(params: ArchParams, scale: float = 100.0) -> ArchParams:
