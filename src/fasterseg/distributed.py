@@ -19,6 +19,7 @@ import os
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -82,6 +83,17 @@ def sum_in_place(t: torch.Tensor) -> torch.Tensor:
     if is_distributed():
         dist.all_reduce(t)
     return t
+
+
+def sum_array_in_place(a: np.ndarray) -> np.ndarray:
+    """Sum a host array over processes in place (counts kept in NumPy, such as confusion
+    matrices); it travels through the group's device (NCCL needs a GPU tensor)."""
+    if is_distributed():
+        device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+        t = torch.from_numpy(np.ascontiguousarray(a)).to(device)
+        dist.all_reduce(t)
+        a[...] = t.cpu().numpy()
+    return a
 
 
 def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:

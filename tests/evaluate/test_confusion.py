@@ -1,7 +1,8 @@
-"""The confusion matrix on hand-computed cases."""
+"""The confusion matrix on hand-computed cases, fed NumPy arrays or torch tensors."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -24,14 +25,14 @@ def test_hand_computed_three_classes():
 
 def test_absent_class_is_nan_and_left_out_of_the_mean():
     cm = ConfusionMatrix(3)
-    cm.update(torch.tensor([0, 1]), torch.tensor([0, 1]))
+    cm.update(np.array([0, 1]), np.array([0, 1], np.uint8))
     iou = cm.iou()
     assert math.isnan(iou[2]) and cm.miou() == 1.0
 
 
 def test_extra_prediction_columns_are_false_negatives():
     cm = ConfusionMatrix(2, num_pred=3)
-    cm.update(torch.tensor([0, 2, 1, 1]), torch.tensor([0, 0, 1, 255]))
+    cm.update(np.array([0, 2, 1, 1], np.uint8), np.array([0, 0, 1, 255], np.uint8))
     assert cm.mat.tolist() == [[1, 0, 1], [0, 1, 0]]
     assert cm.iou().tolist() == pytest.approx([0.5, 1.0])
     assert cm.pixel_accuracy() == pytest.approx(2 / 3)
@@ -47,3 +48,20 @@ def test_values_outside_the_classes_are_errors_but_ignored_pixels_are_not_checke
         cm.update(torch.tensor([0]), torch.tensor([5]))
     with pytest.raises(ValueError, match="shape"):
         cm.update(torch.tensor([0, 1]), torch.tensor([0]))
+
+
+def test_arrays_and_tensors_of_any_integer_type_count_alike():
+    target = np.array([[0, 0, 1, 1], [2, 2, 255, 1]])
+    pred = np.array([[0, 1, 1, 1], [2, 0, 2, 0]])
+    counts = []
+    for p, t in ((pred, target), (pred.astype(np.uint8), target.astype(np.uint8)),
+                 (torch.from_numpy(pred), torch.from_numpy(target).to(torch.uint8)),
+                 (torch.from_numpy(pred).to(torch.int16), torch.from_numpy(target).to(torch.int32))):
+        cm = ConfusionMatrix(3)
+        cm.update(p, t)
+        counts.append(cm.mat.tolist())
+    assert all(c == [[1, 1, 0], [1, 2, 0], [1, 0, 1]] for c in counts)
+    with pytest.raises(ValueError, match="integer ids"):
+        ConfusionMatrix(3).update(torch.zeros(2), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="integer ids"):
+        ConfusionMatrix(3).update(np.zeros(2), np.zeros(2, np.int64))

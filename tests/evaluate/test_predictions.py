@@ -236,3 +236,25 @@ def test_eval_outputs_aimed_at_what_it_scores_are_refused(perfect, capsys):
                      flag, str(target)]) == 1
         assert "is also an input of this command" in capsys.readouterr().err
         assert target.read_bytes() == before
+
+
+SCORE_WITHOUT_TORCH = """
+import json, sys
+from fasterseg.cli import main
+code = main(["eval", "--pred-dir", sys.argv[1], "--data", sys.argv[2], "--json", sys.argv[3]])
+print(code, "torch" in sys.modules)
+"""
+
+
+def test_scoring_a_folder_never_imports_torch(perfect, synth_root, tmp_path):
+    """``eval --pred-dir`` in a fresh interpreter: the right numbers, and torch never loaded
+    (its import is most of what a one-off evaluation of a folder waits for)."""
+    import subprocess
+    import sys
+
+    ds, pred_dir = perfect
+    out = tmp_path / "r.json"
+    run = subprocess.run([sys.executable, "-c", SCORE_WITHOUT_TORCH, str(pred_dir), f"synth:{synth_root}", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip().splitlines()[-1] == "0 False", run.stdout[-500:] + run.stderr[-500:]
+    assert json.loads(out.read_text())["average"]["IoU Classes"] == pytest.approx(1.0)

@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", metavar="OUT.csv", default=None, help="also write the numbers as CSV")
     p.add_argument("--plots", metavar="DIR", default=None,
                    help="also draw class_iou.png and confusion.png into DIR")
-    p.add_argument("--device", type=device_name, default="cpu", help="torch device for the counting (default: cpu)")
+    p.add_argument("--device", type=device_name, default="cpu", help="torch device the model runs on (with --model; default: cpu). "
+                        "Counting is NumPy on the host, so --pred-dir never imports torch")
     p.add_argument("--workers", type=int, default=4, help="threads decoding PNGs (default: 4)")
     model = p.add_argument_group("model inference (with --model)")
     model.add_argument("--scales", type=positive_float, nargs="+", default=[1.0], help="multi-scale inference, e.g. 0.75 1 1.25")
@@ -85,15 +86,14 @@ def score(args: argparse.Namespace, dataset):
     if args.model:
         from fasterseg.evaluate.scorer import score_dataset
 
-        return score_dataset(model_predictor(args, dataset), dataset, device=args.device, ids="train",
-                             progress=sys.stderr.isatty())
+        return score_dataset(model_predictor(args, dataset), dataset, ids="train", progress=sys.stderr.isatty())
     from fasterseg.evaluate.predictions import resolve_prediction_folder
 
     folder, ids, note = resolve_prediction_folder(args.pred_dir, args.ids)
     if note:
         print(note, file=sys.stderr)
-    return evaluate_predictions(folder, dataset, ids=ids, device=args.device, workers=args.workers,
-                                progress=sys.stderr.isatty(), warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+    return evaluate_predictions(folder, dataset, ids=ids, workers=args.workers, progress=sys.stderr.isatty(),
+                                warn=lambda m: print(f"warning: {m}", file=sys.stderr))
 
 
 def report(args: argparse.Namespace, dataset, result) -> None:

@@ -1,7 +1,7 @@
 """The official Cityscapes pixel-level numbers, from one confusion matrix and per-instance sums.
 
 What the benchmark computes (``cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling``),
-counted in a form that streams on any device:
+counted in a form that streams image by image:
 
 * Rows of the matrix are the 19 evaluated classes (ground truth of ignored labels is never used).
   Columns are the 19 classes followed by one column per ignored label id, because the official
@@ -18,14 +18,12 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from fasterseg.data.labels import (
     CATEGORY_TO_LABELS, CITYSCAPES_AVG_INSTANCE_SIZE, CITYSCAPES_CATEGORIES, CITYSCAPES_CLASSES, ID_TO_LABEL,
     IGNORE_INDEX, NUM_LABEL_IDS, train_labels,
 )
-from fasterseg.distributed import sum_in_place
-from fasterseg.evaluate.confusion import ConfusionMatrix
+from fasterseg.evaluate.confusion import ConfusionMatrix, as_index, host_array
 from fasterseg.errors import EvaluationError
 
 NUM_CLASSES = len(CITYSCAPES_CLASSES)
@@ -138,46 +136,39 @@ class CityscapesScorer:
     Counting happens in the raw space of the predictions (label ids or train ids) with two
     ``bincount`` passes per image, one over ``(ground truth, prediction)`` and one over
     ``(instance id, prediction)``; the mapping to classes, categories and instances is applied to
-    the small histograms, never to the pixels.
+    the small histograms, never to the pixels. Inputs are arrays or tensors on any device; the
+    counts live on the host (:mod:`fasterseg.evaluate.confusion`).
     """
 
-    def __init__(self, device: str | torch.device = "cpu"):
-        self.device = torch.device(device)
+    def __init__(self):
         self.images = 0
         self._spaces = {ids: _PredSpace(ids) for ids in ("label", "train")}
-        self._conf = {ids: ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX, self.device, num_pred=sp.size)
+        self._conf = {ids: ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX, num_pred=sp.size)
                       for ids, sp in self._spaces.items()}
         t = _instance_tables()
-        self._inst_train = torch.from_numpy(t["train"]).to(self.device)
-        self._inst_cat = torch.from_numpy(t["cat"]).to(self.device)
-        self._inst_avg = torch.from_numpy(t["avg"]).to(self.device)
-        self._hit = {ids: torch.from_numpy(sp.hit_value).to(self.device) for ids, sp in self._spaces.items()}
-        self._member = {ids: torch.from_numpy(sp.cat_member).to(self.device) for ids, sp in self._spaces.items()}
+        self._inst_train, self._inst_cat, self._inst_avg = t["train"], t["cat"], t["avg"]
         # weighted TP / FN per class (train id) and per instance category, in float64 as the reference sums
-        self.tp_w = torch.zeros(NUM_CLASSES, dtype=torch.float64, device=self.device)
-        self.fn_w = torch.zeros_like(self.tp_w)
-        self.cat_tp_w = torch.zeros(len(INSTANCE_CATEGORIES), dtype=torch.float64, device=self.device)
-        self.cat_fn_w = torch.zeros_like(self.cat_tp_w)
+        self.tp_w = np.zeros(NUM_CLASSES, dtype=np.float64)
+        self.fn_w = np.zeros_like(self.tp_w)
+        self.cat_tp_w = np.zeros(len(INSTANCE_CATEGORIES), dtype=np.float64)
+        self.cat_fn_w = np.zeros_like(self.cat_tp_w)
 
     @property
     def conf(self) -> ConfusionMatrix:
         """The matrix over the 19 classes and the ignored label ids (columns), whatever the inputs were."""
-        out = ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX, self.device, num_pred=NUM_COLUMNS)
+        out = ConfusionMatrix(NUM_CLASSES, IGNORE_INDEX, num_pred=NUM_COLUMNS)
         for ids, cm in self._conf.items():
-            cols = torch.from_numpy(self._spaces[ids].to_column).to(self.device)
-            out.mat.index_add_(1, cols, cm.mat)
+            np.add.at(out.mat, (slice(None), self._spaces[ids].to_column), cm.mat)
         return out
 
-    def _raw(self, pred: torch.Tensor, ids: str, source: str) -> torch.Tensor:
+    def _raw(self, pred: np.ndarray, ids: str, source: str) -> np.ndarray:
         """Prediction values checked against the label table, as indices into the raw space."""
         if ids not in self._spaces:
             raise ValueError(f"ids must be 'label' or 'train', got {ids!r}")
-        pred = pred.to(self.device).reshape(-1)
-        if pred.dtype not in (torch.int32, torch.int64):
-            pred = pred.to(torch.int32)
-        if not pred.numel():
+        pred = as_index(pred.reshape(-1))
+        if not pred.size:
             return pred
-        lo, hi = (int(v) for v in torch.aminmax(pred))
+        lo, hi = int(pred.min()), int(pred.max())
         if ids == "label":
             if lo < 0 or hi >= NUM_LABEL_IDS:
                 raise EvaluationError(f"{source}: value {lo if lo < 0 else hi} is not a Cityscapes label id "
@@ -188,16 +179,17 @@ class CityscapesScorer:
         if hi < NUM_CLASSES:
             return pred
         bad = (pred >= NUM_CLASSES) & (pred != IGNORE_INDEX)
-        if bool(bad.any()):
+        if bad.any():
             raise EvaluationError(f"{source}: value {int(pred[bad][0])} is not a Cityscapes train id "
                                   f"(0..{NUM_CLASSES - 1} or {IGNORE_INDEX})")
-        return pred.clamp(max=NUM_CLASSES)  # 255 -> 19, "no class"
+        return np.minimum(pred, NUM_CLASSES)  # 255 -> 19, "no class"
 
-    @torch.no_grad()
-    def update(self, pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
-               instances: torch.Tensor | np.ndarray | None = None, ids: str = "train", source: str = "prediction") -> None:
+    def update(self, pred, target, instances=None, ids: str = "train", source: str = "prediction") -> None:
         """Add one image (or a batch): ``pred`` label or train ids, ``target`` train ids, ``instances`` instanceIds."""
-        pred, target = torch.as_tensor(pred), torch.as_tensor(target)
+        try:
+            pred, target = host_array(pred), host_array(target)
+        except ValueError as exc:
+            raise EvaluationError(f"{source}: {exc}") from None
         if pred.shape != target.shape:
             raise EvaluationError(f"{source}: prediction is {tuple(pred.shape)} but the ground truth is {tuple(target.shape)}")
         raw = self._raw(pred, ids, source)
@@ -207,59 +199,62 @@ class CityscapesScorer:
             raise EvaluationError(f"{source}: {exc}") from None
         self.images += 1
         if instances is not None:
-            self._add_instances(torch.as_tensor(instances), raw, ids, source)
+            self._add_instances(host_array(instances), raw, ids, source)
 
-    def _add_instances(self, instances: torch.Tensor, raw: torch.Tensor, ids: str, source: str) -> None:
-        inst = instances.to(self.device).reshape(-1)
+    def _add_instances(self, instances: np.ndarray, raw: np.ndarray, ids: str, source: str) -> None:
+        inst = instances.reshape(-1)
         if inst.shape != raw.shape:
-            raise EvaluationError(f"{source}: instance ids have {inst.numel()} pixels, the prediction {raw.numel()}")
-        if not inst.numel():
+            raise EvaluationError(f"{source}: instance ids have {inst.size} pixels, the prediction {raw.size}")
+        if not inst.size:
             return
-        inst = inst if inst.dtype in (torch.int32, torch.int64) else inst.to(torch.int32)
-        lo, hi = (int(v) for v in torch.aminmax(inst))
+        inst = as_index(inst)
+        lo, hi = int(inst.min()), int(inst.max())
         if lo < 0 or hi >= MAX_INSTANCE_ID:
             raise EvaluationError(f"{source}: instance id {lo if lo < 0 else hi} names no Cityscapes label")
-        size_p = self._spaces[ids].size
-        table = torch.bincount(inst * size_p + raw, minlength=MAX_INSTANCE_ID * size_p).reshape(MAX_INSTANCE_ID, size_p)
+        space = self._spaces[ids]
+        size_p = space.size
+        table = np.bincount(inst.astype(np.intp) * size_p + raw,
+                            minlength=MAX_INSTANCE_ID * size_p).reshape(MAX_INSTANCE_ID, size_p)
         size = table.sum(1)
         invalid = (size > 0) & (self._inst_train == -2)
-        if bool(invalid.any()):
-            bad = int(invalid.nonzero()[0])
+        if invalid.any():
+            bad = int(invalid.nonzero()[0][0])
             raise EvaluationError(f"{source}: instance id {bad} belongs to '{ID_TO_LABEL[bad // 1000].name}', "
                                   "a class without instances")
-        present = ((size > 0) & (self._inst_train >= 0)).nonzero().squeeze(1)
-        if not present.numel():
+        present = ((size > 0) & (self._inst_train >= 0)).nonzero()[0]
+        if not present.size:
             return
-        rows = table[present].double()
-        n = size[present].double()
-        hit = rows.gather(1, self._hit[ids][present].unsqueeze(1)).squeeze(1)
+        rows = table[present].astype(np.float64)
+        n = size[present].astype(np.float64)
+        hit = rows[np.arange(len(present)), space.hit_value[present]]
         weight = self._inst_avg[present] / n
         cls = self._inst_train[present]
-        self.tp_w.index_add_(0, cls, hit * weight)
-        self.fn_w.index_add_(0, cls, (n - hit) * weight)
+        np.add.at(self.tp_w, cls, hit * weight)
+        np.add.at(self.fn_w, cls, (n - hit) * weight)
         cat = self._inst_cat[present]
         has_cat = cat >= 0
-        if bool(has_cat.any()):
-            member = self._member[ids][cat[has_cat]].double()
+        if has_cat.any():
+            member = space.cat_member[cat[has_cat]].astype(np.float64)
             cat_hit = (rows[has_cat] * member).sum(1)
             w, nn = weight[has_cat], n[has_cat]
-            self.cat_tp_w.index_add_(0, cat[has_cat], cat_hit * w)
-            self.cat_fn_w.index_add_(0, cat[has_cat], (nn - cat_hit) * w)
+            np.add.at(self.cat_tp_w, cat[has_cat], cat_hit * w)
+            np.add.at(self.cat_fn_w, cat[has_cat], (nn - cat_hit) * w)
 
     def all_reduce(self) -> None:
         """Sum over processes when running distributed (a no-op otherwise)."""
+        from fasterseg.distributed import sum_array_in_place  # torch is loaded only here
+
         for cm in self._conf.values():
             cm.all_reduce()
-        for t in (self.tp_w, self.fn_w, self.cat_tp_w, self.cat_fn_w):
-            sum_in_place(t)
+        for a in (self.tp_w, self.fn_w, self.cat_tp_w, self.cat_fn_w):
+            sum_array_in_place(a)
 
     def result(self) -> CityscapesResult:
         if self.images == 0:
             raise EvaluationError("no images were evaluated")
         conf = self.conf
-        m = conf.mat.cpu().numpy().astype(np.int64)
-        tp_w, fn_w = self.tp_w.cpu().numpy(), self.fn_w.cpu().numpy()
-        cat_tp_w, cat_fn_w = self.cat_tp_w.cpu().numpy(), self.cat_fn_w.cpu().numpy()
+        m = conf.mat
+        tp_w, fn_w, cat_tp_w, cat_fn_w = self.tp_w, self.fn_w, self.cat_tp_w, self.cat_fn_w
 
         def ratio(tp: float, fp: float, fn: float) -> float:
             denom = tp + fp + fn

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import torch
 
 from fasterseg.errors import EvaluationError
 from fasterseg.evaluate.scorer import Result, make_scorer
@@ -113,9 +112,10 @@ def prefetch(load: Callable[[int], object], n: int, workers: int = 4, depth: int
             yield pending.popleft().result()
 
 
-def evaluate_predictions(pred_dir: str | Path, dataset, ids: str = "label", device: str | torch.device = "cpu",
-                         workers: int = 4, progress: bool = True, warn: Callable[[str], None] | None = None) -> Result:
-    """Score every prediction PNG under ``pred_dir`` against ``dataset`` (labels only; images are not read).
+def evaluate_predictions(pred_dir: str | Path, dataset, ids: str = "label", workers: int = 4, progress: bool = True,
+                         warn: Callable[[str], None] | None = None) -> Result:
+    """Score every prediction PNG under ``pred_dir`` against ``dataset`` (labels only; images are
+    not read). Nothing here imports torch: a scoring process starts in a fraction of a second.
 
     ``ids``: for Cityscapes-layout datasets, whether the PNGs hold label ids (as the benchmark
     expects) or train ids; other datasets always hold class indices. ``warn`` is told when label
@@ -127,7 +127,7 @@ def evaluate_predictions(pred_dir: str | Path, dataset, ids: str = "label", devi
     if not names:
         raise EvaluationError("the split is empty: nothing to evaluate")
     files = match_predictions(pred_dir, names)
-    scorer = make_scorer(dataset, device)
+    scorer = make_scorer(dataset)
     with_instances = getattr(dataset, "has_instances", False)
 
     def load(i: int):
@@ -139,20 +139,10 @@ def evaluate_predictions(pred_dir: str | Path, dataset, ids: str = "label", devi
                                   f"its ground truth is {label.shape[0]}x{label.shape[1]}")
         return i, pred, label, inst
 
-    # Counting is memory-bound: on the CPU, torch's intra-op threads only fight the decoding threads
-    # (measured 20x slower with 2 intra-op threads on a 2-core machine), so count on one.
-    threads = torch.get_num_threads()
-    if torch.device(device).type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        for i, pred, label, inst in tqdm(prefetch(load, len(files), workers), total=len(files), desc="eval",
-                                         unit="img", disable=not progress):
-            if i == 0 and warn and with_instances and ids == "label" and looks_like_train_ids(pred):
-                warn(f"{files[0]}: most pixels are ids of no evaluated class when read as label ids; "
-                     "if the folder holds train ids, pass --ids train")
-            scorer.update(torch.from_numpy(pred if pred.dtype == np.uint8 else pred.astype(np.int64)),
-                          torch.from_numpy(label), None if inst is None else torch.from_numpy(inst),
-                          ids=ids if with_instances else "train", source=str(files[i]))
-    finally:
-        torch.set_num_threads(threads)
+    for i, pred, label, inst in tqdm(prefetch(load, len(files), workers), total=len(files), desc="eval",
+                                     unit="img", disable=not progress):
+        if i == 0 and warn and with_instances and ids == "label" and looks_like_train_ids(pred):
+            warn(f"{files[0]}: most pixels are ids of no evaluated class when read as label ids; "
+                 "if the folder holds train ids, pass --ids train")
+        scorer.update(pred, label, inst, ids=ids if with_instances else "train", source=str(files[i]))
     return scorer.result()

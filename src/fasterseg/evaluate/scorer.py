@@ -12,12 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from fasterseg.data.base import DatasetInfo
 from fasterseg.evaluate.cityscapes import CityscapesResult, CityscapesScorer
 from fasterseg.errors import EvaluationError
-from fasterseg.evaluate.confusion import ConfusionMatrix
+from fasterseg.evaluate.confusion import ConfusionMatrix, host_array
 
 
 @dataclass
@@ -45,17 +44,20 @@ class SegmentationResult:
 class SegmentationScorer:
     """IoU, pixel and mean accuracy from one confusion matrix of train ids."""
 
-    def __init__(self, info: DatasetInfo, device: str | torch.device = "cpu"):
+    def __init__(self, info: DatasetInfo):
         self.info = info
-        self.conf = ConfusionMatrix(info.num_classes, info.ignore_index, device)
+        self.conf = ConfusionMatrix(info.num_classes, info.ignore_index)
         self.images = 0
 
-    @torch.no_grad()
     def update(self, pred, target, instances=None, ids: str = "train", source: str = "prediction") -> None:
-        pred, target = torch.as_tensor(pred), torch.as_tensor(target)
+        """Add one image (or a batch) of class indices: arrays or tensors on any device."""
+        try:
+            pred, target = host_array(pred), host_array(target)
+        except ValueError as exc:
+            raise EvaluationError(f"{source}: {exc}") from None
         if pred.shape != target.shape:
             raise EvaluationError(f"{source}: prediction is {tuple(pred.shape)} but the ground truth is {tuple(target.shape)}")
-        if pred.numel():
+        if pred.size:
             lo, hi = int(pred.min()), int(pred.max())
             if lo < 0 or hi >= self.info.num_classes:
                 raise EvaluationError(f"{source}: value {lo if lo < 0 else hi} is not a class index of "
@@ -77,21 +79,20 @@ class SegmentationScorer:
             class_iou=dict(zip(names, self.conf.iou().tolist())),
             class_accuracy=dict(zip(names, self.conf.class_accuracy().tolist())),
             pixel_accuracy=self.conf.pixel_accuracy(), mean_accuracy=self.conf.mean_accuracy(),
-            images=self.images, confusion=self.conf.mat.cpu().numpy(), column_names=tuple(names))
+            images=self.images, confusion=self.conf.mat.copy(), column_names=tuple(names))
 
 
-def make_scorer(dataset, device: str | torch.device = "cpu"):
+def make_scorer(dataset):
     """The Cityscapes scorer for datasets with Cityscapes instance ids, the plain one otherwise."""
     if getattr(dataset, "has_instances", False):
-        return CityscapesScorer(device)
-    return SegmentationScorer(dataset.info, device)
+        return CityscapesScorer()
+    return SegmentationScorer(dataset.info)
 
 
 Result = CityscapesResult | SegmentationResult
 
 
-def score_dataset(predict, dataset, indices=None, device: str | torch.device = "cpu", ids: str = "train",
-                  progress: bool = False) -> Result:
+def score_dataset(predict, dataset, indices=None, ids: str = "train", progress: bool = False) -> Result:
     """Score ``predict(i) -> (H, W) ids`` over a dataset's images with the dataset's own scorer.
 
     The one loop shared by every source of predictions (files, a model): ground truth comes from
@@ -100,10 +101,9 @@ def score_dataset(predict, dataset, indices=None, device: str | torch.device = "
     """
     from tqdm import tqdm
 
-    scorer = make_scorer(dataset, device)
+    scorer = make_scorer(dataset)
     with_instances = getattr(dataset, "has_instances", False)
     for i in tqdm(range(len(dataset)) if indices is None else indices, desc="eval", unit="img", disable=not progress):
-        label = torch.from_numpy(dataset.load_label(i))
-        inst = torch.from_numpy(dataset.load_instances(i)) if with_instances else None
-        scorer.update(torch.as_tensor(predict(i)), label, inst, ids=ids, source=dataset.name(i))
+        inst = dataset.load_instances(i) if with_instances else None
+        scorer.update(predict(i), dataset.load_label(i), inst, ids=ids, source=dataset.name(i))
     return scorer.result()

@@ -40,7 +40,7 @@ def evaluate_outputs(net: Supernet, arch: str, dataset, widths: WidthMode = "arc
     was_training = net.training
     net.eval()
     k = net.cfg.num_classes
-    matrices = [ConfusionMatrix(k, ignore_index, device) for _ in OUTPUT_NAMES]
+    matrices = [ConfusionMatrix(k, ignore_index) for _ in OUTPUT_NAMES]
     indices = getattr(dataset, "indices", range(len(dataset)))
     for i in range(len(dataset)):
         image, label = dataset[i]
@@ -50,7 +50,7 @@ def evaluate_outputs(net: Supernet, arch: str, dataset, widths: WidthMode = "arc
             sample = net.sample_widths(arch, widths, generator=g)
         outputs = net(image[None].to(device), arch, sample)
         for matrix, logits in zip(matrices, outputs):
-            matrix.update(logits.argmax(1)[0], label.to(device))
+            matrix.update(logits.argmax(1)[0], label)
     net.train(was_training)
     for m in matrices:
         m.all_reduce()

@@ -127,7 +127,7 @@ def evaluate_model(model: nn.Module, dataset, info: DatasetInfo, device: torch.d
     was_training = model.training
     model.eval()
     transform = transform or EvalTransform()
-    cm = ConfusionMatrix(info.num_classes, info.ignore_index, device=device)
+    cm = ConfusionMatrix(info.num_classes, info.ignore_index)
     count = len(dataset) if not max_images else min(max_images, len(dataset))
     indices = range(dist_info.rank, count, dist_info.world_size)
     for i in tqdm(indices, desc="validate", leave=False, disable=not (show_progress and dist_info.is_main)):
@@ -136,7 +136,7 @@ def evaluate_model(model: nn.Module, dataset, info: DatasetInfo, device: torch.d
         logits = model(img[None].to(device))
         if logits.shape[-2:] != lab.shape:
             logits = nn.functional.interpolate(logits, size=lab.shape, mode="bilinear", align_corners=False)
-        cm.update(logits.argmax(1)[0], lab.to(device))
+        cm.update(logits.argmax(1)[0], lab)
     cm.all_reduce()
     if was_training:
         model.train()
@@ -144,7 +144,7 @@ def evaluate_model(model: nn.Module, dataset, info: DatasetInfo, device: torch.d
     return {
         "mIoU": cm.miou(),
         "pixel_accuracy": cm.pixel_accuracy(),
-        "mean_accuracy": float(torch.nanmean(cm.class_accuracy())),
+        "mean_accuracy": cm.mean_accuracy(),
         "IoU": {name: (None if math.isnan(v) else v) for name, v in zip(info.class_names, iou.tolist())},
     }
 
