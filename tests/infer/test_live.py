@@ -30,7 +30,8 @@ def _frame(i: int) -> np.ndarray:
 @contextmanager
 def _mjpeg_server(parts):
     """http://127.0.0.1:PORT/live.mjpg on loopback: the JPEG bytes ``parts()`` yields (a bounded
-    iterator) as multipart/x-mixed-replace, then the connection drops, as a camera that goes away."""
+    iterator) as multipart/x-mixed-replace, then the connection drops, as a camera that goes away.
+    A part given as ``(bytes, promised length)`` is sent short and the connection dropped there."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -42,6 +43,12 @@ def _mjpeg_server(parts):
             self.end_headers()
             try:
                 for data in parts():
+                    if isinstance(data, tuple):  # (the bytes sent, the length promised): a drop mid-part
+                        data, promised = data
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % promised)
+                        self.wfile.write(data)
+                        self.wfile.flush()
+                        return
                     self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data))
                     self.wfile.write(data + b"\r\n")
                     self.wfile.flush()
@@ -252,6 +259,45 @@ def test_a_stream_with_one_bad_part_carries_on(cityscapes_tiny_model, tmp_path, 
         main(["predict", "--model", cityscapes_tiny_model, "--input", url, "--out", str(out), "--frame-labels"])
         written = len(list((out / "labels" / live_source(url).name).glob("*.png")))
         assert written >= 6, capsys.readouterr().err  # the parts after the bad one too
+
+
+def _textured(i: int) -> np.ndarray:
+    """A frame with detail in every row (a cut part's copied rows are then evidence)."""
+    return (np.random.default_rng(i).random((64, 96, 3)) * 255).astype(np.uint8)
+
+
+def test_a_stream_dropped_mid_frame_does_not_keep_the_half_decoded_frame(cityscapes_tiny_model, tmp_path, capsys):
+    """The connection drops halfway through the fifth part: the decoder still returns it, its
+    missing rows copied from the fourth frame. The four whole frames are kept, the cut one is
+    named and not kept."""
+    jpegs = [cv2.imencode(".jpg", _textured(i))[1].tobytes() for i in range(5)]
+
+    def parts():
+        for data in jpegs[:4]:
+            yield data
+            time.sleep(0.01)
+        yield jpegs[4][: len(jpegs[4]) // 2], len(jpegs[4])  # half of the part its header promises
+
+    with _mjpeg_server(parts) as url:
+        out = tmp_path / "out"
+        code = main(["predict", "--model", cityscapes_tiny_model, "--input", url, "--out", str(out), "--frame-labels"])
+        err = capsys.readouterr().err
+    name = live_source(url).name
+    assert len(list((out / "labels" / name).glob("*.png"))) == 4, err
+    assert "last frame" in err and "cut short when the stream dropped" in err
+    assert code == 1  # a frame was lost, as a bad image makes the run fail
+
+
+def test_cut_short_needs_repeated_rows_with_detail():
+    from fasterseg.infer.sources import cut_short
+
+    a, b = _textured(1), _textured(2)
+    cut = b.copy()
+    cut[40:] = a[40:]
+    assert cut_short(cut, a) and not cut_short(b, a)
+    bar_a, bar_b = a.copy(), b.copy()
+    bar_a[-10:] = bar_b[-10:] = (0, 0, 20)  # a flat bar repeats in every frame: no evidence
+    assert not cut_short(bar_b, bar_a)
 
 
 def test_a_video_that_was_not_written_whole_is_not_kept(cityscapes_tiny_model, tmp_path, capsys, monkeypatch):

@@ -188,6 +188,30 @@ class VideoReader:
     def _capture_frames(self) -> Iterator[np.ndarray]:
         import cv2
 
+        frames = self._decoded_frames()
+        if not str(self.path).lower().startswith(STREAM_SCHEMES):
+            yield from (cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames)
+            return
+        # A network stream is held back one frame: when the connection drops in the middle of a
+        # part, the decoder still returns that part, its missing rows copied from the frame before
+        # (FFmpeg's MJPEG decoder), so the last frame is checked before it is given out.
+        before = held = None
+        for frame in frames:
+            if held is not None:
+                yield cv2.cvtColor(held, cv2.COLOR_BGR2RGB)
+            before, held = held, frame
+        if held is None:
+            return
+        if self._ended_by_drop and before is not None and cut_short(held, before):
+            self.on_bad(f"{self.path} last frame", "cut short when the stream dropped (its bottom rows repeat the "
+                                                   "frame before it); not kept")
+            return
+        yield cv2.cvtColor(held, cv2.COLOR_BGR2RGB)
+
+    def _decoded_frames(self) -> Iterator[np.ndarray]:
+        """BGR frames as OpenCV decodes them, past failed reads; sets ``_ended_by_drop`` when the
+        source stopped giving frames (rather than reaching ``max_frames`` or its frame count)."""
+        self._ended_by_drop = False
         try:
             read = position = 0
             while self.max_frames is None or read < self.max_frames:
@@ -205,12 +229,26 @@ class VideoReader:
                         if self.count is not None and position - RETRIES <= self.count:
                             self.on_bad(f"{self.path} frames {position - RETRIES}-{self.count}",
                                         f"cannot be decoded (the video ends after {read} good frames of {self.count})")
+                        self._ended_by_drop = True
                         return  # a stream that stopped, or a file cut short: the frames so far stand
                     self.on_bad(f"{self.path} frame {position - 1}", "cannot be decoded")
                 read += 1
-                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                yield frame
         finally:
             self.capture.release()
+
+
+CUT_ROWS = 8  # a JPEG decodes in blocks of 8 or 16 rows: a part cut short misses at least its last 8
+
+
+def cut_short(frame: np.ndarray, before: np.ndarray) -> bool:
+    """Whether ``frame`` looks like a part decoded from a stream cut mid-transfer: its bottom
+    :data:`CUT_ROWS` rows equal the previous frame's bit for bit and are not one flat colour
+    (a black bar repeats in every frame and is no evidence)."""
+    if frame.shape != before.shape or frame.shape[0] < CUT_ROWS:
+        return False
+    tail = frame[-CUT_ROWS:]
+    return bool(np.array_equal(tail, before[-CUT_ROWS:]) and (tail != tail[0, 0]).any())
 
 
 def sequence_files(pattern: str) -> list[tuple[int, Path]]:
