@@ -3,7 +3,10 @@
 train() {  # NAME ARGS...: train (or resume, or skip when finished) one run into OUT/NAME
   local name=$1; shift
   if [[ -f "$OUT/$name/metrics.json" ]]; then return 0; fi
-  if [[ -f "$OUT/$name/checkpoint.pt" ]]; then
+  if [[ -f "$OUT/$name/checkpoint.pt" && ! -f "$OUT/$name/checkpoint.safetensors" ]]; then
+    "$(dirname "$(command -v "$FASTERSEG")")/python" scripts/convert_checkpoint.py "$OUT/$name"  # a run started before 2026-12-07
+  fi
+  if [[ -f "$OUT/$name/checkpoint.safetensors" ]]; then
     "$FASTERSEG" train --resume "$OUT/$name" --quiet
   else
     "$FASTERSEG" train --name "$name" --out-dir "$OUT" --quiet "$@"
@@ -14,7 +17,7 @@ train_carried() {  # NAME COMPACT ARGS...: as train, and where OUT/NAME is gone 
                    # from the committed compact checkpoint COMPACT when there is one (issue 31)
   local name=$1 compact=$2; shift 2
   if [[ -f "$OUT/$name/metrics.json" ]]; then return 0; fi
-  if [[ ! -f "$OUT/$name/checkpoint.pt" && ! -f "$OUT/$name/config.yaml" && -f "$compact" ]]; then
+  if [[ ! -f "$OUT/$name/checkpoint.safetensors" && ! -f "$OUT/$name/config.yaml" && -f "$compact" ]]; then
     "$FASTERSEG" train --continue-from "$compact" --name "$name" --out-dir "$OUT" --quiet
   else
     train "$name" "$@"

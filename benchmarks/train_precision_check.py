@@ -36,7 +36,7 @@ def run_one(genotype: str, out: Path, name: str, extra: list[str], epochs: int, 
             args += ["--set", "iters_per_epoch=2", "--set", "val_batches=2", "--set", "batch_size=2"]
         for setting in extra:
             args += ["--set", setting]
-        if (out / name / "checkpoint.pt").is_file():
+        if (out / name / "checkpoint.safetensors").is_file():
             args = ["train", "--resume", str(out / name), "--quiet"]
         if main(args):
             sys.exit(f"training {name} failed")

@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 from fasterseg.config import load_config
 from fasterseg.train.config import TrainConfig
+from fasterseg.train.compact import read_compact
 from fasterseg.train.trainer import CHECKPOINT, train
 from fasterseg.search.loop import run_search
 from tests.helpers import tiny_genotype, write_toy_camvid
@@ -86,11 +87,11 @@ def _rows(path: Path, columns: tuple[str, ...]) -> list[tuple[str, ...]]:
 
 
 def _same_training(a: Path, b: Path) -> None:
-    sa, sb = (torch.load(d / CHECKPOINT, weights_only=True) for d in (a, b))
-    assert sa["epoch"] == sb["epoch"] and sa["best_miou"] == sb["best_miou"]
-    assert all(torch.equal(sa["model"][k], sb["model"][k]) for k in sa["model"])
-    assert all(torch.equal(sa["optimizer"]["state"][i]["momentum_buffer"], sb["optimizer"]["state"][i]["momentum_buffer"])
-               for i in sa["optimizer"]["state"])
+    sa, sb = (read_compact(d / CHECKPOINT)[0] for d in (a, b))
+    assert sa.epoch == sb.epoch and sa.best_miou == sb.best_miou
+    assert all(torch.equal(sa.model[k], sb.model[k]) for k in sa.model)
+    assert all(torch.equal(sa.optimizer["state"][i]["momentum_buffer"], sb.optimizer["state"][i]["momentum_buffer"])
+               for i in sa.optimizer["state"])
     for name in ("last.safetensors", "best.safetensors"):
         ta, tb = load_file(str(a / name)), load_file(str(b / name))
         assert ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta), name

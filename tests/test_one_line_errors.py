@@ -58,7 +58,7 @@ def test_freezing_every_module_or_changing_freeze_on_resume(tmp_path, capsys):
     names = {k.split(".")[0] for k in FasterSegNet(tiny_genotype(), aux_heads=True).state_dict()}
     everything = f"freeze=[{', '.join(sorted(names))}]"
     _one_line(capsys, main(["train", *common, "--name", "all", "--set", everything]), "leaves no parameter to train")
-    assert not (tmp_path / "runs" / "all" / "checkpoint.pt").exists()
+    assert not (tmp_path / "runs" / "all" / "checkpoint.safetensors").exists()
     assert main(["train", *common, "--name", "run", "--set", "epochs=1"]) == 0
     capsys.readouterr()
     code = main(["train", "--resume", str(tmp_path / "runs" / "run"), "--set", "epochs=2", "--set", "freeze=stem", "--quiet"])

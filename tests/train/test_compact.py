@@ -46,16 +46,15 @@ def test_an_fp32_compact_checkpoint_continues_bit_for_bit_on_a_new_machine(toy, 
         assert f.metadata()["level"] == "fp32"
     _continue_elsewhere(tmp_path, compact, "new")
     cont = tmp_path / "new" / "cont"
-    a = torch.load(full.run_dir / CHECKPOINT, weights_only=True)
-    b = torch.load(cont / CHECKPOINT, weights_only=True)
-    for k in a["model"]:
-        assert torch.equal(a["model"][k], b["model"][k]), k
-    import json
+    a = read_compact(full.run_dir / CHECKPOINT)[0]
+    b = read_compact(cont / CHECKPOINT)[0]
+    for k in a.model:
+        assert torch.equal(a.model[k], b.model[k]), k
 
     def no_times(history):
-        return [{k: v for k, v in h.items() if k != "seconds"} for h in json.loads(history)]
+        return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
 
-    assert no_times(a["history"]) == no_times(b["history"])  # all three epochs' losses and scores, the first carried
+    assert no_times(a.history) == no_times(b.history)  # all three epochs' losses and scores, the first carried
     rows = (cont / "epochs.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
     assert (cont / "best.safetensors").is_file() and (cont / "genotype.json").is_file()
@@ -74,13 +73,13 @@ def test_a_rounded_compact_checkpoint_ends_within_the_noise_of_seeds(toy, tmp_pa
     assert any(k.startswith("model.") and d == "F16" for k, d in dtypes.items())
     assert any(k.endswith("exp_avg_sq") and d == "BF16" for k, d in dtypes.items())
     _continue_elsewhere(tmp_path, compact, "new")
-    cont = torch.load(tmp_path / "new" / "cont" / CHECKPOINT, weights_only=True)
-    ref = torch.load(full.run_dir / CHECKPOINT, weights_only=True)
-    seed = torch.load(other_seed.run_dir / CHECKPOINT, weights_only=True)
+    cont = read_compact(tmp_path / "new" / "cont" / CHECKPOINT)[0]
+    ref = read_compact(full.run_dir / CHECKPOINT)[0]
+    seed = read_compact(other_seed.run_dir / CHECKPOINT)[0]
 
     def distance(x, y):
-        return sum(float((x["model"][k].float() - y["model"][k].float()).norm()) for k in x["model"]
-                   if x["model"][k].is_floating_point())
+        return sum(float((x.model[k].float() - y.model[k].float()).norm()) for k in x.model
+                   if x.model[k].is_floating_point())
 
     assert 0 < distance(cont, ref) < 0.2 * distance(seed, ref)
 
@@ -136,3 +135,31 @@ def test_adam_and_the_linear_warm_up_by_hand(toy, tmp_path):
     assert opt.defaults["betas"] == (0.9, 0.999)
     with pytest.raises(ValueError, match="optim.name"):
         _cfg(toy, tmp_path, "bad", optim__name="lion")
+
+
+def test_a_pickled_checkpoint_of_an_earlier_version_is_refused_then_converted_and_continues_exactly(toy, tmp_path):
+    """Runs started before checkpoints became safetensors hold checkpoint.pt: --resume names the
+    file and the converter instead of unpickling it; once converted the run ends as the
+    uninterrupted one, bit for bit."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from fasterseg.errors import TrainingError
+
+    full = train(_cfg(toy, tmp_path, "full", compact_every=0), show_progress=False)
+    first = train(_cfg(toy, tmp_path, "old", epochs=1, compact_every=0), show_progress=False)
+    state = read_compact(first.run_dir / CHECKPOINT)[0]
+    legacy = {"model": state.model, "optimizer": state.optimizer, "scaler": state.scaler, "epoch": state.epoch,
+              "best_miou": state.best_miou, "history": json.dumps(state.history), "rng_cpu": state.rng_cpu}
+    torch.save(legacy, first.run_dir / "checkpoint.pt")  # what the trainer wrote before 2026-12-07
+    (first.run_dir / CHECKPOINT).unlink()
+    with pytest.raises(TrainingError, match="checkpoint.pt: a checkpoint in the pickle format .*scripts/convert_checkpoint.py"):
+        train(_cfg(toy, tmp_path, "old", compact_every=0), resume=True, show_progress=False)
+    script = Path(__file__).resolve().parents[2] / "scripts" / "convert_checkpoint.py"
+    subprocess.run([sys.executable, str(script), str(first.run_dir)], check=True, capture_output=True, timeout=120)
+    assert not (first.run_dir / "checkpoint.pt").exists()
+    resumed = train(_cfg(toy, tmp_path, "old", compact_every=0), resume=True, show_progress=False)
+    a, b = read_compact(full.run_dir / CHECKPOINT)[0].model, read_compact(resumed.run_dir / CHECKPOINT)[0].model
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -11,6 +11,7 @@ import torch
 from fasterseg.config import load_config
 from fasterseg.data.base import ConcatDataset
 from fasterseg.train.config import TrainConfig
+from fasterseg.train.compact import read_compact
 from fasterseg.train.trainer import CHECKPOINT, train
 from fasterseg.utils.device import bf16_supported, resolve_precision
 
@@ -80,8 +81,8 @@ def test_resume_with_photometric_jitter_and_class_weights_continues_exactly(toy,
     full = train(_cfg(toy, tmp_path, "full", *extra), show_progress=False)
     train(_cfg(toy, tmp_path, "split", *extra, "epochs=1"), show_progress=False)
     resumed = train(_cfg(toy, tmp_path, "split", *extra), resume=True, show_progress=False)
-    a = torch.load(full.run_dir / CHECKPOINT, weights_only=True)["model"]
-    b = torch.load(resumed.run_dir / CHECKPOINT, weights_only=True)["model"]
+    a = read_compact(full.run_dir / CHECKPOINT)[0].model
+    b = read_compact(resumed.run_dir / CHECKPOINT)[0].model
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
@@ -126,7 +127,7 @@ def test_a_corrupt_checkpoint_is_refused_by_name(toy, tmp_path):
 
     first = train(_cfg(toy, tmp_path, "c", "epochs=1"), show_progress=False)
     (first.run_dir / CHECKPOINT).write_bytes(b"\x00" * 100)
-    with pytest.raises(TrainingError, match="checkpoint.pt: cannot resume"):
+    with pytest.raises(TrainingError, match="checkpoint.safetensors: cannot resume"):
         train(_cfg(toy, tmp_path, "c", "epochs=2"), resume=True, show_progress=False)
 
 

@@ -15,6 +15,7 @@ from fasterseg.modelfile import ModelMeta, save_model
 from fasterseg.nets.network import FasterSegNet, init_weights
 from fasterseg.train.config import TrainConfig
 from fasterseg.distributed import DistInfo
+from fasterseg.train.compact import read_compact
 from fasterseg.train.trainer import CHECKPOINT, evaluate_model, train
 from fasterseg.errors import TrainingError
 
@@ -65,8 +66,8 @@ def test_resume_continues_exactly(toy, tmp_path):
     first = train(_cfg(toy, tmp_path, "split", epochs=1), show_progress=False)
     assert len(first.history) == 1
     resumed = train(_cfg(toy, tmp_path, "split", epochs=2), resume=True, show_progress=False)
-    a = torch.load(full.run_dir / CHECKPOINT, weights_only=True)["model"]
-    b = torch.load(resumed.run_dir / CHECKPOINT, weights_only=True)["model"]
+    a = read_compact(full.run_dir / CHECKPOINT)[0].model
+    b = read_compact(resumed.run_dir / CHECKPOINT)[0].model
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
@@ -123,8 +124,8 @@ def test_two_processes_match_one_on_the_same_global_batch(toy, tmp_path):
     single = train(_cfg(toy, tmp_path, "one", batch_size=4, **common), show_progress=False)
     cfg2 = _cfg(toy, tmp_path, "two", batch_size=2, **common)
     torch.multiprocessing.spawn(_ddp_worker, args=(2, _free_port(), cfg2), nprocs=2, join=True)
-    a = torch.load(single.run_dir / CHECKPOINT, weights_only=True)["model"]
-    b = torch.load(tmp_path / "two" / CHECKPOINT, weights_only=True)["model"]
+    a = read_compact(single.run_dir / CHECKPOINT)[0].model
+    b = read_compact(tmp_path / "two" / CHECKPOINT)[0].model
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
 
@@ -151,11 +152,11 @@ def test_resume_after_a_real_kill_matches_an_uninterrupted_run(toy, tmp_path):
     proc.wait()
     subprocess.run(cmd + ["--resume", str(tmp_path / "killed"), "--quiet"], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(cmd + args + ["--name", "straight"], check=True, stdout=subprocess.DEVNULL)
-    a = torch.load(tmp_path / "straight" / CHECKPOINT, weights_only=True)
-    b = torch.load(tmp_path / "killed" / CHECKPOINT, weights_only=True)
-    assert a["epoch"] == b["epoch"] == 2
-    for k in a["model"]:
-        assert torch.equal(a["model"][k], b["model"][k]), k
+    a = read_compact(tmp_path / "straight" / CHECKPOINT)[0]
+    b = read_compact(tmp_path / "killed" / CHECKPOINT)[0]
+    assert a.epoch == b.epoch == 2
+    for k in a.model:
+        assert torch.equal(a.model[k], b.model[k]), k
 
 
 def test_eval_reads_the_data_the_model_records_and_says_when_frames_were_trained_on(toy, tmp_path, capsys):
@@ -179,12 +180,11 @@ def test_without_auxiliary_heads_nothing_of_them_is_built_or_saved(toy, tmp_path
     """loss.aux_weight=0 trains the 1/8 head alone: no auxiliary head in the model or its files
     (their losses at full resolution are a third of a CPU step), and it still learns."""
     result = train(_cfg(toy, tmp_path, "noaux", epochs=3, loss__aux_weight=0), show_progress=False)
-    state = torch.load(result.run_dir / CHECKPOINT, weights_only=True)["model"]
+    state = read_compact(result.run_dir / CHECKPOINT)[0].model
     assert state and not any(k.startswith(("heads16", "heads32")) for k in state)
     losses = [h["loss"] for h in result.history]
     assert losses[-1] < losses[0]
-    with_aux = torch.load(train(_cfg(toy, tmp_path, "aux", epochs=1), show_progress=False).run_dir / CHECKPOINT,
-                          weights_only=True)["model"]
+    with_aux = read_compact(train(_cfg(toy, tmp_path, "aux", epochs=1), show_progress=False).run_dir / CHECKPOINT)[0].model
     assert any(k.startswith("heads16") for k in with_aux)
 
 

@@ -1,6 +1,6 @@
 """A training run in one small file that a repository can carry from machine to machine.
 
-A run folder's ``checkpoint.pt`` continues a run exactly, but only where the folder survives; a
+A run folder's ``checkpoint.safetensors`` (this format at full precision) continues a run exactly, but only where the folder survives; a
 long CamVid recipe outlasts a working session and its machine. The compact checkpoint holds what
 ``--resume`` needs (weights, optimiser state, scaler, epoch, best score, history, RNG) plus what
 rebuilds the folder (config, genotype, fine-tuning record), as safetensors with a JSON header: no
@@ -39,7 +39,7 @@ _FP16_MAX = 65000.0
 
 @dataclass
 class TrainState:
-    """Everything a resumed run restores (what ``checkpoint.pt`` holds)."""
+    """Everything a resumed run restores (what a checkpoint holds)."""
 
     model: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
@@ -155,11 +155,11 @@ def unpack_run(path: Path, run_dir: Path) -> None:
     """Lay out ``run_dir`` from a compact checkpoint so that ``--resume run_dir`` continues it:
     config, genotype, fine-tuning record, and ``continued_from.json`` naming the file, which the
     trainer restores from (and rebuilds the per-epoch log from its history) while the folder has
-    no ``checkpoint.pt`` of its own. Refuses a folder that holds a run."""
+    no checkpoint of its own. Refuses a folder that holds a run."""
     import yaml
 
     state, record = read_compact(path)
-    if (run_dir / "checkpoint.pt").exists() or (run_dir / "config.yaml").exists():
+    if any((run_dir / name).exists() for name in ("checkpoint.safetensors", "checkpoint.pt", "config.yaml")):
         raise TrainingError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, "
                             "or give --name/--out-dir a new folder for the compact checkpoint")
     run_dir.mkdir(parents=True, exist_ok=True)

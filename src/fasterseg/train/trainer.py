@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import shutil
 import time
 from contextlib import nullcontext
@@ -43,7 +42,8 @@ from fasterseg.utils.io import append_csv_row, atomic_path, atomic_write_text, k
 from fasterseg.utils.runlock import run_lock
 from fasterseg.utils.tensorboard import ScalarLog
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = "checkpoint.safetensors"  # the compact format at full precision: no pickle
+LEGACY_CHECKPOINT = "checkpoint.pt"  # what runs started before 2026-12-07 wrote (a torch pickle; not read)
 EPOCH_COLUMNS = ("epoch", "loss", "lr", "seconds", "val_mIoU", "val_pixel_accuracy")  # epochs.csv
 
 
@@ -181,9 +181,13 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
         torch.backends.cudnn.benchmark = True
 
     checkpoint_path = run_dir / CHECKPOINT
+    if resume and not checkpoint_path.is_file() and (run_dir / LEGACY_CHECKPOINT).is_file():
+        raise TrainingError(f"{run_dir / LEGACY_CHECKPOINT}: a checkpoint in the pickle format of earlier fasterseg "
+                            f"versions, which is no longer loaded; convert it once with `python "
+                            f"scripts/convert_checkpoint.py {run_dir}` (it reads tensors only), then resume")
     if resume and not checkpoint_path.is_file() and not (run_dir / CONTINUED_FROM).is_file():
         raise TrainingError(f"{run_dir}: nothing to resume (no {CHECKPOINT})")
-    if not resume and checkpoint_path.exists():
+    if not resume and (checkpoint_path.exists() or (run_dir / LEGACY_CHECKPOINT).exists()):
         raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or choose another name")
 
     # Data.
@@ -276,9 +280,11 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
         history.append(record)
         if dist_info.is_main:
             logger.epoch_row(record)
-            _save_epoch(step, run_dir, meta, epoch, record, history, best_miou, improved)
+            state = _train_state(step, epoch, history, best_miou)
+            run_record = RunRecord(to_dict(cfg), genotype.to_dict(), init_record)
+            _save_epoch(step, run_dir, meta, record, state, run_record, improved)
             if cfg.compact_every and ((epoch + 1) % cfg.compact_every == 0 or epoch + 1 == cfg.epochs):
-                _save_compact(step, run_dir, genotype, init_record, epoch, history, best_miou)
+                _save_compact(run_dir, state, run_record, cfg.compact_max_mb)
             msg = f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f}"
             if "val_mIoU" in record:
                 msg += f", val mIoU {100 * record['val_mIoU']:.2f}" + (" (best)" if improved else "")
@@ -373,16 +379,16 @@ def _restore(step: _Step, run_dir: Path) -> tuple[int, float | None, list[dict]]
     """Load the checkpoint into the step's model, optimiser, scaler and the RNG; on the main
     process save the config as resumed (with its --set changes) and drop the log rows of the
     epoch that was interrupted. A folder laid out from a compact checkpoint (``continued_from.json``)
-    restores from that file until it has a ``checkpoint.pt`` of its own, and rebuilds its
+    restores from that file until it has a checkpoint of its own, and rebuilds its
     per-epoch log from the history. Returns (next epoch, best mIoU, history)."""
     path = step.checkpoint_path
     from_compact = not path.is_file()
     if from_compact:
         path = Path(json.loads((run_dir / CONTINUED_FROM).read_text())["compact"])
     try:
-        state = read_compact(path)[0] if from_compact else _read_checkpoint(path, step.device)
+        state = read_compact(path)[0]
         step.model.load_state_dict(state.model)
-    except (RuntimeError, OSError, EOFError, KeyError, TypeError, ValueError, pickle.UnpicklingError) as exc:
+    except (RuntimeError, OSError, KeyError, TypeError, ValueError, TrainingError) as exc:
         raise TrainingError(f"{path}: cannot resume from it ({str(exc).splitlines()[0]}); "
                             "it is not a complete checkpoint of this run") from None
     try:
@@ -405,21 +411,17 @@ def _restore(step: _Step, run_dir: Path) -> tuple[int, float | None, list[dict]]
     return start_epoch, state.best_miou, state.history
 
 
-def _read_checkpoint(path: Path, device: torch.device) -> TrainState:
-    state = torch.load(path, map_location=device, weights_only=True)
-    return TrainState(model=state["model"], optimizer=state["optimizer"], scaler=state["scaler"], epoch=state["epoch"],
-                      best_miou=state["best_miou"], history=json.loads(state["history"]), rng_cpu=state["rng_cpu"])
+def _train_state(step: _Step, epoch: int, history: list[dict], best_miou: float | None) -> TrainState:
+    """What a resumed run restores, as it stands after ``epoch``."""
+    return TrainState(model=step.model.state_dict(), optimizer=step.optimizer.state_dict(), scaler=step.scaler.state_dict(),
+                      epoch=epoch, best_miou=best_miou, history=history, rng_cpu=torch.get_rng_state())
 
 
-def _save_compact(step: _Step, run_dir: Path, genotype: Genotype, init_record: dict | None, epoch: int,
-                  history: list[dict], best_miou: float | None) -> None:
+def _save_compact(run_dir: Path, state: TrainState, run_record: RunRecord, max_mb: float) -> None:
     """RUN/compact.safetensors: the run as one small file another machine continues from."""
-    state = TrainState(model=step.model.state_dict(), optimizer=step.optimizer.state_dict(), scaler=step.scaler.state_dict(),
-                       epoch=epoch, best_miou=best_miou, history=history, rng_cpu=torch.get_rng_state())
-    level = save_compact(run_dir / COMPACT, state, RunRecord(to_dict(step.cfg), genotype.to_dict(), init_record),
-                         step.cfg.compact_max_mb)
+    level = save_compact(run_dir / COMPACT, state, run_record, max_mb)
     if level.endswith("!"):
-        tqdm.write(f"warning: {run_dir / COMPACT} is over compact_max_mb={step.cfg.compact_max_mb} even with fp16 weights "
+        tqdm.write(f"warning: {run_dir / COMPACT} is over compact_max_mb={max_mb} even with fp16 weights "
                    "and bf16 moments")
 
 
@@ -438,21 +440,17 @@ def _start_run_files(cfg: TrainConfig, run_dir: Path, genotype, resolved: dict) 
     atomic_write_text(run_dir / "resolved.json", json.dumps(resolved, indent=2) + "\n")
 
 
-def _save_epoch(step: _Step, run_dir: Path, meta: ModelMeta, epoch: int, record: dict, history: list[dict],
-                best_miou: float | None, improved: bool) -> None:
-    """The epoch's model files, then its checkpoint, each written whole (temporary name, fsync,
-    rename). The checkpoint goes last: until it is renamed, a resume redoes this epoch from the
-    previous one and rewrites the model files (and the log rows it drops) identically."""
+def _save_epoch(step: _Step, run_dir: Path, meta: ModelMeta, record: dict, state: TrainState, run_record: RunRecord,
+                improved: bool) -> None:
+    """The epoch's model files, then its checkpoint (the compact format at full precision, so a
+    resume is exact), each written whole (temporary name, fsync, rename). The checkpoint goes
+    last: until it is renamed, a resume redoes this epoch from the previous one and rewrites the
+    model files (and the log rows it drops) identically."""
     meta.extra["metrics"] = record
     save_model(run_dir / "last.safetensors", step.model, meta)
     if improved:
         save_model(run_dir / "best.safetensors", step.model, meta)
-    state = {
-        "model": step.model.state_dict(), "optimizer": step.optimizer.state_dict(), "scaler": step.scaler.state_dict(),
-        "epoch": epoch, "best_miou": best_miou, "history": json.dumps(history), "rng_cpu": torch.get_rng_state(),
-    }
-    with atomic_path(step.checkpoint_path) as tmp:
-        torch.save(state, tmp)
+    save_compact(step.checkpoint_path, state, run_record, max_mb=float("inf"))
 
 
 def _train_one_epoch(step: _Step, loader, epoch: int, iters: int, logger: "_Logger", show: bool) -> dict:
