@@ -151,7 +151,7 @@ def main() -> None:
 
     import torch
 
-    from fasterseg.infer.bench import environment
+    from fasterseg.utils.env import environment
     from fasterseg.utils.io import atomic_write_text
 
     torch.set_num_threads(args.threads)

@@ -101,7 +101,8 @@ def main() -> None:
     import torch
 
     from fasterseg.commands.common import parse_size
-    from fasterseg.infer.bench import bench_backends, environment, format_table
+    from fasterseg.infer.bench import bench_backends, format_table
+    from fasterseg.utils.env import environment
     from fasterseg.modelfile import load_network
 
     if args.threads:

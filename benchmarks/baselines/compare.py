@@ -58,7 +58,7 @@ def plot(results: list[dict], split: str, size: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fasterseg.utils.io import atomic_path
+    from fasterseg.utils.io import save_figure
 
     first_path = next(iter(results[0]["timing"]))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
@@ -74,9 +74,7 @@ def plot(results: list[dict], split: str, size: str, path: Path) -> None:
     axes[0].set_ylabel(f"{split} mIoU (%)")
     fig.suptitle("latency vs held-out accuracy (up and left is better)")
     fig.tight_layout()
-    with atomic_path(path) as tmp:  # a killed run leaves the previous plot, not half of a new one
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)  # a killed run leaves the previous plot, not half of a new one
 
 
 def main() -> None:
@@ -103,7 +101,8 @@ def main() -> None:
     from fasterseg.commands.common import parse_size
     from fasterseg.data.registry import build_dataset
     from fasterseg.distributed import DistInfo
-    from fasterseg.infer.bench import bench_models, environment
+    from fasterseg.infer.bench import bench_models
+    from fasterseg.utils.env import environment
     from fasterseg.infer.runners import RunnerOptions
     from fasterseg.train.trainer import evaluate_model
     from fasterseg.utils.io import atomic_write_text

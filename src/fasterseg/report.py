@@ -24,7 +24,7 @@ def plot_training_curves(out: Path, runs: dict[str, Path], path: Path) -> Path |
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fasterseg.utils.io import atomic_path
+    from fasterseg.utils.io import save_figure
 
     series = {name: _read_csv(run / "epochs.csv") for name, run in runs.items()}
     if not any(series.values()):
@@ -44,10 +44,7 @@ def plot_training_curves(out: Path, runs: dict[str, Path], path: Path) -> Path |
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def _rel(path: Path, base: Path) -> str:

@@ -63,7 +63,8 @@ def option_list(args: argparse.Namespace, calibration=None):
 
 def run(args: argparse.Namespace) -> int:
     from fasterseg.errors import FasterSegError
-    from fasterseg.infer.bench import bench_models, environment, format_table, rows_to_json
+    from fasterseg.infer.bench import bench_models, format_table, rows_to_json
+    from fasterseg.utils.env import environment
     from fasterseg.modelfile import load_network
 
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:

@@ -17,7 +17,7 @@ import numpy as np
 
 from fasterseg.evaluate.cityscapes import CityscapesResult
 from fasterseg.evaluate.scorer import Result
-from fasterseg.utils.io import atomic_path, atomic_write_text
+from fasterseg.utils.io import atomic_write_text, save_figure
 
 # The benchmark page lists categories in this order.
 BENCHMARK_CATEGORY_ORDER = ("flat", "nature", "object", "sky", "construction", "human", "vehicle")
@@ -149,10 +149,4 @@ def plot_confusion(result: Result, path: str | Path) -> Path:
 
 
 def _save_fig(fig, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

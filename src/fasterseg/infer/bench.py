@@ -8,10 +8,7 @@ process, so their ratios stay comparable on a shared, noisy machine.
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
-import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass, replace
@@ -21,7 +18,7 @@ import torch
 
 from fasterseg.errors import BackendUnavailable
 from fasterseg.infer.runners import RunnerOptions, build_runner
-from fasterseg.utils.env import cpu_name
+from fasterseg.utils.env import environment
 from fasterseg.utils.timing import wall_timer
 
 
@@ -134,29 +131,6 @@ def bench_models(models: dict[str, torch.nn.Module], option_list: list[RunnerOpt
     for (row, _, _, stage, _), times in zip(jobs, seconds):
         setattr(row, stage, Timing.of(times))
     return rows
-
-
-def environment() -> dict:
-    """What the numbers depend on: host, CPU/GPU, threads, library versions, load."""
-    env = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "host": platform.node(),
-        "cpu": cpu_name(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-    for runtime in ("onnxruntime", "openvino"):
-        try:
-            env[runtime] = importlib.import_module(runtime).__version__
-        except ImportError:
-            pass
-    if torch.cuda.is_available():
-        env["gpu"] = torch.cuda.get_device_name(0)
-    if hasattr(os, "getloadavg"):
-        env["load_avg"] = [round(v, 2) for v in os.getloadavg()]
-    return env
 
 
 def _by_model(rows: list[BenchRow] | dict[str, list[BenchRow]]) -> dict[str, list[BenchRow]]:

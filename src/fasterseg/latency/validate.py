@@ -22,7 +22,7 @@ from fasterseg.latency.model import network_latency
 from fasterseg.layers.names import OP_NAMES
 from fasterseg.layers.rules import feature_channels, reduction_fits
 from fasterseg.space.config import SupernetConfig
-from fasterseg.utils.io import atomic_path, atomic_write_text
+from fasterseg.utils.io import atomic_write_text, save_figure
 
 
 def _random_branch(rng: random.Random, end: int, n_cells: int, widths: list[float], stem_w: float, head_w: float,
@@ -217,7 +217,4 @@ def _scatter(r: ValidationReport, path: Path) -> None:
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)

@@ -86,7 +86,7 @@ def plot_architecture(genotype: Genotype, out: str | Path) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from fasterseg.utils.io import atomic_path
+    from fasterseg.utils.io import save_figure
 
     out = Path(out)
     n_layers = max(len(b.ops) for b in genotype.branches)
@@ -126,7 +126,4 @@ def plot_architecture(genotype: Genotype, out: str | Path) -> Path:
                  f"head width {genotype.head_width:.3g}", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=130, format=out.suffix.lstrip(".") or "png")
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=130)

@@ -141,7 +141,7 @@ def plot_evolution(entries: list[EpochEntry], out: Path) -> Path:
     from matplotlib.patches import Patch
 
     from fasterseg.layers.ops import OP_NAMES
-    from fasterseg.utils.io import atomic_path
+    from fasterseg.utils.io import save_figure
 
     colors = op_colours(len(OP_NAMES))
     n_branches = max(len(e.genotype.branches) for e in entries)
@@ -173,8 +173,4 @@ def plot_evolution(entries: list[EpochEntry], out: Path) -> Path:
                loc="lower center", ncol=len(OP_NAMES) + 1, fontsize=7, frameon=False)
     fig.suptitle(f"{entries[0].arch}: derived network per search epoch (table FPS, val mIoU)", fontsize=10)
     fig.tight_layout(rect=(0, 0.08, 0.9, 0.95))
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)

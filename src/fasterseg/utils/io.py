@@ -34,6 +34,21 @@ def atomic_path(path: Path) -> Iterator[Path]:
     write_point(path)
 
 
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Write a matplotlib figure whole (temporary name, then rename) in the format its suffix
+    names (PNG without one), and close it so that long runs drawing every epoch do not pile up
+    figures; returns the path."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(fig)
+    return path
+
+
 def write_point(path: Path) -> None:
     """Called each time a file is complete on disk (after its rename, or after a log row is
     appended). It does nothing: fault-injection tests replace it in a child process to stop that
