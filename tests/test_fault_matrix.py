@@ -23,7 +23,7 @@ from fasterseg.config import load_config
 from fasterseg.train.config import TrainConfig
 from fasterseg.train.compact import read_compact
 from fasterseg.train.trainer import CHECKPOINT, train
-from fasterseg.search.loop import run_search
+from fasterseg.search.loop import run_phase
 from tests.helpers import tiny_genotype, write_toy_camvid
 from tests.search.test_data_and_loop import _cost, _macs_latency, tiny_search_config, write_camvid
 
@@ -141,7 +141,7 @@ def _search_cfg(data: Path):
 
 def _search_child(cfg, run_dir: Path, k: int) -> None:
     _die_at(k)
-    run_search(cfg, run_dir, latency_fn=_cost, genotype_latency=_macs_latency)
+    run_phase(cfg, run_dir, latency_fn=_cost, genotype_latency=_macs_latency)
 
 
 def _same_search(a: Path, b: Path) -> None:
@@ -161,14 +161,14 @@ def _search_matrix(tmp_path: Path, monkeypatch, every_point: bool) -> list[str]:
     cfg = _search_cfg(data)
     with monkeypatch.context() as m:
         points = _record_write_points(m)
-        run_search(cfg, tmp_path / "straight", latency_fn=_cost, genotype_latency=_macs_latency)
+        run_phase(cfg, tmp_path / "straight", latency_fn=_cost, genotype_latency=_macs_latency)
     epoch = _second_epoch(points, "checkpoint.json")
     chosen = list(epoch) if every_point else [epoch[0], epoch[-1] - 1, epoch[-1]]
     killed_at = []
     for k in chosen:
         run_dir = tmp_path / f"killed_{k}"
         assert _run_child(_search_child, (cfg, run_dir, k)) == KILLED
-        run_search(cfg, run_dir, latency_fn=_cost, genotype_latency=_macs_latency, resume=True)
+        run_phase(cfg, run_dir, latency_fn=_cost, genotype_latency=_macs_latency, resume=True)
         _same_search(tmp_path / "straight", run_dir)
         killed_at.append(points[k - 1].name)
     return killed_at

@@ -36,17 +36,17 @@ class BackendEntry:
 
 REGISTRY: dict[str, BackendEntry] = {e.name: e for e in (
     BackendEntry("eager", "plain PyTorch, fp32: the reference", "fasterseg.infer.runners:eager_runner",
-                 "fasterseg.latency.measure:TorchBackend"),
+                 "fasterseg.latency.measure:TorchTimer"),
     BackendEntry("optimized", "PyTorch with BatchNorm folded, channels_last, torch.compile, fp16/bf16, CUDA graphs",
                  "fasterseg.infer.runners:optimized_runner", precisions=("fp32", "fp16", "bf16")),
     BackendEntry("onnxruntime", "ONNX Runtime (CPU, or CUDA with onnxruntime-gpu); int8 from a calibrated QDQ graph",
-                 "fasterseg.infer.runners:onnxruntime_runner", "fasterseg.latency.measure:OnnxRuntimeBackend",
+                 "fasterseg.infer.runners:onnxruntime_runner", "fasterseg.latency.measure:OnnxRuntimeTimer",
                  precisions=("fp32", "int8")),
     BackendEntry("openvino", "OpenVINO on the CPU: fp32, bf16 on CPUs with bf16 units (AVX512-BF16, AMX), "
                  "int8 from a calibrated QDQ graph", "fasterseg.infer.runners:openvino_runner",
-                 "fasterseg.latency.measure:OpenVinoBackend", precisions=("fp32", "bf16", "int8")),
+                 "fasterseg.latency.measure:OpenVinoTimer", precisions=("fp32", "bf16", "int8")),
     BackendEntry("tensorrt", "TensorRT (through ONNX Runtime for deploy; its own engine for tables)",
-                 "fasterseg.infer.runners:tensorrt_runner", "fasterseg.latency.measure:TensorRTBackend",
+                 "fasterseg.infer.runners:tensorrt_runner", "fasterseg.latency.measure:TensorRTTimer",
                  precisions=("fp32", "fp16")),
 )}
 

@@ -8,7 +8,7 @@ import pytest
 
 from fasterseg.cli import main
 from fasterseg.latency.lut import LatencyTable, OpSpec
-from fasterseg.latency.measure import OnnxRuntimeBackend, OpenVinoBackend, TimingSettings, TorchBackend, build_module
+from fasterseg.latency.measure import OnnxRuntimeTimer, OpenVinoTimer, TimingSettings, TorchTimer, build_module
 from fasterseg.latency.specs import space_specs
 from fasterseg.space.config import SupernetConfig
 
@@ -79,11 +79,11 @@ def test_onnxruntime_openvino_and_torch_time_the_same_op():
     pytest.importorskip("openvino")
     spec = OpSpec("conv_2x", 32, 64, 16, 16, 1)
     settings = TimingSettings(warmup=1, repeats=3)
-    ort_ms = OnnxRuntimeBackend(settings=settings).time_spec(spec)
-    ov_ms = OpenVinoBackend(settings=settings).time_spec(spec)
-    torch_ms = TorchBackend(settings=settings).time_spec(spec)
+    ort_ms = OnnxRuntimeTimer(settings=settings).time_spec(spec)
+    ov_ms = OpenVinoTimer(settings=settings).time_spec(spec)
+    torch_ms = TorchTimer(settings=settings).time_spec(spec)
     assert ort_ms > 0 and ov_ms > 0 and torch_ms > 0
-    cl = TorchBackend(settings=settings, memory_format="channels_last")
+    cl = TorchTimer(settings=settings, memory_format="channels_last")
     assert cl.time_spec(spec) > 0
     assert cl.meta((64, 128)).memory_format == "channels_last"
 
@@ -103,13 +103,13 @@ def test_measured_modules_compute_what_the_network_computes():
 @pytest.mark.slow
 def test_cpu_table_predicts_whole_networks(tmp_path):
     """A real accuracy check (slow): a CPU table at 256x512 ranks random networks correctly."""
-    from fasterseg.latency.measure import make_backend
+    from fasterseg.latency.measure import make_timer
     from fasterseg.latency.validate import validate_table
 
     table_path = tmp_path / "cpu.json"
     assert main(["lut", "build", "--size", "256x512", "--clock", "cpu", "--out", str(table_path), "--no-progress"]) == 0
     table = LatencyTable.load(table_path)
-    backend = make_backend(settings=TimingSettings(warmup=2, repeats=7, clock="cpu"))
+    backend = make_timer(settings=TimingSettings(warmup=2, repeats=7, clock="cpu"))
     report = validate_table(table, backend, samples=10, seed=1, out_dir=tmp_path / "val", progress=False)
     assert report.spearman >= 0.8
     assert report.mape_calibrated <= 20.0

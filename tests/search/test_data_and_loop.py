@@ -14,7 +14,7 @@ from fasterseg.genotype import Genotype
 from fasterseg.nets.summary import count_macs
 from fasterseg.search.data import IMAGENET_MEAN, IMAGENET_STD, SearchTransform, half_loader, split_halves
 from fasterseg.search.config import SearchConfig
-from fasterseg.search.loop import iterations_per_epoch, run_search
+from fasterseg.search.loop import iterations_per_epoch, run_phase
 from fasterseg.space.config import ArchSpec, SupernetConfig
 from fasterseg.space.supernet import Supernet
 from tests.helpers import tensorboard_scalars
@@ -90,7 +90,7 @@ def _macs_latency(genotype):  # a MAC-proportional latency model of the derived 
 
 def test_pretrain_then_search_writes_every_epoch(tmp_path):
     data = write_camvid(tmp_path / "camvid", splits=("train", "val"))
-    pre = run_search(tiny_search_config(data), tmp_path / "pretrain")
+    pre = run_phase(tiny_search_config(data), tmp_path / "pretrain")
     assert [r.epoch for r in pre] == [0, 1] and all(r.arch_loss is None for r in pre)
     arch = json.loads((tmp_path / "pretrain" / "arch.json").read_text())
     initial = np.full((6, 5), np.float32(1e-3))
@@ -99,8 +99,8 @@ def test_pretrain_then_search_writes_every_epoch(tmp_path):
 
     cfg = tiny_search_config(data, pretrain=False, epochs=1, lr=0.01, val_data=f"camvid:{data}", val_limit=2,
                              fps_min={"student": 1e6}, fps_max={"student": 2e6})
-    found = run_search(cfg, tmp_path / "search", latency_fn=_cost, genotype_latency=_macs_latency,
-                       init_weights=tmp_path / "pretrain" / "weights.safetensors")
+    found = run_phase(cfg, tmp_path / "search", latency_fn=_cost, genotype_latency=_macs_latency,
+                      init_weights=tmp_path / "pretrain" / "weights.safetensors")
     assert found[0].arch_loss is not None and "student" in found[0].latency
     # Scored, derived and saved per architecture; the student is far below its FPS window,
     # so its latency weight doubles for the next epoch.
@@ -126,7 +126,7 @@ def test_a_window_below_what_accuracy_picks_is_reported_once(tmp_path, capsys):
     data = write_camvid(tmp_path / "camvid", n=4, splits=("train", "val"))
     cfg = tiny_search_config(data, pretrain=False, epochs=11, val_data=f"camvid:{data}", val_limit=1,
                              latency_weights={"student": 0.5}, fps_min={"student": 1e-9}, fps_max={"student": 1e-6})
-    records = run_search(cfg, tmp_path / "search", latency_fn=_cost, genotype_latency=_macs_latency)
+    records = run_phase(cfg, tmp_path / "search", latency_fn=_cost, genotype_latency=_macs_latency)
     # Every epoch a candidate is above fps_max: the weight halves; the 10th halving (0.5 / 1024)
     # takes it below 1/1000 of where it started, and the user is told once.
     assert [r.latency_weights["student"] for r in records] == [0.5 / 2 ** k for k in range(1, 12)]
@@ -139,7 +139,7 @@ def test_class_count_must_match_the_dataset(tmp_path):
     cfg = tiny_search_config(data)
     cfg.supernet.num_classes = 19
     with pytest.raises(ConfigError, match="supernet.num_classes: 19, but .* has 11 classes"):
-        run_search(cfg, tmp_path / "run")
+        run_phase(cfg, tmp_path / "run")
     with pytest.raises(ConfigError, match="latency_weights"):
         tiny_search_config(data, latency_weights={"nobody": 1.0})
 
@@ -151,7 +151,7 @@ class Interrupt(Exception):
 def test_resume_continues_exactly(tmp_path):
     data = write_camvid(tmp_path / "camvid", n=4)
     cfg = tiny_search_config(data, pretrain=False, epochs=2, latency_weights={"student": 0.5})
-    straight = run_search(cfg, tmp_path / "straight", latency_fn=_cost)
+    straight = run_phase(cfg, tmp_path / "straight", latency_fn=_cost)
 
     calls = {"n": 0}
 
@@ -162,8 +162,8 @@ def test_resume_continues_exactly(tmp_path):
         return _cost(net, arch)
 
     with pytest.raises(Interrupt):
-        run_search(cfg, tmp_path / "resumed", latency_fn=dies_in_the_second_epoch)
-    resumed = run_search(cfg, tmp_path / "resumed", latency_fn=_cost, resume=True)
+        run_phase(cfg, tmp_path / "resumed", latency_fn=dies_in_the_second_epoch)
+    resumed = run_phase(cfg, tmp_path / "resumed", latency_fn=_cost, resume=True)
     assert [r.epoch for r in resumed] == [1]
     assert resumed[0].weight_loss == straight[1].weight_loss and resumed[0].arch_loss == straight[1].arch_loss
     a = load_file(str(tmp_path / "straight" / "weights.safetensors"))
@@ -180,10 +180,10 @@ def test_resume_continues_exactly(tmp_path):
         assert [v for _, v in scalars[tag]] == pytest.approx([float(r[column]) for r in rows], rel=1e-6)
     assert "latency/teacher" not in scalars  # empty cells are not logged
     with pytest.raises(ConfigError, match=r"other settings for \['lr'\]"):
-        run_search(tiny_search_config(data, pretrain=False, epochs=2, lr=0.5, latency_weights={"student": 0.5}),
-                   tmp_path / "resumed", resume=True)
+        run_phase(tiny_search_config(data, pretrain=False, epochs=2, lr=0.5, latency_weights={"student": 0.5}),
+                  tmp_path / "resumed", resume=True)
     with pytest.raises(ConfigError, match="nothing to resume"):
-        run_search(cfg, tmp_path / "empty", resume=True)
+        run_phase(cfg, tmp_path / "empty", resume=True)
 
 
 def test_iterations_per_epoch_follow_the_official_rule():
@@ -201,7 +201,7 @@ def test_search_data_smaller_than_the_crop_and_the_network_is_searched_and_score
     data = write_camvid(tmp_path / "camvid", n=4, size=(24, 30), splits=("train", "val"))
     cfg = tiny_search_config(data, pretrain=False, epochs=1, val_data=f"camvid:{data}", val_limit=2,
                              fps_min={"student": 1e6}, fps_max={"student": 2e6})
-    records = run_search(cfg, tmp_path / "small", latency_fn=_cost, genotype_latency=_macs_latency)
+    records = run_phase(cfg, tmp_path / "small", latency_fn=_cost, genotype_latency=_macs_latency)
     assert set(records[0].miou) == {"teacher", "student"}
     assert all(0.0 <= v <= 1.0 for scores in records[0].miou.values() for v in scores)
 
@@ -211,7 +211,7 @@ def test_search_settings_the_supernet_cannot_run_fail_before_anything_is_written
         tiny_search_config(tmp_path, crop=[36, 64])
     assert tiny_search_config(tmp_path, crop=[32, 64]).crop == [32, 64]  # padded to 64 inside the supernet
     with pytest.raises(DatasetError):
-        run_search(tiny_search_config(tmp_path / "nowhere"), tmp_path / "run")
+        run_phase(tiny_search_config(tmp_path / "nowhere"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
@@ -223,11 +223,11 @@ def test_the_search_reads_every_named_split_and_scores_the_named_one(tmp_path):
     write_camvid(data, n=2, splits=("train", "val", "test"))
     two = dict(train_split=["train", "test"], val_data=f"camvid:{data}", val_split="val", val_limit=1, epochs=1)
     with pytest.raises(ConfigError, match="batch_size"):  # one split alone: a half of 1 frame
-        run_search(tiny_search_config(data, **{**two, "train_split": "train"}), tmp_path / "one")
-    records = run_search(tiny_search_config(data, **two), tmp_path / "both")
+        run_phase(tiny_search_config(data, **{**two, "train_split": "train"}), tmp_path / "one")
+    records = run_phase(tiny_search_config(data, **two), tmp_path / "both")
     assert len(records) == 1 and records[0].miou["teacher"]
     with pytest.raises(DatasetError, match="nowhere"):
-        run_search(tiny_search_config(data, **{**two, "val_split": "nowhere"}), tmp_path / "missing")
+        run_phase(tiny_search_config(data, **{**two, "val_split": "nowhere"}), tmp_path / "missing")
     assert not (tmp_path / "missing").exists()
     with pytest.raises(ConfigError, match="train_split"):
         tiny_search_config(data, train_split=[])
@@ -236,11 +236,11 @@ def test_the_search_reads_every_named_split_and_scores_the_named_one(tmp_path):
 def test_a_resumed_phase_may_be_lengthened_and_scored_otherwise(tmp_path):
     data = write_camvid(tmp_path / "camvid", n=4, splits=("train", "val"))
     scored = dict(val_data=f"camvid:{data}", val_limit=2)
-    straight = run_search(tiny_search_config(data, epochs=2, **scored), tmp_path / "straight")
-    run_search(tiny_search_config(data, epochs=1, **scored), tmp_path / "longer")
+    straight = run_phase(tiny_search_config(data, epochs=2, **scored), tmp_path / "straight")
+    run_phase(tiny_search_config(data, epochs=1, **scored), tmp_path / "longer")
     # One more epoch on resume is the two-epoch run (the rate decays per epoch whatever the total);
     # batch-norm re-estimation before scoring changes the scores, not the training.
-    longer = run_search(tiny_search_config(data, epochs=2, bn_batches=1, **scored), tmp_path / "longer", resume=True)
+    longer = run_phase(tiny_search_config(data, epochs=2, bn_batches=1, **scored), tmp_path / "longer", resume=True)
     assert [r.epoch for r in longer] == [1] and longer[0].weight_loss == straight[1].weight_loss
     a = load_file(str(tmp_path / "straight" / "weights.safetensors"))
     b = load_file(str(tmp_path / "longer" / "weights.safetensors"))
@@ -249,4 +249,4 @@ def test_a_resumed_phase_may_be_lengthened_and_scored_otherwise(tmp_path):
     saved = (tmp_path / "longer" / "config.yaml").read_text()
     assert "epochs: 2" in saved and "bn_batches: 1" in saved  # the run folder says what ran
     with pytest.raises(ConfigError, match=r"other settings for \['crop'\].*only epochs"):
-        run_search(tiny_search_config(data, epochs=3, crop=[32, 32], **scored), tmp_path / "longer", resume=True)
+        run_phase(tiny_search_config(data, epochs=3, crop=[32, 32], **scored), tmp_path / "longer", resume=True)

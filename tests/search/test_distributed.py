@@ -9,7 +9,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 from fasterseg.distributed import globalise_batchnorm
-from fasterseg.search.loop import run_search
+from fasterseg.search.loop import run_phase
 from fasterseg.losses import OhemCrossEntropy
 from fasterseg.search.steps import make_optimisers, search_step
 from fasterseg.space.config import ArchSpec, SupernetConfig
@@ -108,7 +108,7 @@ def run_loop(rank, world, root, out_dir, init):
                              val_data=f"camvid:{root}", val_limit=2, latency_weights={"student": 0.5},
                              fps_min={"student": 1e6}, fps_max={"student": 2e6},
                              precision="fp32")  # bf16 rounding would hide the 1e-3 agreement this checks
-    run_search(cfg, out_dir, latency_fn=_cost, genotype_latency=_macs_latency)
+    run_phase(cfg, out_dir, latency_fn=_cost, genotype_latency=_macs_latency)
     if world > 1:
         dist.destroy_process_group()
 

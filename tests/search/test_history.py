@@ -12,7 +12,7 @@ from fasterseg.genotype import Genotype
 from fasterseg.modelfile import load_genotype
 from fasterseg.search.history import EpochEntry, pick, read_history
 from fasterseg.errors import HistoryError
-from fasterseg.search.loop import run_search
+from fasterseg.search.loop import run_phase
 
 from tests.helpers import tiny_genotype
 from tests.search.test_data_and_loop import _cost, _macs_latency, tiny_search_config, write_camvid
@@ -27,7 +27,7 @@ def searched(tmp_path_factory):
     cfg = tiny_search_config(data, pretrain=False, epochs=EPOCHS, val_data=f"camvid:{data}", val_limit=2,
                              latency_weights={"student": 0.5}, fps_min={"student": 1e6}, fps_max={"student": 2e6})
     run = tmp / "run"
-    records = run_search(cfg, run / "search", latency_fn=_cost, genotype_latency=_macs_latency)
+    records = run_phase(cfg, run / "search", latency_fn=_cost, genotype_latency=_macs_latency)
     return run, records
 
 

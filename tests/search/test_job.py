@@ -85,10 +85,10 @@ def test_search_writes_genotypes_that_train_and_report_their_fps(tiny_lut, synth
     assert "skip" not in {op for b in teacher.branches for op in b.ops}
     # A second search into the same run is refused.
     from fasterseg.errors import ConfigError
-    from fasterseg.search.job import run_search_job
+    from fasterseg.search.job import run_search
 
     with pytest.raises(ConfigError, match="--resume"):
-        run_search_job(load_config(SearchJobConfig, run / "config.yaml"))
+        run_search(load_config(SearchJobConfig, run / "config.yaml"))
 
 
 def test_shipped_search_configs_load():
@@ -99,12 +99,12 @@ def test_shipped_search_configs_load():
 
 def test_a_table_that_misses_the_space_fails_before_anything_is_written(tiny_lut, synth_root, tmp_path):
     from fasterseg.errors import ConfigError
-    from fasterseg.search.job import run_search_job
+    from fasterseg.search.job import run_search
 
     job = load_config(SearchJobConfig, TINY, [f"data=synth:{synth_root}", f"lut={tiny_lut}", f"out_dir={tmp_path}",
                                               "name=bad", "latency_size=[128, 256]"])  # the table is for 64x128
     with pytest.raises(ConfigError, match="num_classes"):
-        run_search_job(job)
+        run_search(job)
     assert not (tmp_path / "bad").exists()
 
 
@@ -112,14 +112,14 @@ def test_an_all_zero_table_is_refused_before_anything_is_written(tiny_lut, synth
     import json
 
     from fasterseg.errors import ConfigError
-    from fasterseg.search.job import run_search_job
+    from fasterseg.search.job import run_search
 
     table = json.loads(tiny_lut.read_text())
     table["entries"] = {k: 0.0 for k in table["entries"]}
     zero = tmp_path / "zero.json"
     zero.write_text(json.dumps(table))
     with pytest.raises(ConfigError, match="every entry of the latency table is 0 ms"):
-        run_search_job(_job(zero, f"synth:{synth_root}", tmp_path, "name=zero"))
+        run_search(_job(zero, f"synth:{synth_root}", tmp_path, "name=zero"))
     assert not (tmp_path / "zero").exists()
 
 
@@ -127,21 +127,21 @@ def test_a_resumed_search_may_lengthen_pretraining_until_the_search_phase_begins
     import shutil
 
     from fasterseg.errors import ConfigError
-    from fasterseg.search.job import run_search_job
+    from fasterseg.search.job import run_search
 
     def job(*extra):
         return _job(tiny_lut, f"synth:{synth_root}", tmp_path, "name=s", "pretrain.batch_size=2", "search.batch_size=2",
                     *extra)
 
-    run_search_job(job())
+    run_search(job())
     run = tmp_path / "s"
     with pytest.raises(ConfigError, match="can no longer be lengthened"):
-        run_search_job(job("pretrain.epochs=2"), resume=True)
+        run_search(job("pretrain.epochs=2"), resume=True)
     with pytest.raises(ConfigError, match=r"other settings for \['pretrain.lr'\]"):
-        run_search_job(job("pretrain.lr=0.5"), resume=True)
+        run_search(job("pretrain.lr=0.5"), resume=True)
     assert "epochs: 1" in (run / "config.yaml").read_text()  # refused before anything was written
     shutil.rmtree(run / "search")  # as if stopped between the phases
-    run_search_job(job("pretrain.epochs=2", "search.lr=0.005"), resume=True)  # the search phase has not begun
+    run_search(job("pretrain.epochs=2", "search.lr=0.005"), resume=True)  # the search phase has not begun
     rows = (run / "pretrain" / "log.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["0", "1"]  # pretraining continued, then the search ran
     assert (run / "pretrain" / "done").exists() and (run / "summary.json").is_file()

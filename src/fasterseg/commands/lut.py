@@ -118,7 +118,7 @@ def _merge(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from fasterseg.latency.lut import OP_TYPES
     from fasterseg.errors import LatencyTableError
-    from fasterseg.latency.measure import TimingSettings, build_table, describe_environment, make_backend
+    from fasterseg.latency.measure import TimingSettings, build_table, describe_environment, make_timer
     from fasterseg.latency.specs import space_specs
 
     space = _load_space(args)
@@ -129,11 +129,11 @@ def _build(args: argparse.Namespace) -> int:
         if bad:
             raise LatencyTableError(f"--only: unknown op type(s) {bad}; known: {list(OP_TYPES)}")
         specs = [s for s in specs if s.op in wanted]
-    backend = make_backend(args.backend, args.device, args.precision, args.memory_format, args.threads,
-                           TimingSettings(args.warmup, args.repeats, clock=args.clock))
-    print(f"lut build: {len(specs)} op instances at {args.size[0]}x{args.size[1]} on {backend.device_name()} "
+    timer = make_timer(args.backend, args.device, args.precision, args.memory_format, args.threads,
+                       TimingSettings(args.warmup, args.repeats, clock=args.clock))
+    print(f"lut build: {len(specs)} op instances at {args.size[0]}x{args.size[1]} on {timer.device_name()} "
           f"({args.backend}, {args.precision}, {args.memory_format}); {describe_environment()}", file=sys.stderr)
-    table = build_table(specs, backend, args.size, args.out, progress=not args.no_progress)
+    table = build_table(specs, timer, args.size, args.out, progress=not args.no_progress)
     print(f"wrote {args.out}: {len(table)} entries")
     return 0
 
@@ -193,16 +193,16 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from fasterseg.latency.measure import TimingSettings, backend_for_table
+    from fasterseg.latency.measure import TimingSettings, timer_for_table
     from fasterseg.latency.official import load_table
     from fasterseg.latency.validate import validate_table
 
     table = load_table(args.lut)
     settings = TimingSettings(args.warmup, args.repeats)
-    backend = backend_for_table(table, settings)
+    timer = timer_for_table(table, settings)
     if args.threads is not None and table.meta.threads is not None and args.threads != table.meta.threads:
         print(f"note: measuring with the table's {table.meta.threads} thread(s), not --threads {args.threads}", file=sys.stderr)
-    report = validate_table(table, backend, samples=args.samples, seed=args.seed, size=args.size,
+    report = validate_table(table, timer, samples=args.samples, seed=args.seed, size=args.size,
                             out_dir=Path(args.out_dir), space=_load_space(args), measure_missing=args.measure_missing,
                             progress=not args.no_progress)
     print(report.summary())

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from fasterseg.commands.common import load_run_config
     from fasterseg.errors import ConfigError
     from fasterseg.search.config import SearchJobConfig
-    from fasterseg.search.job import run_search_job
+    from fasterseg.search.job import run_search
 
     if args.pick:
         return _pick(args)
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     job = load_run_config(SearchJobConfig, args, {"data": "data", "lut": "lut"}, "search")
-    summary = run_search_job(job, resume=bool(args.resume))
+    summary = run_search(job, resume=bool(args.resume))
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun only the first process reports
     for name, info in summary.items():

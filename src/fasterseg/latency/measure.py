@@ -1,4 +1,5 @@
-"""Timing op instances and whole networks on one backend, carefully.
+"""Timing op instances and whole networks on one backend, carefully (an :class:`OpTimer` per
+backend: what a latency table is measured with, not the deploy path that runs a model).
 
 Backends: PyTorch eager on CPU; PyTorch on CUDA (fp32, fp16 or bf16; contiguous or
 channels_last) timed with CUDA events after synchronising; ONNX Runtime on CPU; TensorRT when its
@@ -104,7 +105,7 @@ def _host_timer(settings: TimingSettings) -> Callable[[Callable[[], None]], floa
     return cpu_timer if settings.clock == "cpu" else wall_timer()
 
 
-class Backend:
+class OpTimer:
     """Times a module on one device/backend/precision. Subclasses fill in ``_time``."""
 
     name = "base"
@@ -151,7 +152,7 @@ class Backend:
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-class TorchBackend(Backend):
+class TorchTimer(OpTimer):
     """PyTorch eager. CPU: wall clock around each call. CUDA: CUDA events, synchronised."""
 
     name = "eager"
@@ -197,7 +198,7 @@ class TorchBackend(Backend):
             return _median_ms(run, self.settings, _host_timer(self.settings))
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeTimer(OpTimer):
     """ONNX Runtime, CPU execution provider, all graph optimisations, fixed intra-op threads."""
 
     name = "onnxruntime"
@@ -238,7 +239,7 @@ class OnnxRuntimeBackend(Backend):
         return _median_ms(run, self.settings, _host_timer(self.settings))
 
 
-class OpenVinoBackend(Backend):
+class OpenVinoTimer(OpTimer):
     """OpenVINO on the CPU, each module compiled for its fixed input shape: fp32 (the inference
     precision pinned to f32) or bf16 (the CPU's bf16 units), with fixed threads."""
 
@@ -285,7 +286,7 @@ class OpenVinoBackend(Backend):
         return _median_ms(run, self.settings, _host_timer(self.settings))
 
 
-class TensorRTBackend(Backend):
+class TensorRTTimer(OpTimer):
     """TensorRT engine built from the ONNX graph, timed with CUDA events (needs a GPU)."""
 
     name = "tensorrt"
@@ -336,9 +337,9 @@ class TensorRTBackend(Backend):
         return _median_ms(run, self.settings, cuda_event_timer)
 
 
-def make_backend(backend: str = "eager", device: str = "cpu", precision: str = "fp32",
-                 memory_format: str = "contiguous", threads: int | None = 1,
-                 settings: TimingSettings | None = None, batch: int = 1) -> Backend:
+def make_timer(backend: str = "eager", device: str = "cpu", precision: str = "fp32",
+               memory_format: str = "contiguous", threads: int | None = 1,
+               settings: TimingSettings | None = None, batch: int = 1) -> OpTimer:
     timer = entry(backend).timer
     if timer is None:
         raise BackendUnavailable(f"backend {backend!r} cannot time single operators; "
@@ -347,17 +348,17 @@ def make_backend(backend: str = "eager", device: str = "cpu", precision: str = "
                           threads=threads, settings=settings, batch=batch)
 
 
-def backend_for_table(table: LatencyTable, settings: TimingSettings | None = None) -> Backend:
-    """A backend with the table's own setting, to measure missing entries or whole networks."""
+def timer_for_table(table: LatencyTable, settings: TimingSettings | None = None) -> OpTimer:
+    """A timer with the table's own setting, to measure missing entries or whole networks."""
     m = table.meta
     device = "cuda" if m.device.startswith("cuda") else "cpu"
     settings = settings or TimingSettings()
     if device == "cpu":
         settings.clock = m.clock
-    return make_backend(m.backend, device, m.precision, m.memory_format, m.threads, settings, m.batch)
+    return make_timer(m.backend, device, m.precision, m.memory_format, m.threads, settings, m.batch)
 
 
-def measure_into(table: LatencyTable, specs: Iterable[OpSpec], backend: Backend, out: str | Path | None = None,
+def measure_into(table: LatencyTable, specs: Iterable[OpSpec], timer: OpTimer, out: str | Path | None = None,
                  save_every: int = 10, progress: bool = True) -> LatencyTable:
     """Measure every spec the table lacks, saving atomically every ``save_every`` entries so that
     an interrupted build keeps what it measured (rerun the same command to resume)."""
@@ -368,7 +369,7 @@ def measure_into(table: LatencyTable, specs: Iterable[OpSpec], backend: Backend,
     done = 0
     for spec in bar:
         bar.set_postfix_str(spec.key, refresh=False)
-        table.set(spec, backend.time_spec(spec))
+        table.set(spec, timer.time_spec(spec))
         done += 1
         if out is not None and done % save_every == 0:
             table.meta.date = now_iso()
@@ -385,7 +386,7 @@ def describe_environment() -> str:
     return f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), env {env}"
 
 
-def build_table(specs: Iterable[OpSpec], backend: Backend, size: tuple[int, int], out: str | Path,
+def build_table(specs: Iterable[OpSpec], timer: OpTimer, size: tuple[int, int], out: str | Path,
                 save_every: int = 10, progress: bool = True) -> LatencyTable:
     """Measure ``specs`` into the table at ``out``, resuming it if it exists.
 
@@ -393,7 +394,7 @@ def build_table(specs: Iterable[OpSpec], backend: Backend, size: tuple[int, int]
     memory format, size, batch); otherwise it is refused rather than silently mixed.
     """
     out = Path(out)
-    fresh = backend.meta(size, source="fasterseg lut build")
+    fresh = timer.meta(size, source="fasterseg lut build")
     if out.exists():
         table = LatencyTable.load(out)
         if table.meta.setting() != fresh.setting():
@@ -404,4 +405,4 @@ def build_table(specs: Iterable[OpSpec], backend: Backend, size: tuple[int, int]
         table.meta.versions = fresh.versions
     else:
         table = LatencyTable(fresh)
-    return measure_into(table, specs, backend, out=out, save_every=save_every, progress=progress)
+    return measure_into(table, specs, timer, out=out, save_every=save_every, progress=progress)

@@ -137,7 +137,6 @@ class SupernetLatencyLUT:
                 widths.append(extra)
         self.widths = tuple(widths)
         n = len(widths)
-        self.index = {w: i for i, w in enumerate(widths)}
         self.embed = torch.zeros(len(space.width_choices), n)
         for i in range(len(space.width_choices)):
             self.embed[i, i] = 1.0

@@ -23,7 +23,7 @@ from fasterseg.latency.model import (
 )
 from fasterseg.search.checkpoint import checkpoint_next_epoch, has_checkpoint
 from fasterseg.search.config import SearchJobConfig, phase_config
-from fasterseg.search.loop import RESUMABLE_CHANGES, changed_settings, run_search
+from fasterseg.search.loop import RESUMABLE_CHANGES, changed_settings, run_phase
 from fasterseg.space.config import SupernetConfig
 from fasterseg.space.supernet import Supernet
 from fasterseg.utils.device import resolve_device
@@ -52,7 +52,7 @@ class LatencyModel:
         return network_latency(genotype, self.table, self.size).total_ms
 
 
-def run_search_job(job: SearchJobConfig, resume: bool = False) -> dict:
+def run_search(job: SearchJobConfig, resume: bool = False) -> dict:
     """Pretrain then co-search into ``out_dir/name``; returns the final genotypes' summary.
 
     Everything is checked (data, table entries) before the run directory is written, so a start
@@ -105,12 +105,12 @@ def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool, device: torch
     if done_marker.exists() and pretrained_to is not None and pretrained_to < job.pretrain.epochs and is_main:
         done_marker.unlink()  # pretraining was lengthened on resume: it continues first
     if not done_marker.exists():
-        run_search(pretrain_cfg, pre_dir, device=device, resume=resume and has_checkpoint(pre_dir))
+        run_phase(pretrain_cfg, pre_dir, device=device, resume=resume and has_checkpoint(pre_dir))
         if is_main:
             done_marker.write_text("ok\n")
     search_cfg = phase_config(job, job.search, pretrain=False)
-    run_search(search_cfg, search_dir, latency_fn=model.supernet_ms, init_weights=pre_dir / "weights.safetensors",
-               device=device, genotype_latency=model.genotype_ms, resume=resume and has_checkpoint(search_dir))
+    run_phase(search_cfg, search_dir, latency_fn=model.supernet_ms, init_weights=pre_dir / "weights.safetensors",
+              device=device, genotype_latency=model.genotype_ms, resume=resume and has_checkpoint(search_dir))
     summary = {}
     if not is_main:
         return summary

@@ -108,9 +108,9 @@ def save_epoch(net: Supernet, run_dir: Path, record: EpochRecord) -> dict[str, o
     return row
 
 
-def run_search(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | None = None,
-               init_weights: str | Path | None = None, device: str | torch.device = "cpu",
-               genotype_latency: GenotypeLatencyFn | None = None, resume: bool = False) -> list[EpochRecord]:
+def run_phase(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | None = None,
+              init_weights: str | Path | None = None, device: str | torch.device = "cpu",
+              genotype_latency: GenotypeLatencyFn | None = None, resume: bool = False) -> list[EpochRecord]:
     """Run one phase of ``cfg`` into ``run_dir``; ``init_weights`` starts from a saved supernet.
 
     ``latency_fn`` is the differentiable supernet latency of the architecture step;
