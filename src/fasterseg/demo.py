@@ -21,6 +21,7 @@ from typing import Callable
 import yaml
 
 from fasterseg.errors import DemoError
+from fasterseg.utils.io import atomic_write_text
 
 
 @dataclass
@@ -136,9 +137,9 @@ def _write_configs(cfg: DemoConfig, out: Path) -> None:
     files = {"search.yaml": _search_config(cfg),
              "teacher.yaml": _train_config(cfg, cfg.teacher_epochs), "student.yaml": _train_config(cfg, cfg.student_epochs)}
     for name, data in files.items():
-        (folder / name).write_text(yaml.safe_dump(data, sort_keys=False))
-    (folder / "demo.yaml").write_text(yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v
-                                                      for k, v in cfg.__dict__.items()}, sort_keys=False))
+        atomic_write_text(folder / name, yaml.safe_dump(data, sort_keys=False))
+    atomic_write_text(folder / "demo.yaml", yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v
+                                                           for k, v in cfg.__dict__.items()}, sort_keys=False))
 
 
 def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> Path:
@@ -176,11 +177,10 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = print) -> Path:
         if rc != 0:
             raise DemoError(f"stage '{stage.name}' failed (exit status {rc}): fasterseg {' '.join(argv)}")
         if stage.capture:
-            stage.capture.parent.mkdir(parents=True, exist_ok=True)
-            stage.capture.write_text(buffer.getvalue())
+            atomic_write_text(stage.capture, buffer.getvalue())
         timings[stage.name] = time.perf_counter() - start
-        (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
-        marker.write_text("ok\n")
+        atomic_write_text(out / "timings.json", json.dumps(timings, indent=2) + "\n")
+        atomic_write_text(marker, "ok\n")
         log(f"    done in {timings[stage.name]:.0f} s")
     from fasterseg.report import write_report
 

@@ -107,7 +107,7 @@ def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool, device: torch
     if not done_marker.exists():
         run_phase(pretrain_cfg, pre_dir, device=device, resume=resume and has_checkpoint(pre_dir))
         if is_main:
-            done_marker.write_text("ok\n")
+            atomic_write_text(done_marker, "ok\n")
     search_cfg = phase_config(job, job.search, pretrain=False)
     run_phase(search_cfg, search_dir, latency_fn=model.supernet_ms, init_weights=pre_dir / "weights.safetensors",
               device=device, genotype_latency=model.genotype_ms, resume=resume and has_checkpoint(search_dir))
