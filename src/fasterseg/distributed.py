@@ -56,6 +56,12 @@ def init_distributed(device_type: str) -> DistInfo:
     return info
 
 
+def launched_rank() -> int:
+    """The rank ``torchrun`` gave this process (0 without it), readable before the group is
+    joined and after it is left: what a command checks before it reports."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import json
 from pathlib import Path
 
@@ -44,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     job = load_run_config(SearchJobConfig, args, {"data": "data", "lut": "lut"}, "search")
     summary = run_search(job, resume=bool(args.resume))
-    if os.environ.get("RANK", "0") != "0":
+    from fasterseg.distributed import launched_rank
+
+    if launched_rank() != 0:
         return 0  # under torchrun only the first process reports
     for name, info in summary.items():
         ends = ", ".join(f"1/{2 ** (e + 3)}" for e in info["ends"])

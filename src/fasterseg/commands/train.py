@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 NAME = "train"
 HELP = "train a derived network (genotype) from scratch, optionally with distillation from a teacher"
@@ -35,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
         _lay_out_continued_run(args)
     cfg = load_run_config(TrainConfig, args, flags, "training")
     result = train(cfg, resume=bool(args.resume), show_progress=not args.quiet)
-    if os.environ.get("RANK", "0") != "0":
+    from fasterseg.distributed import launched_rank
+
+    if launched_rank() != 0:
         return 0  # under torchrun only the first process reports
     best = f"{100 * result.best_miou:.2f}" if result.best_miou is not None else "n/a"
     print(f"done: {result.run_dir} (best val mIoU {best}); model: {result.model_path}")

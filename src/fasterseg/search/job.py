@@ -59,17 +59,20 @@ def run_search(job: SearchJobConfig, resume: bool = False) -> dict:
     that fails leaves nothing that blocks the next try; a resumed run keeps its saved config.
     Under ``torchrun`` every process runs the job and only the first writes files.
     """
-    from fasterseg.distributed import init_distributed
+    from fasterseg.distributed import cleanup, init_distributed
 
     if not job.data:
         raise ConfigError("data: a dataset spec is required (e.g. --data synth:data/synth)")
     device = resolve_device(job.device)
     info = init_distributed(device.type)
-    if device.type == "cuda" and info.enabled:
-        device = torch.device("cuda", info.local_rank)
-    run_dir = Path(job.out_dir) / job.name
-    with run_lock(run_dir, enabled=info.is_main):
-        return _run_locked(job, run_dir, resume, device, info.is_main)
+    try:
+        if device.type == "cuda" and info.enabled:
+            device = torch.device("cuda", info.local_rank)
+        run_dir = Path(job.out_dir) / job.name
+        with run_lock(run_dir, enabled=info.is_main):
+            return _run_locked(job, run_dir, resume, device, info.is_main)
+    finally:
+        cleanup(info)  # leave the process group as training does, so a caller may start another
 
 
 def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool, device: torch.device, is_main: bool) -> dict:
