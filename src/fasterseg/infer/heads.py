@@ -23,14 +23,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from fasterseg.backends import LABEL_PATHS
-from fasterseg.layers.rules import OUTPUT_STRIDE_MAX
+from fasterseg.layers.rules import stride_padding
+from fasterseg.layers.upsample import interpolate_aligned
 
 _ARGMAX_STRIDE = {"exact": 1, "half": 2, "quarter": 4}
 
 
 def pad_to_stride(x: torch.Tensor) -> torch.Tensor:
     """Zero-pad bottom/right to a multiple of the network's stride (a no-op copy if already)."""
-    return F.pad(x, (0, (-x.shape[3]) % OUTPUT_STRIDE_MAX, 0, (-x.shape[2]) % OUTPUT_STRIDE_MAX))
+    pad_h, pad_w = stride_padding(x.shape[2], x.shape[3])
+    return F.pad(x, (0, pad_w, 0, pad_h))
 
 
 class NetworkOnly(nn.Module):
@@ -69,11 +71,11 @@ class Segmenter(nn.Module):
         low = self.net.logits8(padded)
         stride = _ARGMAX_STRIDE[self.label_path] if self.argmax else 1
         if stride == 1:
-            logits = F.interpolate(low, size=(full_h, full_w), mode="bilinear", align_corners=True)
+            logits = interpolate_aligned(low, (full_h, full_w))
             logits = logits[:, :, :height, :width]
             return logits.argmax(1) if self.argmax else logits
         mid_h, mid_w = full_h // stride, full_w // stride
-        scores = F.interpolate(low, size=(mid_h, mid_w), mode="bilinear", align_corners=True)
+        scores = interpolate_aligned(low, (mid_h, mid_w))
         small = scores.argmax(1)
         if low.shape[1] <= 256:
             small = small.to(torch.uint8)  # 8x fewer bytes to spread over the full size

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fasterseg.backends import TABLE_PRECISIONS, entry, resolve, timing_backend_names
@@ -29,6 +28,7 @@ from fasterseg.utils.env import cpu_name
 from fasterseg.utils.timing import Timer, cpu_timer, cuda_event_timer, repeat_ms, wall_timer
 from fasterseg.nets.network import ConvBnRelu, FeatureFusion, Head, init_weights
 from fasterseg.layers.ops import ConvNorm, build_op
+from fasterseg.layers.upsample import interpolate_aligned
 
 MEMORY_FORMATS = ("contiguous", "channels_last")
 CLOCKS = ("wall", "cpu")
@@ -44,7 +44,7 @@ class _Arm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv(x)
-        return F.interpolate(out, size=(x.shape[2] * 2, x.shape[3] * 2), mode="bilinear", align_corners=True)
+        return interpolate_aligned(out, (x.shape[2] * 2, x.shape[3] * 2))
 
 
 class _HeadWithResize(nn.Module):
@@ -56,7 +56,7 @@ class _HeadWithResize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.head(x)
-        return F.interpolate(out, size=(x.shape[2] * 8, x.shape[3] * 8), mode="bilinear", align_corners=True)
+        return interpolate_aligned(out, (x.shape[2] * 8, x.shape[3] * 8))
 
 
 def build_module(spec: OpSpec) -> nn.Module:

@@ -16,14 +16,15 @@ from fasterseg.genotype import Genotype
 from fasterseg.latency.lut import OpSpec
 from fasterseg.nets.network import plan_cells
 from fasterseg.layers.names import OP_NAMES
-from fasterseg.layers.rules import OUTPUT_STRIDE_MAX, feature_channels, reduction_fits
+from fasterseg.layers.rules import feature_channels, padded_size, reduction_fits
 from fasterseg.space.config import SupernetConfig
 
 
 def padded(size: tuple[int, int]) -> tuple[int, int]:
-    """The network pads inputs to a multiple of 32 (bottom/right); tables are for that size."""
-    h, w = size
-    return h + (-h) % OUTPUT_STRIDE_MAX, w + (-w) % OUTPUT_STRIDE_MAX
+    """The size the network runs at for inputs of ``size`` (padded bottom/right to a multiple of
+    32 and to the 64-pixel minimum, as :func:`fasterseg.layers.rules.padding_for` says); tables
+    are for that size."""
+    return padded_size(int(size[0]), int(size[1]))
 
 
 def stem_specs(base_channels: int, stem_width: float, size: tuple[int, int]) -> list[OpSpec]:

@@ -25,6 +25,7 @@ from torch import nn
 from fasterseg.layers.names import OP_NAMES
 from fasterseg.layers.rules import reduction_fits, width_channels
 from fasterseg.layers.slimmable import SlimBatchNorm2d, SlimConv2d
+from fasterseg.layers.upsample import interpolate_aligned
 
 Widths = Sequence[float] | None
 
@@ -46,13 +47,11 @@ def _bn(channels: int, widths: Widths) -> nn.Module:
 
 def _half(x: torch.Tensor) -> torch.Tensor:
     """Bilinear resize to half of the (floored) spatial size, corners aligned as in the paper code."""
-    return F.interpolate(
-        x, size=(x.shape[2] // 2, x.shape[3] // 2), mode="bilinear", align_corners=True
-    )
+    return interpolate_aligned(x, (x.shape[2] // 2, x.shape[3] // 2))
 
 
 def _resize_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x, size=ref.shape[2:], mode="bilinear", align_corners=True)
+    return interpolate_aligned(x, ref.shape[2:])
 
 
 class ConvNorm(nn.Module):

@@ -18,6 +18,19 @@ def padding_for(height: int, width: int) -> tuple[int, int]:
             max(MIN_INPUT_SIZE - width, (-width) % OUTPUT_STRIDE_MAX))
 
 
+def padded_size(height: int, width: int) -> tuple[int, int]:
+    """The size the networks actually run at for an input of this size (see :func:`padding_for`);
+    latency tables are measured at it, so their entries are what runs."""
+    pad_h, pad_w = padding_for(height, width)
+    return height + pad_h, width + pad_w
+
+
+def stride_padding(height: int, width: int) -> tuple[int, int]:
+    """Bottom and right padding to the next multiple of the stride only: what an exported graph
+    adds itself (the minimum size is the caller's, who pads small images before the graph)."""
+    return (-height) % OUTPUT_STRIDE_MAX, (-width) % OUTPUT_STRIDE_MAX
+
+
 def feature_channels(stride: int, base_channels: int, width: float) -> int:
     """Channels of a feature map at output ``stride`` and width multiplier ``width``: a full-width
     feature at stride s has s * F channels (F = ``base_channels``)."""

@@ -1,4 +1,7 @@
-"""Bilinear upsampling as two matrix products, for the training loss.
+"""The networks' bilinear resize, and the same upsampling as two matrix products for the training loss.
+
+:func:`interpolate_aligned` is the one resize every FasterSeg network, operator, supernet, deploy
+head and latency-table piece uses: bilinear with aligned corners, as the official code.
 
 Training upsamples every head's class scores to the crop's full resolution before the loss (the
 official recipe). ``F.interpolate`` does that on a CPU with a gather forward and a scatter-add
@@ -13,6 +16,12 @@ CPU the upsample, log-softmax and their backward took 50 ms instead of 82 per he
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+
+
+def interpolate_aligned(x: torch.Tensor, size) -> torch.Tensor:
+    """``F.interpolate(x, size, mode="bilinear", align_corners=True)``: the networks' resize."""
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
 
 
 def interpolation_matrix(n_in: int, n_out: int, align_corners: bool = True,

@@ -19,7 +19,7 @@ from fasterseg.genotype import Genotype
 from fasterseg.layers.ops import ConvNorm, Conv2x, build_op
 
 from fasterseg.layers.rules import padding_for
-from fasterseg.layers.upsample import upsample_aligned
+from fasterseg.layers.upsample import interpolate_aligned, upsample_aligned
 
 
 class ConvBnRelu(nn.Module):
@@ -125,7 +125,7 @@ def plan_cells(g: Genotype) -> list[list[CellSpec]]:
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
+    return interpolate_aligned(x, size)
 
 
 class FasterSegNet(nn.Module):

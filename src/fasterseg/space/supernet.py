@@ -42,6 +42,7 @@ from fasterseg.nets.network import FasterSegNet, Head, init_weights, plan_cells
 from fasterseg.layers.ops import OP_NAMES, PRIMITIVES, Conv2x, ConvNorm, build_op
 from fasterseg.layers.rules import padding_for
 from fasterseg.layers.slimmable import active_state, set_active_width
+from fasterseg.layers.upsample import interpolate_aligned
 from fasterseg.space.config import SupernetConfig
 
 # Output order of :meth:`Supernet.forward` (the official valid_names).
@@ -190,7 +191,7 @@ def gumbel_hard(logits: torch.Tensor, generator: torch.Generator | None = None) 
 
 
 def _resize(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x, size=like.shape[2:], mode="bilinear", align_corners=True)
+    return interpolate_aligned(x, like.shape[2:])
 
 
 def _stem(cfg: SupernetConfig, width: float) -> nn.Sequential:
@@ -293,7 +294,7 @@ class Supernet(nn.Module):
             h8, w8 = -(-height // 8), -(-width // 8)
             return tuple(p[..., :h8, :w8] for p in preds)
         return tuple(
-            F.interpolate(p, scale_factor=8, mode="bilinear", align_corners=True)[..., :height, :width] for p in preds
+            interpolate_aligned(p, (8 * p.shape[2], 8 * p.shape[3]))[..., :height, :width] for p in preds
         )
 
     def features(self, x: torch.Tensor, arch: str, widths: WidthMode | WidthSample = "arch") -> list[torch.Tensor]:
