@@ -29,6 +29,8 @@ def to_tensors(image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torc
 
 
 def normalize(img: torch.Tensor, mean, std) -> torch.Tensor:
+    """``(img - mean) / std`` per channel, for a (3, H, W) image or an (N, 3, H, W) batch in [0, 1]:
+    the one normalisation of training, search, evaluation and inference."""
     m = torch.as_tensor(mean, dtype=img.dtype, device=img.device).view(-1, 1, 1)
     s = torch.as_tensor(std, dtype=img.dtype, device=img.device).view(-1, 1, 1)
     return (img - m) / s

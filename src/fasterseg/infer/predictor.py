@@ -18,6 +18,7 @@ from fasterseg.errors import FasterSegError
 from fasterseg.infer.heads import Segmenter
 from fasterseg.infer.runners import RunnerOptions, build_runner
 from fasterseg.infer.views import sliding_window_scores
+from fasterseg.data.transforms import normalize
 from fasterseg.modelfile import IMAGENET_MEAN, IMAGENET_STD
 from fasterseg.layers.rules import MIN_INPUT_SIZE
 
@@ -33,8 +34,7 @@ class Predictor:
             raise FasterSegError(f"tile overlap must be in [0, 1), got {tile_overlap}")
         self.model = model.eval()
         meta = getattr(model, "meta", None)
-        self.mean = torch.tensor(meta.mean if meta else IMAGENET_MEAN).view(1, 3, 1, 1)
-        self.std = torch.tensor(meta.std if meta else IMAGENET_STD).view(1, 3, 1, 1)
+        self.mean, self.std = (meta.mean, meta.std) if meta else (IMAGENET_MEAN, IMAGENET_STD)
         self.options = options or RunnerOptions(backend="eager")
         self.runner = build_runner(model, self.options)
         self.device = self.runner.device
@@ -49,7 +49,7 @@ class Predictor:
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise FasterSegError(f"expected RGB uint8 images (H, W, 3), got {image.dtype} {image.shape}")
         batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255)
-        return (batch - self.mean) / self.std
+        return normalize(batch, self.mean, self.std)
 
     def predict(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Label maps (H, W) of train ids, one per image, in order."""

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Subset
 
 from fasterseg.data.base import IGNORE_INDEX
-from fasterseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from fasterseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int], label: bool) -> torch.Tensor:
@@ -39,8 +39,7 @@ class SearchTransform:
         self.scales = tuple(scales)
         self.downsample = downsample
         self.label_stride = label_stride
-        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
-        self.std = torch.tensor(std).view(1, 3, 1, 1)
+        self.mean, self.std = tuple(mean), tuple(std)
         self.ignore_index = ignore_index
 
     def __call__(self, image: np.ndarray, label: np.ndarray,
@@ -57,7 +56,7 @@ class SearchTransform:
         scale = self.scales[int(torch.randint(len(self.scales), (), generator=g))]
         size = (int(img.shape[2] * scale), int(img.shape[3] * scale))
         img, lab = _resize(img, size, False), _resize(lab, size, True)
-        img = (img / 255.0 - self.mean) / self.std
+        img = normalize(img / 255.0, self.mean, self.std)
         ch, cw = self.crop
         pad_h, pad_w = max(ch - img.shape[2], 0), max(cw - img.shape[3], 0)
         if pad_h or pad_w:
