@@ -11,8 +11,6 @@ adapts the latency weights to the FPS windows.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from dataclasses import dataclass, field
@@ -41,8 +39,8 @@ from fasterseg.losses import OhemCrossEntropy
 from fasterseg.search.steps import LatencyFn, make_optimisers, search_step
 from fasterseg.space.supernet import OUTPUT_NAMES, Supernet
 from fasterseg.utils.device import resolve_precision
-from fasterseg.utils.io import atomic_path, atomic_write_text, keep_csv_rows
-from fasterseg.utils.tensorboard import ScalarLog
+from fasterseg.utils.io import atomic_path, atomic_write_text
+from fasterseg.utils.metrics import MetricsLog
 
 
 @dataclass
@@ -90,22 +88,13 @@ def tensorboard_tag(column: str) -> str:
     return column
 
 
-def save_epoch(net: Supernet, run_dir: Path, record: EpochRecord) -> dict[str, object]:
-    """Weights, architecture parameters and the epoch's row of ``log.csv``; returns the row."""
+def save_epoch(net: Supernet, run_dir: Path, record: EpochRecord, metrics: MetricsLog) -> None:
+    """Weights, architecture parameters, then the epoch's row of ``log.csv`` (and TensorBoard)."""
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     with atomic_path(run_dir / "weights.safetensors") as tmp:
         save_file(state, str(tmp))
     atomic_write_text(run_dir / "arch.json", json.dumps(arch_state(net)) + "\n")
-    log = run_dir / "log.csv"
-    row = epoch_row(record, [a.name for a in net.cfg.archs])
-    old = log.read_text() if log.exists() else ""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    if not old:
-        writer.writerow(list(row))
-    writer.writerow(list(row.values()))
-    atomic_write_text(log, old + buf.getvalue())
-    return row
+    metrics.row("log.csv", epoch_row(record, [a.name for a in net.cfg.archs]), record.epoch, tag=tensorboard_tag)
 
 
 def run_phase(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | None = None,
@@ -166,9 +155,9 @@ def run_phase(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | No
     if resume:
         resumed = load_checkpoint(run_dir, net, opt.weights, opt.archs, schedule)
         first_epoch, latency_weights = resumed.next_epoch, resumed.latency_weights
-        if me == 0:
-            _truncate_log(run_dir / "log.csv", first_epoch)
-    scalars = ScalarLog(run_dir / "tensorboard", enabled=me == 0, purge_step=first_epoch or None)
+    metrics = MetricsLog(run_dir, enabled=me == 0, purge_step=first_epoch or None)
+    if resume:  # drop rows of epochs the resumed run will redo (written after the last checkpoint)
+        metrics.keep("log.csv", lambda row: int(row["epoch"]) < first_epoch)
     for epoch in range(first_epoch, cfg.epochs):
         seed = cfg.seed + 1000 * epoch
         dataset.set_epoch(epoch)
@@ -227,11 +216,10 @@ def run_phase(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | No
                                    file=sys.stderr)
         record.latency_weights = dict(latency_weights)
         if me == 0:
-            row = save_epoch(net, run_dir, record)
-            scalars.add({tensorboard_tag(k): v for k, v in row.items() if k != "epoch"}, epoch)
+            save_epoch(net, run_dir, record, metrics)
             save_checkpoint(run_dir, epoch, net, opt.weights, opt.archs, schedule, latency_weights)
         records.append(record)
-    scalars.close()
+    metrics.close()
     return records
 
 
@@ -283,6 +271,4 @@ def _check_resumable(cfg: SearchConfig, run_dir: Path) -> bool:
     return bool(changed)
 
 
-def _truncate_log(log: Path, next_epoch: int) -> None:
-    """Drop rows of epochs the resumed run will redo (written after the last checkpoint)."""
-    keep_csv_rows(log, lambda row: int(row["epoch"]) < next_epoch)
+

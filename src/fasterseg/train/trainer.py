@@ -40,7 +40,7 @@ from fasterseg.utils.device import resolve_device, resolve_precision
 from fasterseg.utils.env import environment
 from fasterseg.utils.io import append_csv_row, atomic_path, atomic_write_text, keep_csv_rows
 from fasterseg.utils.runlock import run_lock
-from fasterseg.utils.tensorboard import ScalarLog
+from fasterseg.utils.metrics import MetricsLog
 
 CHECKPOINT = "checkpoint.safetensors"  # the compact format at full precision: no pickle
 LEGACY_CHECKPOINT = "checkpoint.pt"  # what runs started before 2026-12-07 wrote (a torch pickle; not read)
@@ -503,30 +503,22 @@ def _summarise_names(names: list[str]) -> str:
 
 
 class _Logger:
-    """CSV always (on the main process); TensorBoard too when the tensorboard package is installed."""
+    """The per-step (``train_log.csv``) and per-epoch (``epochs.csv``) rows, through the metrics
+    log every run writes with (CSV on the main process; TensorBoard when installed)."""
 
     def __init__(self, run_dir: Path, enabled: bool, iters_per_epoch: int, start_epoch: int = 0):
-        self.enabled = enabled
         self.iters = iters_per_epoch
-        self.train_csv = run_dir / "train_log.csv"
-        self.epoch_csv = run_dir / "epochs.csv"
         # a resumed run drops what an interrupted epoch logged: every step after the last finished epoch's end
-        self.tb = ScalarLog(run_dir / "tensorboard", enabled,
-                            purge_step=start_epoch * iters_per_epoch + 1 if start_epoch else None)
+        self.metrics = MetricsLog(run_dir, enabled, purge_step=start_epoch * iters_per_epoch + 1 if start_epoch else None)
 
     def train_row(self, epoch: int, it: int, loss: float, lr: float, rate: float) -> None:
         """``epoch`` and ``it`` count from 1; TensorBoard's step is the global iteration."""
-        if not self.enabled:
-            return
-        append_csv_row(self.train_csv, {"epoch": epoch, "iter": it, "loss": loss, "lr": lr, "images_per_s": rate})
-        self.tb.add({"train/loss": loss, "train/lr": lr, "train/images_per_s": rate}, (epoch - 1) * self.iters + it)
+        self.metrics.row("train_log.csv", {"epoch": epoch, "iter": it, "loss": loss, "lr": lr, "images_per_s": rate},
+                         (epoch - 1) * self.iters + it, tag=lambda k: f"train/{k}", not_scalars=("epoch", "iter"))
 
     def epoch_row(self, record: dict) -> None:
-        if not self.enabled:
-            return
         row = {k: record.get(k, "") for k in EPOCH_COLUMNS}
-        append_csv_row(self.epoch_csv, row)
-        self.tb.add({f"epoch/{k}": v for k, v in row.items() if k != "epoch"}, record["epoch"] * self.iters)
+        self.metrics.row("epochs.csv", row, record["epoch"] * self.iters, tag=lambda k: f"epoch/{k}")
 
     def close(self) -> None:
-        self.tb.close()
+        self.metrics.close()
