@@ -8,6 +8,9 @@ map's cost is end to end minus model-only. Each path is then scored on CamVid's 
 the model trained on seq_train only.
 
     python benchmarks/label_paths.py [--backends openvino:bf16 onnxruntime:fp32] [--json out.json]
+
+``--model M --data SPEC --split S --no-timings`` scores another model on another set, e.g. the
+19-class check on the synthetic Cityscapes-layout scenes (a model trained on their train split).
 """
 
 from __future__ import annotations
@@ -52,17 +55,17 @@ def timings(backends: list[tuple[str, str]], sizes: list[tuple[int, int]], repea
     return rows
 
 
-def scores(backend: str, precision: str) -> dict[str, float]:
+def scores(backend: str, precision: str, model: str, data: str, split: str) -> dict[str, float]:
     from fasterseg.backends import LABEL_PATHS
 
     out = {}
     for path in LABEL_PATHS:
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
-            subprocess.run([sys.executable, "-m", "fasterseg.cli", "eval", "--model", str(SEQ_TRAIN_MODEL),
-                            "--data", f"camvid:{CAMVID}", "--split", "seq_val", "--backend", backend, "--precision", precision,
+            subprocess.run([str(Path(sys.executable).with_name("fasterseg")), "eval", "--model", model,
+                            "--data", data, "--split", split, "--backend", backend, "--precision", precision,
                             "--label-path", path, "--json", f.name], check=True, capture_output=True, cwd=REPO)
             out[path] = json.loads(Path(f.name).read_text())["average"]["IoU Classes"]
-        print(f"seq_val {backend} {precision} {path:>7}: {100 * out[path]:.2f} mIoU", flush=True)
+        print(f"{split} {backend} {precision} {path:>7}: {100 * out[path]:.2f} mIoU", flush=True)
     return out
 
 
@@ -72,11 +75,18 @@ def main() -> int:
     p.add_argument("--sizes", nargs="+", default=["360x480", "1024x2048"])
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--json", help="write the results here too")
+    p.add_argument("--model", default=str(SEQ_TRAIN_MODEL), help="the model scored (default: the built-in "
+                   "architecture trained on CamVid's seq_train)")
+    p.add_argument("--data", default=f"camvid:{CAMVID}", help="dataset spec scored (default: CamVid)")
+    p.add_argument("--split", default="seq_val", help="split scored (default: seq_val)")
+    p.add_argument("--no-timings", action="store_true", help="score only")
     args = p.parse_args()
     backends = [tuple(b.split(":")) for b in args.backends]
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
-    result = {"timings": timings(backends, sizes, args.repeats),
-              "seq_val_miou": {f"{b}:{pr}": scores(b, pr) for b, pr in backends}}
+    result = {"command": " ".join(["python", "benchmarks/label_paths.py", *sys.argv[1:]]),
+              "timings": [] if args.no_timings else timings(backends, sizes, args.repeats),
+              "model": args.model, "data": args.data, "split": args.split,
+              "miou": {f"{b}:{pr}": scores(b, pr, args.model, args.data, args.split) for b, pr in backends}}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0

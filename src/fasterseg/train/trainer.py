@@ -173,6 +173,51 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
 
 def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: DistInfo, resume: bool,
            show_progress: bool) -> TrainResult:
+    """The run as the sequence it is: settle the backend, check the folder, read the data, build
+    the model and its optimisation, start or restore, then epochs of training, scoring and saving."""
+    _seed_and_settle(cfg, device)
+    checkpoint_path = _check_run_folder(run_dir, resume)
+    data = _read_data(cfg, device, dist_info, show_progress)
+    built = _build_model(cfg, run_dir, resume, data.info, device, dist_info)
+    step = _build_step(cfg, built, data, device, dist_info, checkpoint_path, show_progress)
+    start_epoch, best_miou, history = 0, None, []
+    if resume:
+        start_epoch, best_miou, history = _restore(step, run_dir)
+    elif dist_info.is_main:
+        _start_run_files(cfg, run_dir, built.genotype, _resolved_settings(step, data))
+    barrier(dist_info)
+
+    meta = _model_meta(cfg, built, data)
+    run_record = RunRecord(to_dict(cfg), built.genotype.to_dict(), built.init_record)
+    logger = _Logger(run_dir, dist_info.is_main, data.iters, start_epoch)
+    val_transform = EvalTransform(scale=cfg.data.val_scale)
+    for epoch in range(start_epoch, cfg.epochs):
+        _set_train_mode(cfg, built)
+        data.sampler.set_epoch(epoch)
+        record = _train_one_epoch(step, data.loader, epoch, data.iters, logger, show_progress and dist_info.is_main)
+        improved = False
+        if data.val_set is not None and _validates(cfg, epoch):
+            scores = evaluate_model(built.model, data.val_set, data.info, device, dist_info, cfg.val_batches,
+                                    val_transform, show_progress)
+            record["val_mIoU"], record["val_pixel_accuracy"] = scores["mIoU"], scores["pixel_accuracy"]
+            improved = best_miou is None or scores["mIoU"] > best_miou
+            best_miou = scores["mIoU"] if improved else best_miou
+        history.append(record)
+        if dist_info.is_main:
+            logger.epoch_row(record)
+            state = _train_state(step, epoch, history, best_miou)
+            _save_epoch(step, run_dir, meta, record, state, run_record, improved)
+            if cfg.compact_every and ((epoch + 1) % cfg.compact_every == 0 or epoch + 1 == cfg.epochs):
+                _save_compact(run_dir, state, run_record, cfg.compact_max_mb)
+            if show_progress:
+                tqdm.write(_epoch_line(cfg, record, improved))
+        barrier(dist_info)
+    logger.close()
+    return _finish(cfg, run_dir, dist_info, best_miou, history)
+
+
+def _seed_and_settle(cfg: TrainConfig, device: torch.device) -> None:
+    """The seed, and deterministic kernels where asked (else cuDNN's autotuner on a GPU)."""
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -180,6 +225,9 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
+
+def _check_run_folder(run_dir: Path, resume: bool) -> Path:
+    """The checkpoint path, after refusing a start over a run or a resume with nothing to resume."""
     checkpoint_path = run_dir / CHECKPOINT
     if resume and not checkpoint_path.is_file() and (run_dir / LEGACY_CHECKPOINT).is_file():
         raise TrainingError(f"{run_dir / LEGACY_CHECKPOINT}: a checkpoint in the pickle format of earlier fasterseg "
@@ -189,8 +237,22 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
         raise TrainingError(f"{run_dir}: nothing to resume (no {CHECKPOINT})")
     if not resume and (checkpoint_path.exists() or (run_dir / LEGACY_CHECKPOINT).exists()):
         raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or choose another name")
+    return checkpoint_path
 
-    # Data.
+
+@dataclass
+class _Data:
+    train_base: object  # the decoded training split(s)
+    val_set: object | None
+    info: DatasetInfo
+    splits: list[str]
+    sampler: "ShardedEpochSampler"
+    loader: DataLoader
+    iters: int  # steps an epoch
+
+
+def _read_data(cfg: TrainConfig, device: torch.device, dist_info: DistInfo, show_progress: bool) -> _Data:
+    """The training and validation splits (decoded once into the cache) and the seeded loader."""
     d = cfg.data
     splits = as_split_list(d.train_split)
     cache_dir = (d.cache_dir or str(Path(cfg.out_dir) / ".cache" / "data")) if d.cache else None
@@ -201,14 +263,27 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
     info: DatasetInfo = train_base.info
     transform = TrainTransform(crop_size=tuple(d.crop_size), scales=tuple(d.scales), flip=d.flip,
                                base_scale=d.base_scale, ignore_index=info.ignore_index, photometric=d.photometric)
-    precision = resolve_precision(cfg.precision, device, note=tqdm.write if dist_info.is_main else (lambda _: None))
-    channels_last = cfg.channels_last
     iters = cfg.iters_per_epoch or max(1, len(train_base) // (cfg.batch_size * dist_info.world_size))
     sampler = ShardedEpochSampler(len(train_base), cfg.seed, iters, cfg.batch_size, dist_info)
     loader = DataLoader(AugmentedDataset(train_base, transform, cfg.seed), batch_size=cfg.batch_size, sampler=sampler,
                         num_workers=d.workers, pin_memory=device.type == "cuda", drop_last=True,
                         persistent_workers=False)
+    return _Data(train_base, val_set, info, splits, sampler, loader, iters)
 
+
+@dataclass
+class _Built:
+    genotype: Genotype
+    model: nn.Module  # the network (what is saved)
+    net: nn.Module  # what runs the step: the model, or its DDP wrapper
+    frozen_prefixes: list[str]
+    frozen_bns: list[nn.Module]
+    init_record: dict | None
+
+
+def _build_model(cfg: TrainConfig, run_dir: Path, resume: bool, info: DatasetInfo, device: torch.device,
+                 dist_info: DistInfo) -> _Built:
+    """The network: genotype, fresh weights (or ``init``'s), frozen parts, device, memory layout, DDP."""
     genotype = _genotype_to_train(cfg, run_dir, resume, info)
     model = FasterSegNet(genotype, aux_heads=cfg.loss.aux_weight > 0)  # 0: no auxiliary heads to compute at all
     init_weights(model)
@@ -217,87 +292,88 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
     frozen_bns = frozen_batchnorms(model, frozen_prefixes)
     init_record = _initialise(cfg, model, info, run_dir, resume, dist_info)
     model.to(device)
-    if channels_last:
+    if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    teacher = _load_teacher(cfg.teacher, info, device) if cfg.teacher else None
     net: nn.Module = model
     if dist_info.enabled:
         if cfg.sync_bn and device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return _Built(genotype, model, net, frozen_prefixes, frozen_bns, init_record)
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
+
+def _build_step(cfg: TrainConfig, built: _Built, data: _Data, device: torch.device, dist_info: DistInfo,
+                checkpoint_path: Path, show_progress: bool) -> "_Step":
+    """What one step needs: precision, optimiser, scaler, loss (with class weights), teacher."""
+    precision = resolve_precision(cfg.precision, device, note=tqdm.write if dist_info.is_main else (lambda _: None))
+    trainable = [p for p in built.model.parameters() if p.requires_grad]
     if not trainable:
-        raise TrainingError(f"freeze={frozen_prefixes} leaves no parameter to train; freeze fewer modules")
+        raise TrainingError(f"freeze={built.frozen_prefixes} leaves no parameter to train; freeze fewer modules")
     optimizer = make_optimizer(cfg, trainable)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     weights = None
     if cfg.loss.class_weight != "none":
-        pixels, present_in = label_statistics(train_base, info.num_classes, info.ignore_index, show)
+        info = data.info
+        pixels, present_in = label_statistics(data.train_base, info.num_classes, info.ignore_index,
+                                              show_progress and dist_info.is_main)
         weights = class_weights(cfg.loss.class_weight, pixels, present_in, cfg.loss.inverse_log_offset).to(device)
     criterion = OhemCrossEntropy(cfg.loss.ohem_thresh, min_kept_ratio=cfg.loss.ohem_min_kept_ratio,
-                                 ignore_index=info.ignore_index, class_weight=weights)
+                                 ignore_index=data.info.ignore_index, class_weight=weights)
+    teacher = _load_teacher(cfg.teacher, data.info, device) if cfg.teacher else None
+    return _Step(cfg, built.net, built.model, teacher, criterion, optimizer, scaler, device, precision,
+                 cfg.channels_last, dist_info, checkpoint_path)
 
-    step = _Step(cfg, net, model, teacher, criterion, optimizer, scaler, device, precision, channels_last, dist_info,
-                 checkpoint_path)
-    start_epoch, best_miou, history = 0, None, []
-    if resume:
-        start_epoch, best_miou, history = _restore(step, run_dir)
-    elif dist_info.is_main:
-        resolved = {"precision": precision, "channels_last": channels_last, "device": str(device),
-                    "train_samples": len(train_base), "train_splits": splits,
-                    "class_weight": None if weights is None else dict(zip(info.class_names, weights.tolist()))}
-        _start_run_files(cfg, run_dir, genotype, resolved)
-    barrier(dist_info)
 
-    meta = ModelMeta(genotype=genotype, class_names=info.class_names, train_size=tuple(d.crop_size),
-                     extra={"dataset": info.name, "data": d.spec, "train_split": splits,
+def _resolved_settings(step: "_Step", data: _Data) -> dict:
+    """What ``auto`` settings became on this machine, and the data actually trained on."""
+    weights = step.criterion.class_weight
+    return {"precision": step.precision, "channels_last": step.channels_last, "device": str(step.device),
+            "train_samples": len(data.train_base), "train_splits": data.splits,
+            "class_weight": None if weights is None else dict(zip(data.info.class_names, weights.tolist()))}
+
+
+def _model_meta(cfg: TrainConfig, built: _Built, data: _Data) -> ModelMeta:
+    """The header every model file of the run carries."""
+    info = data.info
+    meta = ModelMeta(genotype=built.genotype, class_names=info.class_names, train_size=tuple(cfg.data.crop_size),
+                     extra={"dataset": info.name, "data": cfg.data.spec, "train_split": data.splits,
                             "palette": [list(c) for c in info.palette]})
-    if init_record:
-        meta.extra["init"] = {k: init_record[k] for k in ("init_from", "classes_kept", "classes_new")}
-    logger = _Logger(run_dir, dist_info.is_main, iters, start_epoch)
-    val_transform = EvalTransform(scale=d.val_scale)
+    if built.init_record:
+        meta.extra["init"] = {k: built.init_record[k] for k in ("init_from", "classes_kept", "classes_new")}
+    return meta
 
-    for epoch in range(start_epoch, cfg.epochs):
-        sampler.set_epoch(epoch)
-        net.train()
-        if cfg.freeze_bn:
-            for m in model.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        for m in frozen_bns:  # frozen layers keep their statistics too
-            m.eval()
-        record = _train_one_epoch(step, loader, epoch, iters, logger, show_progress and dist_info.is_main)
-        validate_now = val_set is not None and ((cfg.val_every and (epoch + 1) % cfg.val_every == 0) or epoch + 1 == cfg.epochs)
-        improved = False
-        if validate_now:
-            scores = evaluate_model(model, val_set, info, device, dist_info, cfg.val_batches, val_transform, show_progress)
-            record["val_mIoU"] = scores["mIoU"]
-            record["val_pixel_accuracy"] = scores["pixel_accuracy"]
-            improved = best_miou is None or scores["mIoU"] > best_miou
-            if improved:
-                best_miou = scores["mIoU"]
-        history.append(record)
-        if dist_info.is_main:
-            logger.epoch_row(record)
-            state = _train_state(step, epoch, history, best_miou)
-            run_record = RunRecord(to_dict(cfg), genotype.to_dict(), init_record)
-            _save_epoch(step, run_dir, meta, record, state, run_record, improved)
-            if cfg.compact_every and ((epoch + 1) % cfg.compact_every == 0 or epoch + 1 == cfg.epochs):
-                _save_compact(run_dir, state, run_record, cfg.compact_max_mb)
-            msg = f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f}"
-            if "val_mIoU" in record:
-                msg += f", val mIoU {100 * record['val_mIoU']:.2f}" + (" (best)" if improved else "")
-            if show_progress:
-                tqdm.write(msg)
-        barrier(dist_info)
 
+def _set_train_mode(cfg: TrainConfig, built: _Built) -> None:
+    """Training mode, except batch norms that keep their statistics (``freeze_bn``, frozen layers)."""
+    built.net.train()
+    if cfg.freeze_bn:
+        for m in built.model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+    for m in built.frozen_bns:
+        m.eval()
+
+
+def _validates(cfg: TrainConfig, epoch: int) -> bool:
+    """Every ``val_every`` epochs, and always after the last."""
+    return bool(cfg.val_every and (epoch + 1) % cfg.val_every == 0) or epoch + 1 == cfg.epochs
+
+
+def _epoch_line(cfg: TrainConfig, record: dict, improved: bool) -> str:
+    line = f"epoch {record['epoch']}/{cfg.epochs}: loss {record['loss']:.4f}"
+    if "val_mIoU" in record:
+        line += f", val mIoU {100 * record['val_mIoU']:.2f}" + (" (best)" if improved else "")
+    return line
+
+
+def _finish(cfg: TrainConfig, run_dir: Path, dist_info: DistInfo, best_miou: float | None,
+            history: list[dict]) -> TrainResult:
+    """``metrics.json`` and the result: the best model when the run was scored, else the last."""
     final = run_dir / ("best.safetensors" if best_miou is not None else "last.safetensors")
     if dist_info.is_main:
         summary = {"best_val_mIoU": best_miou, "epochs": cfg.epochs, "history": history, "model": str(final),
                    "config": to_dict(cfg)}
         atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
-    logger.close()
     return TrainResult(run_dir=run_dir, model_path=final, best_miou=best_miou, history=history)
 
 
