@@ -104,4 +104,5 @@ def add_label_path_argument(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--label-path", choices=LABEL_PATHS, default=default,
                    help=f"labels from the class scores: exact (resized to the input size, then argmax), half or quarter "
                         f"(argmax at 1/2 or 1/4 of it, each label repeated over its block: a fraction of the cost, "
-                        f"within 0.2 mIoU on CamVid) (default {default})")
+                        f"within 0.1 mIoU on inputs 360 pixels high or more; under that, half scores as exact and "
+                        f"quarter about 0.35 lower) (default {default})")
