@@ -33,7 +33,7 @@ def run_one(genotype: str, out: Path, name: str, extra: list[str], epochs: int, 
                 "--out-dir", str(out), "--quiet", "--set", f"epochs={epochs}", "--set", f"val_every={epochs}",
                 "--set", f"seed={seed}"]
         if smoke:  # a check of the script itself, not of accuracy
-            args += ["--set", "iters_per_epoch=2", "--set", "val_batches=2", "--set", "batch_size=2"]
+            args += ["--set", "iters_per_epoch=2", "--set", "val_images=2", "--set", "batch_size=2"]
         for setting in extra:
             args += ["--set", setting]
         if (out / name / "checkpoint.safetensors").is_file():

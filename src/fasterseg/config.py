@@ -87,6 +87,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 
 
 def _build(cls: type[T], data: dict, prefix: str = "") -> T:
+    renamed = getattr(cls, "RENAMED_KEYS", {})  # old name -> new: configs and runs written before still load
+    data = {renamed.get(k, k): v for k, v in data.items()}
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
@@ -167,6 +169,8 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
         data = _merge(data, loaded)
     for text in overrides:
         keys, value = parse_override(text)
+        if len(keys) == 1:
+            keys = [getattr(cls, "RENAMED_KEYS", {}).get(keys[0], keys[0])]
         target = data
         for i, k in enumerate(keys[:-1]):
             if not isinstance(target.get(k), dict):

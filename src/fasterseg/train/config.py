@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from fasterseg.data.splits import as_split_list
 from fasterseg.data.transforms import Photometric
@@ -54,6 +55,8 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
+    RENAMED_KEYS: ClassVar[dict[str, str]] = {"val_batches": "val_images"}  # it always counted images
+
     genotype: str = ""  # path of the genotype JSON (or a model file to take the genotype from); empty with init: init's
     teacher: str | None = None  # model file of a trained teacher: enables distillation
     init: str = ""  # model file to start from (fine-tuning); classifier rows are matched by class name
@@ -65,7 +68,7 @@ class TrainConfig:
     iters_per_epoch: int = 1000  # 0: one pass over the training split
     batch_size: int = 12  # per process
     val_every: int = 10  # epochs; 0: only at the end
-    val_batches: int = 0  # 0: the whole val split
+    val_images: int = 0  # score only the first N images of the val split (0: all of it)
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast); auto: bf16 where the CPU has bf16 units, else fp32
     channels_last: bool = True  # NHWC memory format (faster with oneDNN on CPU and with cuDNN)

@@ -197,7 +197,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
         record = _train_one_epoch(step, data.loader, epoch, data.iters, logger, show_progress and dist_info.is_main)
         improved = False
         if data.val_set is not None and _validates(cfg, epoch):
-            scores = evaluate_model(built.model, data.val_set, data.info, device, dist_info, cfg.val_batches,
+            scores = evaluate_model(built.model, data.val_set, data.info, device, dist_info, cfg.val_images,
                                     val_transform, show_progress)
             record["val_mIoU"], record["val_pixel_accuracy"] = scores["mIoU"], scores["pixel_accuracy"]
             improved = best_miou is None or scores["mIoU"] > best_miou
