@@ -51,3 +51,17 @@ def test_unknown_key_in_file_names_file_and_key(tmp_path):
 
 def test_scientific_notation_without_a_dot_is_a_number():
     assert load_config(Cfg, None, ["optim.lr=1e-3"]).optim.lr == 1e-3
+
+
+def test_a_renamed_key_still_loads_from_files_runs_and_overrides(tmp_path):
+    """val_batches became val_images: a config file or a run folder written before, and a --set
+    with the old name, all set the new field; the old name is not written back."""
+    from fasterseg.config import load_config, to_dict
+    from fasterseg.train.config import TrainConfig
+
+    old = tmp_path / "old.yaml"
+    old.write_text("val_batches: 5\nepochs: 3\n")
+    assert load_config(TrainConfig, old).val_images == 5
+    assert load_config(TrainConfig, None, ["val_batches=2"]).val_images == 2
+    assert load_config(TrainConfig, old, ["val_images=7"]).val_images == 7
+    assert "val_batches" not in to_dict(load_config(TrainConfig, old))

@@ -162,6 +162,8 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
             raise ConfigError(f"{path}: expected a mapping at the top level")
         if section is not None and isinstance(loaded.get(section), dict):
             loaded = loaded[section]
+        renamed = getattr(cls, "RENAMED_KEYS", {})  # before merging, so the new name's default does not linger
+        loaded = {renamed.get(k, k): v for k, v in loaded.items()}
         try:
             _build(cls, _merge(data, loaded))
         except ConfigError as exc:
