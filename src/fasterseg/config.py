@@ -87,8 +87,6 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 
 
 def _build(cls: type[T], data: dict, prefix: str = "") -> T:
-    renamed = getattr(cls, "RENAMED_KEYS", {})  # old name -> new: configs and runs written before still load
-    data = {renamed.get(k, k): v for k, v in data.items()}
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
