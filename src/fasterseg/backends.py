@@ -20,9 +20,24 @@ from fasterseg.errors import BackendUnavailable
 PRECISION_NAMES: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
 TABLE_PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16")  # latency tables: int8 speed depends on a calibrated graph
 # How a deploy path turns class scores into labels (fasterseg.infer.heads): the argmax at the input
-# size, or at 1/2 or 1/4 of it with each label repeated over its block.
-LABEL_PATHS: tuple[str, ...] = ("exact", "half", "quarter")
-DEFAULT_LABEL_PATH = "quarter"  # what predict, bench, export --output labels and serve run unless told
+# size, or at 1/2 or 1/4 of it with each label repeated over its block; ``auto`` picks per input size.
+LABEL_PATHS: tuple[str, ...] = ("auto", "exact", "half", "quarter")
+DEFAULT_LABEL_PATH = "auto"  # what predict, bench, export --output labels and serve run unless told
+# Measured (docs/benchmarks.md, "Labels at the network's speed"): quarter scores within 0.1 mIoU of
+# exact on inputs 360 rows high or more (CamVid 360x480, synthetic 512x1024) but 0.35 below it at 256
+# rows, where half still scores as exact; quarter costs 0.04-0.11x the network, half 0.14-0.34x.
+QUARTER_MIN_ROWS = 360
+
+
+def label_path_for(label_path: str, height: int) -> str:
+    """The concrete label path for an input ``height`` rows high: ``auto`` is the cheapest path
+    that scores within 0.2 mIoU of exact at that height (quarter from QUARTER_MIN_ROWS, else half);
+    any other name is returned as it is."""
+    if label_path not in LABEL_PATHS:
+        raise ValueError(f"label path must be one of {LABEL_PATHS}, got {label_path!r}")
+    if label_path != "auto":
+        return label_path
+    return "quarter" if height >= QUARTER_MIN_ROWS else "half"
 
 
 @dataclass(frozen=True)

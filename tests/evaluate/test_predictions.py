@@ -201,7 +201,7 @@ def test_what_predict_writes_is_what_eval_scores(synth_root, tmp_path, capsys):
         assert main(["eval", *args, "--data", f"synth:{synth_root}", "--split", "val", "--json", str(out)]) == 0
         return json.loads(out.read_text())["average"]["IoU Classes"]
 
-    reference = miou("--model", model, "--label-path", "quarter")  # predict's label path (eval's default is exact)
+    reference = miou("--model", model, "--label-path", "auto")  # predict's label path (eval's default is exact)
     assert miou("--pred-dir", str(preds)) == pytest.approx(reference, abs=1e-9)
     assert "labels (train ids" in capsys.readouterr().err
     assert miou("--pred-dir", str(preds), "--ids", "label") == pytest.approx(reference, abs=1e-9)

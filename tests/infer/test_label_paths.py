@@ -95,3 +95,66 @@ def test_every_deploy_path_runs_the_quarter_path_as_eager_does(model, frames, ba
     assert got.shape == expected.shape
     assert float((got.long() == expected.long()).double().mean()) > 0.999  # float sums differ in order only
     assert np.asarray(got).dtype == np.uint8
+
+
+def test_auto_is_quarter_from_360_rows_and_half_under():
+    from fasterseg.backends import QUARTER_MIN_ROWS, label_path_for
+
+    assert QUARTER_MIN_ROWS == 360  # where quarter's loss was measured (docs/benchmarks.md, the 19-class check)
+    assert [label_path_for("auto", h) for h in (128, 256, 359, 360, 1024)] == ["half", "half", "half", "quarter", "quarter"]
+    assert [label_path_for(p, 128) for p in ("exact", "half", "quarter")] == ["exact", "half", "quarter"]
+    with pytest.raises(ValueError, match="'third'"):
+        label_path_for("third", 360)
+
+
+@pytest.mark.parametrize("backend", ["optimized", "onnxruntime", "openvino"])
+def test_auto_runs_half_on_short_inputs_and_quarter_on_tall_ones(model, frames, backend, graphs):
+    """One runner, two input heights: each gets the graph its height picks."""
+    from fasterseg.errors import BackendUnavailable
+    from fasterseg.infer.runners import RunnerOptions, build_runner
+
+    options = RunnerOptions(backend=backend, compile=False, label_path="auto", onnx_dir=graphs)
+    try:
+        runner = build_runner(model, options)
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    tall = frames[0][0][None]                      # 360x480
+    short = tall[:, :, 52:308, 48:432].contiguous()  # 256x384
+    for image, path in ((short, "half"), (tall, "quarter")):
+        with torch.no_grad():
+            expected = Segmenter(model, label_path=path)(image)
+            assert torch.equal(Segmenter(model, label_path="auto")(image), expected)
+        got = runner.labels(image)
+        assert got.shape == expected.shape
+        assert float((got.long() == expected.long()).double().mean()) > 0.999, path
+    if backend == "openvino":
+        assert {key[0] for key in runner.compiled} == {("labels", "half"), ("labels", "quarter")}
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+def test_a_graph_is_never_traced_with_auto(model):
+    """A traced graph would fix whichever path its example picked, for every size it later runs."""
+    with pytest.raises(ValueError, match="auto"):
+        torch.jit.trace(Segmenter(model, label_path="auto"), torch.zeros(1, 3, 64, 64))
+
+
+def test_export_resolves_auto_from_its_size(model, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from fasterseg.infer.export import export_onnx, model_metadata
+
+    for height, fraction in ((256, "1/2"), (384, "1/4")):
+        out = tmp_path / f"labels_{height}.onnx"
+        export_onnx(model, out, size=(height, 320), output="labels", label_path="auto", check=False,
+                    metadata=model_metadata(model.meta, "labels", "half" if height < 360 else "quarter"))
+        props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        assert f"taken at {fraction} of it" in props["fasterseg.output"]
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        image = torch.randn(1, 3, height, 320)
+        got = session.run(None, {"image": image.numpy()})[0]
+        with torch.no_grad():
+            expected = Segmenter(model, label_path="half" if height < 360 else "quarter")(image)
+        assert float((torch.from_numpy(got).long() == expected.long()).double().mean()) > 0.999
+    with pytest.raises(Exception, match="concrete"):
+        model_metadata(model.meta, "labels", "auto")

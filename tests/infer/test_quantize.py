@@ -97,10 +97,10 @@ def test_export_int8_writes_a_graph_onnx_runtime_runs(synth_root, tmp_path, caps
                  "--calib", f"synth:{synth_root}", "--calib-images", "2"]) == 0
     assert "calibrated on 2 images" in capsys.readouterr().out
     labels = ort_session(out).run(None, {"image": np.zeros((1, 3, 128, 256), np.float32)})[0]
-    assert labels.shape == (1, 128, 256) and labels.dtype == np.uint8  # the quarter label path, export's default
+    assert labels.shape == (1, 128, 256) and labels.dtype == np.uint8  # auto, export's default: half at 128 rows
     props = ort_session(out).get_modelmeta().custom_metadata_map  # carried over from the fp32 graph
     assert props["fasterseg.output"].startswith("class index") and len(json.loads(props["fasterseg.class_names"])) == 19
-    assert "uint8" in props["fasterseg.output"] and "label path quarter" in props["fasterseg.output"]
+    assert "uint8" in props["fasterseg.output"] and "label path half" in props["fasterseg.output"]
 
 
 @pytest.fixture(scope="module")

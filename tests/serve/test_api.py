@@ -23,7 +23,7 @@ def expected():
 
     model = load_model(str(builtin_model_path()))
     image = street()
-    labels = Predictor(model, RunnerOptions(backend="eager", label_path="quarter")).predict([image])[0]  # serve's default
+    labels = Predictor(model, RunnerOptions(backend="eager", label_path="auto")).predict([image])[0]  # serve's default
     return image, labels.astype(np.uint8), palette_for(model.meta), model.meta
 
 
@@ -72,7 +72,7 @@ def test_model_card_health_openapi_and_page(client, expected):
     assert [c["name"] for c in card["classes"]] == list(meta.class_names)
     assert [c["color"] for c in card["classes"]] == palette.tolist()
     assert card["heldout"]["miou"] == meta.extra["heldout_mIoU"]
-    assert card["deploy_path"] == {"backend": "eager", "precision": "fp32", "device": "cpu", "label_path": "quarter"}
+    assert card["deploy_path"] == {"backend": "eager", "precision": "fp32", "device": "cpu", "label_path": "auto"}
     assert card["provenance"]["command"].startswith("fasterseg train")
     measured = card["latency"]["measured"]  # timed at start, at the model's training size
     assert measured["size"] == list(meta.train_size) and measured["median_ms"] > 0

@@ -105,4 +105,5 @@ def add_label_path_argument(p: argparse.ArgumentParser, default: str) -> None:
                    help=f"labels from the class scores: exact (resized to the input size, then argmax), half or quarter "
                         f"(argmax at 1/2 or 1/4 of it, each label repeated over its block: a fraction of the cost, "
                         f"within 0.1 mIoU on inputs 360 pixels high or more; under that, half scores as exact and "
-                        f"quarter about 0.35 lower) (default {default})")
+                        f"quarter about 0.35 lower), or auto (quarter from 360 rows, half under; an exported graph "
+                        f"takes the one its --size picks) (default {default})")

@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fasterseg.backends import label_path_for
     from fasterseg.infer.export import export_onnx, model_metadata
     from fasterseg.infer.fold import fold_batchnorm
     from fasterseg.errors import FasterSegError
@@ -50,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
     size = args.size or (model.meta.train_size if model.meta and model.meta.train_size else (1024, 2048))
     if args.fold_bn:
         model = fold_batchnorm(model)
+    label_path = label_path_for(args.label_path, size[0])  # a graph runs one path: auto picks it from --size
     report = export_onnx(model, args.out, size=tuple(size), dynamic=args.dynamic, output=args.output,
                          opset=args.opset, check=args.check, tolerance=args.tolerance,
-                         metadata=model_metadata(model.meta, args.output, args.label_path), label_path=args.label_path)
+                         metadata=model_metadata(model.meta, args.output, label_path), label_path=label_path)
     print(report.summary() if args.check else f"wrote {report.path} (opset {report.opset}, not checked)")
     return 0
 
@@ -63,16 +65,18 @@ def _export_int8(args: argparse.Namespace, model) -> int:
     at the size they accept: without ``--size``, the calibration images' own."""
     import tempfile
 
+    from fasterseg.backends import label_path_for
     from fasterseg.infer.export import export_onnx, model_metadata
     from fasterseg.infer.fold import fold_batchnorm
     from fasterseg.infer.quantize import compare_graphs, quantize_onnx
 
     calibration = calibration_from_args(args, model.genotype.num_classes, None if args.dynamic else args.size)
+    label_path = label_path_for(args.label_path, calibration.size[0])
     with tempfile.TemporaryDirectory(prefix="fasterseg-export-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         export_onnx(fold_batchnorm(model), fp32, size=calibration.size, dynamic=args.dynamic, output=args.output,
                     opset=args.opset, check=args.check, tolerance=args.tolerance,
-                    metadata=model_metadata(model.meta, args.output, args.label_path), label_path=args.label_path)
+                    metadata=model_metadata(model.meta, args.output, label_path), label_path=label_path)
         quantize_onnx(fp32, args.out, calibration)
         agreement = compare_graphs(fp32, Path(args.out), calibration, args.output)
     kind = "dynamic N, H, W" if args.dynamic else f"{calibration.size[0]}x{calibration.size[1]}"

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fasterseg.backends import label_path_for
 from fasterseg.errors import ExportError
 from fasterseg.infer.heads import NetworkOnly, Segmenter
 from fasterseg.utils.io import atomic_path
@@ -53,7 +54,10 @@ def export_module(net: nn.Module, output: str, label_path: str = "exact") -> nn.
 
 def model_metadata(meta, output: str, label_path: str = "exact") -> dict[str, str]:
     """What a consumer of the ONNX file needs from the model file (ONNX ``metadata_props``): the
-    input normalisation, the class names and colours, what the output holds."""
+    input normalisation, the class names and colours, what the output holds (``label_path`` as
+    the graph runs it: concrete, not ``auto``)."""
+    if label_path not in ("exact", "half", "quarter"):
+        raise ExportError(f"model_metadata: give the graph's concrete label path, got {label_path!r}")
     extra = meta.extra or {}
     props = {
         "fasterseg.input": "image: float32 N x 3 x H x W, RGB in [0, 1], normalised as (x - mean) / std per channel",
@@ -89,12 +93,13 @@ def export_onnx(net: nn.Module, out: str | Path, size: tuple[int, int] = (1024, 
 
     ``size`` is the example (and, unless ``dynamic``, the only) input size (height, width);
     ``metadata`` goes into the file's ``metadata_props`` (see :func:`model_metadata`);
-    ``label_path`` is how the ``labels`` output is made (:mod:`fasterseg.infer.heads`).
+    ``label_path`` is how the ``labels`` output is made (:mod:`fasterseg.infer.heads`); a graph
+    fixes one, so ``auto`` is resolved from the example ``size``.
     """
     if opset < 17:
         raise ExportError(f"opset must be >= 17 (bilinear Resize semantics we rely on), got {opset}")
     out = Path(out)
-    module = export_module(net.cpu().eval(), output, label_path)
+    module = export_module(net.cpu().eval(), output, label_path_for(label_path, size[0]))
     example = torch.randn(1, 3, *size)
     dynamic_shapes = None
     if dynamic:

@@ -14,6 +14,9 @@ CPU costs more than the network (8.5 against 2.3 ms at 360x480, OpenVINO bf16). 
 over its 2x2 or 4x4 block (the nearest sample of the same align-corners grid), in uint8: the
 label map then costs 0.1-0.2x the network; on CamVid's seq_val ``quarter`` scores 0.10 mIoU
 below ``exact`` and ``half`` 0.02 above (docs/benchmarks.md, "Labels at the network's speed").
+``auto`` chooses per input height (``backends.label_path_for``): quarter from 360 rows, half
+under that, where quarter loses 0.35 mIoU. A traced or exported graph fixes one path, so it must be
+given a concrete one (``export`` resolves ``auto`` from its example size).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fasterseg.backends import LABEL_PATHS
+from fasterseg.backends import LABEL_PATHS, label_path_for
 from fasterseg.layers.rules import stride_padding
 from fasterseg.layers.upsample import interpolate_aligned
 
@@ -51,6 +54,10 @@ def _nearest_index(size: int, source: int, device: torch.device) -> torch.Tensor
     return torch.round(torch.arange(size, device=device, dtype=torch.float32) * step).long()
 
 
+def _is_exporting() -> bool:
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
 class Segmenter(nn.Module):
     """Normalised images (N, 3, H, W) -> labels (N, H, W), or logits if ``argmax`` is False.
 
@@ -68,8 +75,11 @@ class Segmenter(nn.Module):
         height, width = x.shape[2], x.shape[3]
         padded = pad_to_stride(x)
         full_h, full_w = padded.shape[2], padded.shape[3]
+        if self.label_path == "auto" and self.argmax and _is_exporting():
+            raise ValueError("label path 'auto' chooses per input size, which a traced graph cannot do: "
+                             "give the export a concrete one (backends.label_path_for)")
         low = self.net.logits8(padded)
-        stride = _ARGMAX_STRIDE[self.label_path] if self.argmax else 1
+        stride = _ARGMAX_STRIDE[label_path_for(self.label_path, height)] if self.argmax else 1
         if stride == 1:
             logits = interpolate_aligned(low, (full_h, full_w))
             logits = logits[:, :, :height, :width]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fasterseg.backends import LABEL_PATHS, PRECISION_NAMES, REGISTRY, entry, resolve
+from fasterseg.backends import LABEL_PATHS, PRECISION_NAMES, REGISTRY, entry, label_path_for, resolve
 from fasterseg.errors import BackendUnavailable, FasterSegError
 from fasterseg.infer.fold import fold_batchnorm
 from fasterseg.infer.heads import NetworkOnly, Segmenter
@@ -44,7 +44,7 @@ class RunnerOptions:
     threads: int | None = None
     onnx_dir: Path | None = None  # where ONNX Runtime/TensorRT keep their exported graphs
     calibration: Calibration | None = None  # int8: the images its activation ranges are measured on
-    label_path: str = "exact"  # how labels are made: exact | half | quarter (fasterseg.infer.heads)
+    label_path: str = "exact"  # how labels are made: auto | exact | half | quarter (fasterseg.infer.heads)
     extra: dict = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -187,12 +187,18 @@ def _export_dir(options: RunnerOptions) -> Path:
     return Path(options.onnx_dir) if options.onnx_dir else Path(tempfile.mkdtemp(prefix="fasterseg-onnx-"))
 
 
-def _export(model: nn.Module, options: RunnerOptions, output: str, directory: Path) -> Path:
-    """The ONNX graph for ``output`` ("labels" with fused argmax, or "logits8") in ``directory``,
-    dynamic N, H, W; for int8, its QDQ version calibrated on ``options.calibration``."""
+def _graph_for(output: str, options: RunnerOptions, x: torch.Tensor) -> tuple[str, str]:
+    """Which graph an input runs: (output, concrete label path). A graph fixes its label path, so
+    ``auto`` keeps one graph per path it picks (at most two: half and quarter)."""
+    return output, label_path_for(options.label_path, x.shape[2]) if output == "labels" else "exact"
+
+
+def _export(model: nn.Module, options: RunnerOptions, graph: tuple[str, str], directory: Path) -> Path:
+    """The ONNX graph ``graph`` ("labels" with fused argmax on its label path, or "logits8") in
+    ``directory``, dynamic N, H, W; for int8, its QDQ version calibrated on ``options.calibration``."""
     from fasterseg.infer.export import export_onnx
 
-    label_path = options.label_path if output == "labels" else "exact"
+    output, label_path = graph
     path = directory / (f"{output}.onnx" if label_path == "exact" else f"{output}-{label_path}.onnx")
     if not path.exists():
         example_size = options.extra.get("example_size", (256, 512))
@@ -217,10 +223,11 @@ def _ort_runner(model: nn.Module, options: RunnerOptions, device: torch.device, 
 
     def run(output: str) -> Callable:
         def call(x: torch.Tensor) -> torch.Tensor:
-            if output not in sessions:
-                sessions[output] = ort_session(_export(model, options, output, directory), threads=options.threads, providers=providers)
+            graph = _graph_for(output, options, x)
+            if graph not in sessions:
+                sessions[graph] = ort_session(_export(model, options, graph, directory), threads=options.threads, providers=providers)
             array = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-            return torch.from_numpy(sessions[output].run(None, {"image": array})[0]).to(device)
+            return torch.from_numpy(sessions[graph].run(None, {"image": array})[0]).to(device)
         return call
 
     return Runner(options.describe(), device, run("labels"), run("logits8"))
@@ -279,11 +286,12 @@ def openvino_runner(model: nn.Module, options: RunnerOptions, device: torch.devi
 
     def run(output: str) -> Callable:
         def call(x: torch.Tensor) -> torch.Tensor:
-            key = (output, tuple(x.shape))
+            graph = _graph_for(output, options, x)
+            key = (graph, tuple(x.shape))
             if key not in compiled:
-                graph = core.read_model(str(_export(model, options, output, directory)))
-                graph.reshape({"image": list(x.shape)})
-                compiled[key] = core.compile_model(graph, "CPU", config)
+                network = core.read_model(str(_export(model, options, graph, directory)))
+                network.reshape({"image": list(x.shape)})
+                compiled[key] = core.compile_model(network, "CPU", config)
                 while len(compiled) > limit:
                     compiled.popitem(last=False)
             compiled.move_to_end(key)
