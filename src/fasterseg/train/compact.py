@@ -2,7 +2,8 @@
 
 A run folder's ``checkpoint.safetensors`` (this format at full precision) continues a run exactly, but only where the folder survives; a
 long CamVid recipe outlasts a working session and its machine. The compact checkpoint holds what
-``--resume`` needs (weights, optimiser state, scaler, epoch, best score, history, RNG) plus what
+``--resume`` needs (weights, optimiser state, scaler, epoch, best score, history, RNG, the weights'
+moving average when kept) plus what
 rebuilds the folder (config, genotype, fine-tuning record), as safetensors with a JSON header: no
 pickle. It keeps the most precise form that fits ``max_mb``:
 
@@ -48,6 +49,7 @@ class TrainState:
     best_miou: float | None
     history: list[dict]
     rng_cpu: torch.Tensor
+    ema: dict[str, torch.Tensor] | None = None  # the weights' moving average, when the run keeps one
 
 
 @dataclass
@@ -59,13 +61,13 @@ class RunRecord:
     init: dict[str, Any] | None  # init.json of a fine-tuned run
 
 
-def _weights(model: dict[str, torch.Tensor], half: bool) -> dict[str, torch.Tensor]:
+def _weights(model: dict[str, torch.Tensor], half: bool, prefix: str = "model") -> dict[str, torch.Tensor]:
     out = {}
     for key, value in model.items():
         value = value.detach().cpu().contiguous()
         if half and value.is_floating_point() and (value.numel() == 0 or float(value.abs().max()) < _FP16_MAX):
             value = value.half()
-        out[f"model.{key}"] = value
+        out[f"{prefix}.{key}"] = value
     return out
 
 
@@ -99,6 +101,8 @@ def save_compact(path: Path, state: TrainState, record: RunRecord, max_mb: float
     chosen = None
     for level in LEVELS:
         weights = _weights(state.model, half=level.startswith("fp16"))
+        if state.ema is not None:
+            weights.update(_weights(state.ema, half=level.startswith("fp16"), prefix="ema"))
         moments, plain = _moments(state.optimizer, low=level.endswith("bf16"))
         tensors = {**weights, **moments, "rng.torch": state.rng_cpu.cpu().contiguous()}
         size = _nbytes(tensors) + header_bytes + len(json.dumps(plain)) + 128 * len(tensors)
@@ -139,9 +143,10 @@ def read_compact(path: Path) -> tuple[TrainState, RunRecord]:
         raise TrainingError(f"{path}: no RNG state ('rng.torch')")
     widened = {k: (v.float() if v.dtype in (torch.float16, torch.bfloat16) else v) for k, v in tensors.items()}
     model = {k[len("model."):]: v for k, v in widened.items() if k.startswith("model.")}
+    ema = {k[len("ema."):]: v for k, v in widened.items() if k.startswith("ema.")} or None
     optimizer = unflatten_optimizer("opt", fields["optimizer"], {k: v for k, v in widened.items() if k.startswith("opt.")})
     state = TrainState(model=model, optimizer=optimizer, scaler=fields["scaler"], epoch=int(fields["epoch"]),
-                       best_miou=fields["best_miou"], history=fields["history"], rng_cpu=tensors["rng.torch"])
+                       best_miou=fields["best_miou"], history=fields["history"], rng_cpu=tensors["rng.torch"], ema=ema)
     return state, RunRecord(config=fields["config"], genotype=fields["genotype"], init=fields["init"])
 
 

@@ -77,6 +77,7 @@ class TrainConfig:
     deterministic: bool = False  # deterministic algorithms where the backend allows (slower on CUDA)
     log_every: int = 20  # iterations between CSV/TensorBoard log rows
     compact_every: int = 0  # epochs between compact checkpoints (RUN/compact.safetensors, to carry a run to another machine); 0: none
+    ema_decay: float = 0.0  # 0: off; e.g. 0.999: also keep a moving average of the weights (about 1/(1-d) steps), scored beside them (val_mIoU_ema) and saved as ema.safetensors
     compact_max_mb: float = 10.0  # the compact checkpoint's size limit: it rounds optimiser moments, then weights, to fit
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -102,6 +103,8 @@ class TrainConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.loss.aux_weight < 0:
             raise ValueError(f"loss.aux_weight must be >= 0, got {self.loss.aux_weight}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be 0 (off) or in (0, 1), got {self.ema_decay}")
         if self.compact_every < 0 or not self.compact_max_mb > 0:
             raise ValueError(f"compact_every must be >= 0 and compact_max_mb > 0, got {self.compact_every}, {self.compact_max_mb}")
         if self.epochs < 1 or self.batch_size < 1:

@@ -35,6 +35,7 @@ from fasterseg.distributed import DistInfo, all_reduce_mean, barrier, cleanup, i
 from fasterseg.losses import OhemCrossEntropy, distillation_kl, segmentation_loss
 from fasterseg.train.class_weights import class_weights, label_statistics
 from fasterseg.train.compact import COMPACT, CONTINUED_FROM, RunRecord, TrainState, read_compact, save_compact
+from fasterseg.train.ema import WeightAverage
 from fasterseg.train.init_from import freeze, frozen_batchnorms, initialise_from
 from fasterseg.utils.device import resolve_device, resolve_precision
 from fasterseg.utils.env import environment
@@ -44,7 +45,7 @@ from fasterseg.utils.metrics import MetricsLog
 
 CHECKPOINT = "checkpoint.safetensors"  # the compact format at full precision: no pickle
 LEGACY_CHECKPOINT = "checkpoint.pt"  # what runs started before 2026-12-07 wrote (a torch pickle; not read)
-EPOCH_COLUMNS = ("epoch", "loss", "lr", "seconds", "val_mIoU", "val_pixel_accuracy")  # epochs.csv
+EPOCH_COLUMNS = ("epoch", "loss", "lr", "seconds", "val_mIoU", "val_pixel_accuracy", "val_mIoU_ema")  # epochs.csv
 
 
 # ----------------------------------------------------------------------------- data order
@@ -202,6 +203,9 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
             record["val_mIoU"], record["val_pixel_accuracy"] = scores["mIoU"], scores["pixel_accuracy"]
             improved = best_miou is None or scores["mIoU"] > best_miou
             best_miou = scores["mIoU"] if improved else best_miou
+            if step.ema is not None:
+                record["val_mIoU_ema"] = evaluate_model(step.ema.shadow, data.val_set, data.info, device, dist_info,
+                                                        cfg.val_images, val_transform, show_progress)["mIoU"]
         history.append(record)
         if dist_info.is_main:
             logger.epoch_row(record)
@@ -320,8 +324,9 @@ def _build_step(cfg: TrainConfig, built: _Built, data: _Data, device: torch.devi
     criterion = OhemCrossEntropy(cfg.loss.ohem_thresh, min_kept_ratio=cfg.loss.ohem_min_kept_ratio,
                                  ignore_index=data.info.ignore_index, class_weight=weights)
     teacher = _load_teacher(cfg.teacher, data.info, device) if cfg.teacher else None
+    ema = WeightAverage(built.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     return _Step(cfg, built.net, built.model, teacher, criterion, optimizer, scaler, device, precision,
-                 cfg.channels_last, dist_info, checkpoint_path)
+                 cfg.channels_last, dist_info, checkpoint_path, ema)
 
 
 def _resolved_settings(step: "_Step", data: _Data) -> dict:
@@ -363,6 +368,8 @@ def _epoch_line(cfg: TrainConfig, record: dict, improved: bool) -> str:
     line = f"epoch {record['epoch']}/{cfg.epochs}: loss {record['loss']:.4f}"
     if "val_mIoU" in record:
         line += f", val mIoU {100 * record['val_mIoU']:.2f}" + (" (best)" if improved else "")
+    if "val_mIoU_ema" in record:
+        line += f", averaged weights {100 * record['val_mIoU_ema']:.2f}"
     return line
 
 
@@ -393,6 +400,7 @@ class _Step:
     channels_last: bool
     dist_info: DistInfo
     checkpoint_path: Path
+    ema: WeightAverage | None = None  # the weights' moving average (ema_decay), updated after every step
 
     def __call__(self, img: torch.Tensor, lab: torch.Tensor, lr: float, where: str) -> float:
         """One step at learning rate ``lr``; returns the loss (averaged over processes)."""
@@ -425,6 +433,8 @@ class _Step:
             nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model)
         return loss_value
 
 
@@ -473,6 +483,11 @@ def _restore(step: _Step, run_dir: Path) -> tuple[int, float | None, list[dict]]
         raise TrainingError(f"{path}: its optimiser state does not fit this run ({exc}); settings that change what "
                             "is trained or how (freeze, optim.name) cannot change on --resume") from None
     step.scaler.load_state_dict(state.scaler)
+    if step.ema is not None and state.ema is not None:
+        step.ema.load_state_dict(state.ema)
+    elif step.ema is not None and step.dist_info.is_main:
+        tqdm.write(f"ema_decay={step.cfg.ema_decay} is new to this run: the average starts at the weights of epoch "
+                   f"{state.epoch + 1}")
     torch.set_rng_state(state.rng_cpu.cpu())
     start_epoch = state.epoch + 1
     if step.dist_info.is_main:
@@ -490,7 +505,8 @@ def _restore(step: _Step, run_dir: Path) -> tuple[int, float | None, list[dict]]
 def _train_state(step: _Step, epoch: int, history: list[dict], best_miou: float | None) -> TrainState:
     """What a resumed run restores, as it stands after ``epoch``."""
     return TrainState(model=step.model.state_dict(), optimizer=step.optimizer.state_dict(), scaler=step.scaler.state_dict(),
-                      epoch=epoch, best_miou=best_miou, history=history, rng_cpu=torch.get_rng_state())
+                      epoch=epoch, best_miou=best_miou, history=history, rng_cpu=torch.get_rng_state(),
+                      ema=step.ema.state_dict() if step.ema is not None else None)
 
 
 def _save_compact(run_dir: Path, state: TrainState, run_record: RunRecord, max_mb: float) -> None:
@@ -526,6 +542,12 @@ def _save_epoch(step: _Step, run_dir: Path, meta: ModelMeta, record: dict, state
     save_model(run_dir / "last.safetensors", step.model, meta)
     if improved:
         save_model(run_dir / "best.safetensors", step.model, meta)
+    if step.ema is not None:  # its header scores the average, not the raw weights
+        scores = {k: v for k, v in record.items() if not k.startswith("val_")}
+        if "val_mIoU_ema" in record:
+            scores["val_mIoU"] = record["val_mIoU_ema"]
+        scores["weights"] = f"moving average, decay {step.cfg.ema_decay}"
+        save_model(run_dir / "ema.safetensors", step.ema.shadow, replace(meta, extra={**meta.extra, "metrics": scores}))
     save_compact(step.checkpoint_path, state, run_record, max_mb=float("inf"))
 
 

@@ -56,12 +56,30 @@ def write_point(path: Path) -> None:
 
 
 def append_csv_row(path: Path, row: dict) -> None:
-    """Append ``row`` to the CSV log at ``path`` (with a header line when the file is new)."""
+    """Append ``row`` to the CSV log at ``path`` (with a header line when the file is new).
+
+    Values go under the file's own header, blank where the row lacks a column; a row with a
+    column the file lacks (a run resumed by a newer version that logs more) first widens the
+    file: rewritten whole under the wider header, the old rows blank in the new column."""
     import csv
 
-    new = not path.exists()
+    columns = list(row)
+    if path.exists():
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+        if header:
+            added = [c for c in columns if c not in header]
+            if added:
+                with open(path, newline="") as f:
+                    rows = list(csv.DictReader(f))
+                with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+                    writer = csv.DictWriter(f, fieldnames=header + added, restval="")
+                    writer.writeheader()
+                    writer.writerows(rows)
+            columns = header + added
+    new = not path.exists() or path.stat().st_size == 0
     with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row))
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
         if new:
             writer.writeheader()
         writer.writerow(row)
