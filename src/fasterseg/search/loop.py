@@ -111,6 +111,9 @@ def run_phase(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | No
     Started under ``torchrun`` (process group initialised by the caller), every process takes
     its share of each global batch of ``cfg.batch_size`` and the run computes what one process
     computes; only the first process writes files.
+
+    The phase as the sequence it is: check the folder, read the data, build the supernet and its
+    optimisers (or restore them), then epochs of steps, scoring, deriving and saving.
     """
     run_dir = Path(run_dir)
     world, me = world_size(), rank()
@@ -118,9 +121,51 @@ def run_phase(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | No
         raise ConfigError(f"batch_size: {cfg.batch_size} cannot be shared equally by {world} processes")
     rewrite_config = _check_resumable(cfg, run_dir) if resume else False
     torch.manual_seed(cfg.seed)
-    transform = SearchTransform(cfg.crop, cfg.scales, cfg.downsample)
     say = tqdm.write if me == 0 else (lambda _: None)
-    base = read_splits(cfg.train_data, as_split_list(cfg.train_split), cfg.cache_dir or None,  # decoded once
+    data = _read_phase_data(cfg, me, world, say)
+    if (rewrite_config or not resume) and me == 0:  # the data is readable: only now is the run folder written
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    device = torch.device(device)
+    phase = _build_phase(cfg, data, device, init_weights, say)
+    latency_weights = dict(cfg.latency_weights)
+    first_epoch = 0
+    if resume:
+        resumed = load_checkpoint(run_dir, phase.net, phase.opt.weights, phase.opt.archs, phase.schedule)
+        first_epoch, latency_weights = resumed.next_epoch, resumed.latency_weights
+    metrics = MetricsLog(run_dir, enabled=me == 0, purge_step=first_epoch or None)
+    if resume:  # drop rows of epochs the resumed run will redo (written after the last checkpoint)
+        metrics.keep("log.csv", lambda row: int(row["epoch"]) < first_epoch)
+    records = []
+    for epoch in range(first_epoch, cfg.epochs):
+        record = _train_epoch(cfg, phase, data, epoch, latency_fn, latency_weights, me, world)
+        if data.val is not None:
+            _score_outputs(cfg, phase, data, record, me, world)
+        if not cfg.pretrain and genotype_latency is not None and record.miou:
+            _derive_and_adapt(cfg, phase.net, record, genotype_latency, latency_weights, run_dir, me)
+        record.latency_weights = dict(latency_weights)
+        if me == 0:
+            save_epoch(phase.net, run_dir, record, metrics)
+            save_checkpoint(run_dir, epoch, phase.net, phase.opt.weights, phase.opt.archs, phase.schedule,
+                            latency_weights)
+        records.append(record)
+    metrics.close()
+    return records
+
+
+@dataclass
+class _PhaseData:
+    dataset: Augmented  # the training split(s), augmented per (seed, epoch, image)
+    val: torch.utils.data.Dataset | None  # this process's share of the scored images
+    weight_half: list[int]  # images the weight steps train on
+    arch_half: list[int]  # images the architecture steps train on
+    iters: int  # steps an epoch
+
+
+def _read_phase_data(cfg: SearchConfig, me: int, world: int, say) -> _PhaseData:
+    """The training split (decoded once into the cache) split in two halves, and the val share."""
+    transform = SearchTransform(cfg.crop, cfg.scales, cfg.downsample)
+    base = read_splits(cfg.train_data, as_split_list(cfg.train_split), cfg.cache_dir or None,
                        show_progress=me == 0, max_cache_gb=8.0, note=say)
     dataset = Augmented(base, transform, cfg.seed)
     info = getattr(base, "info", None)
@@ -133,12 +178,23 @@ def run_phase(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | No
         val = build_dataset(cfg.val_data, cfg.val_split, EvalTransform(downsample=cfg.downsample))
         count = min(cfg.val_limit, len(val)) if cfg.val_limit else len(val)
         val = torch.utils.data.Subset(val, range(me, count, world))  # each process scores its share
-    if (rewrite_config or not resume) and me == 0:  # the data is readable: only now is the run folder written
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-    latency_weights = dict(cfg.latency_weights)
     weight_half, arch_half = split_halves(len(dataset), cfg.seed)
-    iters = iterations_per_epoch(cfg, len(weight_half))
+    return _PhaseData(dataset, val, weight_half, arch_half, iterations_per_epoch(cfg, len(weight_half)))
+
+
+@dataclass
+class _Phase:
+    net: Supernet
+    opt: object  # the weight and architecture optimisers (steps.make_optimisers)
+    schedule: torch.optim.lr_scheduler.LRScheduler  # the weights' per-epoch decay
+    criterion: OhemCrossEntropy
+    device: torch.device
+    amp_dtype: torch.dtype | None
+
+
+def _build_phase(cfg: SearchConfig, data: _PhaseData, device: torch.device, init_weights: str | Path | None,
+                 say) -> _Phase:
+    """The supernet (fresh, or ``init_weights``), its optimisers, schedule, loss and precision."""
     net = globalise_batchnorm(Supernet(cfg.supernet)).to(device)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -147,80 +203,81 @@ def run_phase(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | No
     opt = make_optimisers(net, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.arch_lr, optimizer=cfg.optimizer)
     schedule = torch.optim.lr_scheduler.ExponentialLR(opt.weights, cfg.lr_decay)
     criterion = OhemCrossEntropy(cfg.ohem_thresh, across_processes=True)
-    device = torch.device(device)
     precision = resolve_precision(cfg.precision, device, note=say)
     amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    records = []
-    first_epoch = 0
-    if resume:
-        resumed = load_checkpoint(run_dir, net, opt.weights, opt.archs, schedule)
-        first_epoch, latency_weights = resumed.next_epoch, resumed.latency_weights
-    metrics = MetricsLog(run_dir, enabled=me == 0, purge_step=first_epoch or None)
-    if resume:  # drop rows of epochs the resumed run will redo (written after the last checkpoint)
-        metrics.keep("log.csv", lambda row: int(row["epoch"]) < first_epoch)
-    for epoch in range(first_epoch, cfg.epochs):
+    return _Phase(net, opt, schedule, criterion, device, amp_dtype)
+
+
+def _train_epoch(cfg: SearchConfig, phase: _Phase, data: _PhaseData, epoch: int, latency_fn: LatencyFn | None,
+                 latency_weights: dict[str, float], me: int, world: int) -> EpochRecord:
+    """One epoch of steps: weights on one half, then (searching) architectures on the other."""
+    seed = cfg.seed + 1000 * epoch
+    data.dataset.set_epoch(epoch)
+    weights = half_loader(data.dataset, data.weight_half, cfg.batch_size, data.iters, seed, cfg.num_workers, me, world)
+    archs = half_loader(data.dataset, data.arch_half, cfg.batch_size, data.iters, seed + 1, cfg.num_workers, me, world)
+    lr = phase.opt.weights.param_groups[0]["lr"]
+    sums = {"weight": 0.0, "arch": 0.0}
+    latency: dict[str, float] = {}
+    bar = tqdm(zip(weights, archs), total=data.iters, file=sys.stderr, disable=me != 0,
+               desc=f"{'pretrain' if cfg.pretrain else 'search'} {epoch + 1}/{cfg.epochs}")
+    for w_batch, a_batch in bar:
+        w_batch = _to_device(w_batch, phase.device, cfg.channels_last)
+        a_batch = None if cfg.pretrain else _to_device(a_batch, phase.device, cfg.channels_last)
+        result = search_step(phase.net, phase.opt, phase.criterion, w_batch, a_batch, cfg.pretrain, cfg.grad_clip,
+                             latency_fn, latency_weights, phase.amp_dtype, every_arch=cfg.pretrain_every_arch)
+        sums["weight"] += result.weight_loss
+        sums["arch"] += result.arch_loss or 0.0
+        latency = result.latency
+        bar.set_postfix(loss=f"{result.weight_loss:.3f}")
+    phase.schedule.step()
+    n = data.iters
+    return EpochRecord(epoch, lr, sums["weight"] / n, None if cfg.pretrain else sums["arch"] / n, latency)
+
+
+def _score_outputs(cfg: SearchConfig, phase: _Phase, data: _PhaseData, record: EpochRecord, me: int,
+                   world: int) -> None:
+    """Each architecture's five outputs scored on the val split, into ``record.miou``.
+
+    Widths are drawn per image from (seed, epoch, image): the scores do not depend on how images
+    are shared, and the training stream is left in step on every process."""
+    epoch = record.epoch
+    eval_seed = cfg.seed * 1_000_003 + epoch
+    calibration = []
+    if cfg.bn_batches:  # the same training crops for every architecture scored
         seed = cfg.seed + 1000 * epoch
-        dataset.set_epoch(epoch)
-        weights = half_loader(dataset, weight_half, cfg.batch_size, iters, seed, cfg.num_workers, me, world)
-        archs = half_loader(dataset, arch_half, cfg.batch_size, iters, seed + 1, cfg.num_workers, me, world)
-        lr = opt.weights.param_groups[0]["lr"]
-        sums = {"weight": 0.0, "arch": 0.0}
-        latency: dict[str, float] = {}
-        bar = tqdm(zip(weights, archs), total=iters, file=sys.stderr, disable=me != 0,
-                   desc=f"{'pretrain' if cfg.pretrain else 'search'} {epoch + 1}/{cfg.epochs}")
-        for w_batch, a_batch in bar:
-            w_batch = _to_device(w_batch, device, cfg.channels_last)
-            a_batch = None if cfg.pretrain else _to_device(a_batch, device, cfg.channels_last)
-            result = search_step(net, opt, criterion, w_batch, a_batch, cfg.pretrain, cfg.grad_clip,
-                                 latency_fn, latency_weights, amp_dtype, every_arch=cfg.pretrain_every_arch)
-            sums["weight"] += result.weight_loss
-            sums["arch"] += result.arch_loss or 0.0
-            latency = result.latency
-            bar.set_postfix(loss=f"{result.weight_loss:.3f}")
-        schedule.step()
-        n = iters
-        record = EpochRecord(epoch, lr, sums["weight"] / n, None if cfg.pretrain else sums["arch"] / n, latency)
-        if val is not None:
-            # Widths are drawn per image from (seed, epoch, image): the scores do not depend on
-            # how images are shared, and the training stream is left in step on every process.
-            eval_seed = cfg.seed * 1_000_003 + epoch
-            calibration = []
-            if cfg.bn_batches:  # the same training crops for every architecture scored
-                calibration = [_to_device(b, device, cfg.channels_last) for b in half_loader(
-                    dataset, weight_half, cfg.batch_size, cfg.bn_batches, seed + 2, cfg.num_workers, me, world)]
-            # only the first architecture's stem and heads train during pretraining
-            scored = cfg.supernet.archs[:1] if cfg.pretrain else cfg.supernet.archs
-            widths = "max" if cfg.pretrain else "arch"
-            for spec in scored:
-                if calibration:
-                    recalibrate_batchnorm(net, spec.name, calibration, widths, seed=eval_seed)
-                record.miou[spec.name] = evaluate_outputs(net, spec.name, val, widths, device, seed=eval_seed)
-        if not cfg.pretrain and genotype_latency is not None and record.miou:
-            for name, miou in record.miou.items():
-                derived = derive_arch(net, name, miou, genotype_latency)
-                if me == 0:
-                    save_derived(derived, run_dir / f"{name}.json")
-                    plot_architecture(derived.genotype, run_dir / f"{name}.png")
-                    window = (cfg.fps_min[name], cfg.fps_max[name]) if name in cfg.fps_min and name in cfg.fps_max else None
-                    record_epoch(run_dir, epoch, name, derived.genotype, derived.miou, derived.latency_ms,
-                                 latency_weights.get(name), window)
-                    plot_evolution(read_history(run_dir)[name], run_dir / f"evolution_{name}.png")
-                record.fps[name] = derived.fps
-                if latency_weights.get(name, 0) > 0 and name in cfg.fps_min and name in cfg.fps_max:
-                    before = latency_weights[name]
-                    latency_weights[name] = adapt_latency_weight(
-                        before, list(derived.fps.values()), cfg.fps_min[name], cfg.fps_max[name]
-                    )
-                    if me == 0 and latency_weights[name] < cfg.latency_weights[name] / 1000 <= before:
-                        tqdm.write(_window_below_note(name, latency_weights[name], derived.fps, cfg.fps_max[name]),
-                                   file=sys.stderr)
-        record.latency_weights = dict(latency_weights)
+        calibration = [_to_device(b, phase.device, cfg.channels_last) for b in half_loader(
+            data.dataset, data.weight_half, cfg.batch_size, cfg.bn_batches, seed + 2, cfg.num_workers, me, world)]
+    # only the first architecture's stem and heads train during pretraining
+    scored = cfg.supernet.archs[:1] if cfg.pretrain else cfg.supernet.archs
+    widths = "max" if cfg.pretrain else "arch"
+    for spec in scored:
+        if calibration:
+            recalibrate_batchnorm(phase.net, spec.name, calibration, widths, seed=eval_seed)
+        record.miou[spec.name] = evaluate_outputs(phase.net, spec.name, data.val, widths, phase.device, seed=eval_seed)
+
+
+def _derive_and_adapt(cfg: SearchConfig, net: Supernet, record: EpochRecord, genotype_latency: GenotypeLatencyFn,
+                      latency_weights: dict[str, float], run_dir: Path, me: int) -> None:
+    """Derive every architecture (its genotype, diagram and history row), then move each latency
+    weight towards its FPS window (in place, for the next epoch)."""
+    for name, miou in record.miou.items():
+        derived = derive_arch(net, name, miou, genotype_latency)
         if me == 0:
-            save_epoch(net, run_dir, record, metrics)
-            save_checkpoint(run_dir, epoch, net, opt.weights, opt.archs, schedule, latency_weights)
-        records.append(record)
-    metrics.close()
-    return records
+            save_derived(derived, run_dir / f"{name}.json")
+            plot_architecture(derived.genotype, run_dir / f"{name}.png")
+            window = (cfg.fps_min[name], cfg.fps_max[name]) if name in cfg.fps_min and name in cfg.fps_max else None
+            record_epoch(run_dir, record.epoch, name, derived.genotype, derived.miou, derived.latency_ms,
+                         latency_weights.get(name), window)
+            plot_evolution(read_history(run_dir)[name], run_dir / f"evolution_{name}.png")
+        record.fps[name] = derived.fps
+        if latency_weights.get(name, 0) > 0 and name in cfg.fps_min and name in cfg.fps_max:
+            before = latency_weights[name]
+            latency_weights[name] = adapt_latency_weight(
+                before, list(derived.fps.values()), cfg.fps_min[name], cfg.fps_max[name]
+            )
+            if me == 0 and latency_weights[name] < cfg.latency_weights[name] / 1000 <= before:
+                tqdm.write(_window_below_note(name, latency_weights[name], derived.fps, cfg.fps_max[name]),
+                           file=sys.stderr)
 
 
 def _to_device(batch, device: torch.device, channels_last: bool) -> list[torch.Tensor]:
