@@ -45,20 +45,22 @@ source benchmarks/lib.sh
 GENOTYPES=$SEARCH
 [[ -f "$COMMITTED/student.json" ]] && GENOTYPES=$COMMITTED
 
-baseline() {  # NETWORK: train (or resume) one hand-designed baseline with the recipe
-  local net=$1
-  [[ -f "$OUT/baselines/$net/metrics.json" ]] && return 0
-  local resume=(); [[ -f "$OUT/baselines/$net/checkpoint.pt" ]] && resume=(--resume)
-  "$PYTHON" benchmarks/baselines/train_baseline.py --network "$net" --config "$RECIPE" \
-    --out "$OUT/baselines/$net" --threads "$THREADS" "${resume[@]}"
+baseline() {  # NETWORK: train (or resume) one hand-designed baseline with the recipe, as any network
+  local net=$1 dir="$OUT/baselines/$1"
+  [[ -f "$dir/metrics.json" ]] && return 0
+  if [[ -f "$dir/checkpoint.safetensors" ]]; then
+    "$FASTERSEG" train --resume "$dir" --quiet
+  else
+    "$FASTERSEG" train --network "$net" --config "$RECIPE" --out-dir "$OUT/baselines" --name "$net" --quiet
+  fi
 }
 
 finished() {  # RUN_DIR [COMMITTED_FILE]: a finished run's last model, else the committed copy of one
   if [[ -f $1/metrics.json ]]; then echo "$1/last.safetensors"; elif [[ -f ${2:-} ]]; then echo "$2"; fi
 }
 
-finished_baseline() {  # NETWORK: its finished run, else its committed fp16 weights (half_weights.py)
-  if [[ -f $OUT/baselines/$1/metrics.json ]]; then echo "$1:$OUT/baselines/$1"
+finished_baseline() {  # NETWORK: its finished run's model, else its committed fp16 weights (the old loop's)
+  if [[ -f $OUT/baselines/$1/metrics.json ]]; then echo "$OUT/baselines/$1/last.safetensors"
   elif [[ -f $COMMITTED/${1}_seq_train.safetensors ]]; then echo "$1:$COMMITTED/${1}_seq_train.safetensors"; fi
 }
 

@@ -8,8 +8,8 @@ every deploy path once, so load drift on a shared machine cannot favour one of t
     python benchmarks/baselines/compare.py \\
         --model official=runs/camvid_heldout/last.safetensors \\
         --model searched=runs/camvid_cpu_student/last.safetensors \\
-        --model bisenetv2=bisenetv2:runs/baselines/bisenetv2 \\
-        --model ddrnet23slim=ddrnet23slim:runs/baselines/ddrnet23slim \\
+        --model bisenetv2=runs/baselines/bisenetv2/last.safetensors \\
+        --model ddrnet23slim=runs/baselines/ddrnet23slim/last.safetensors \\
         --data camvid:../shared/data/camvid --split seq_val --size 360x480 \\
         --backend openvino:bf16 onnxruntime:fp32 --threads 2 --out runs/compare
 """
@@ -24,25 +24,28 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from networks import build, weights_file  # noqa: E402  (this folder is not a package)
-
 
 def load(spec: str):
-    """``MODEL.safetensors`` (a fasterseg model file) or ``NETWORK:RUN_DIR`` (a baseline run) or
-    ``NETWORK:WEIGHTS.safetensors`` (a baseline's weights, fp16 ones from half_weights.py included)."""
+    """``MODEL.safetensors``: a fasterseg model file of any registered network (baselines train with
+    ``fasterseg train --network``), or ``NETWORK:WEIGHTS.safetensors``: a bare weights file that the
+    baselines' own training loop wrote before they moved into the package (the committed
+    ``bisenetv2_seq_train.safetensors``, fp16), its header naming the network and class count."""
+    from fasterseg.nets.registry import REGISTRY, entry
+
     kind, sep, path = spec.partition(":")
-    if sep and kind in ("bisenetv2", "ddrnet23slim"):
+    if sep and (kind in REGISTRY or kind == "ddrnet23slim"):
         from safetensors import safe_open
         from safetensors.torch import load_file
 
-        weights = weights_file(path)
-        with safe_open(str(weights), "pt") as f:
+        from fasterseg.nets.registry import build_network
+
+        with safe_open(path, "pt") as f:
             metadata = f.metadata() or {}
-        if metadata.get("network", kind) != kind:  # a clear error rather than load_state_dict's key list
-            raise ValueError(f"{weights} holds {metadata['network']} weights, not {kind}'s (spec '{spec}')")
-        model = build(kind, int(metadata["num_classes"]))
-        model.load_state_dict(load_file(str(weights)))  # copies into the fp32 parameters, widening fp16
+        if entry(metadata.get("network", kind)).name != entry(kind).name:  # a clear error, not a key list
+            raise ValueError(f"{path} holds {metadata['network']} weights, not {kind}'s (spec '{spec}')")
+        state = load_file(path)
+        model = build_network(kind, int(metadata["num_classes"]), aux_heads=any(k.startswith("aux") for k in state))
+        model.load_state_dict(state)  # copies into the fp32 parameters, widening fp16
         return model.eval()
     import fasterseg
 

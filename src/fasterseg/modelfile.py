@@ -1,8 +1,9 @@
-"""Our model file: safetensors weights with the genotype and metadata in the header.
+"""Our model file: safetensors weights with the network and metadata in the header.
 
-Everything needed to rebuild and use the network travels in the file (genotype, class names,
-normalisation, training resolution), so ``load_model(path)`` needs no side knowledge, and
-nothing in it is a pickle.
+Everything needed to rebuild and use the network travels in the file (which network: a
+FasterSeg genotype or a registered network's name; class names, normalisation, training
+resolution), so ``load_model(path)`` needs no side knowledge, and nothing in it is a pickle.
+Files written before networks were registered have no ``network`` field: they are FasterSeg.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
+from torch import nn
 from safetensors.torch import load_file, save_file
 
 from fasterseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from fasterseg.errors import FasterSegError, ModelFileError
 from fasterseg.genotype import Genotype
 from fasterseg.nets.network import FasterSegNet
+from fasterseg.nets.registry import GENOTYPE_NETWORK, build_network, entry
 from fasterseg.utils.io import atomic_path
 
 FORMAT_NAME = "fasterseg-model"
@@ -29,18 +32,33 @@ FORMAT_VERSION = 1
 
 @dataclass
 class ModelMeta:
-    """What a model needs besides its weights. ``train_size`` is (height, width)."""
+    """What a model needs besides its weights. ``train_size`` is (height, width); ``genotype`` is
+    the FasterSeg network's, None for a registered ``network``."""
 
-    genotype: Genotype
+    genotype: Genotype | None
     class_names: tuple[str, ...]
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     train_size: tuple[int, int] | None = None
     aux_heads: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    network: str = GENOTYPE_NETWORK
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
 
     def __post_init__(self) -> None:
-        if len(self.class_names) != self.genotype.num_classes:
+        if self.network != GENOTYPE_NETWORK:
+            try:
+                self.network = entry(self.network).name
+            except FasterSegError as exc:
+                raise ModelFileError(str(exc)) from None
+            if self.genotype is not None:
+                raise ModelFileError(f"a {self.network} model has no genotype (only FasterSeg networks do)")
+        elif self.genotype is None:
+            raise ModelFileError("a FasterSeg model needs its genotype")
+        elif len(self.class_names) != self.genotype.num_classes:
             raise ModelFileError(
                 f"class_names has {len(self.class_names)} names but the genotype has {self.genotype.num_classes} classes"
             )
@@ -51,7 +69,8 @@ class ModelMeta:
         return {
             "format": FORMAT_NAME,
             "format_version": str(FORMAT_VERSION),
-            "genotype": json.dumps(self.genotype.to_dict()),
+            "network": self.network,
+            **({"genotype": json.dumps(self.genotype.to_dict())} if self.genotype is not None else {}),
             "class_names": json.dumps(list(self.class_names)),
             "mean": json.dumps(list(self.mean)),
             "std": json.dumps(list(self.std)),
@@ -78,10 +97,16 @@ class ModelMeta:
             except json.JSONDecodeError as exc:
                 raise ModelFileError(f"{source}: header field '{key}' is not valid JSON ({exc})") from None
 
+        network = header.get("network", GENOTYPE_NETWORK)
+        genotype = None
         try:
-            genotype = Genotype.from_dict(field_json("genotype"), source=f"{source}: genotype")
+            if network == GENOTYPE_NETWORK:
+                genotype = Genotype.from_dict(field_json("genotype"), source=f"{source}: genotype")
+            else:
+                network = entry(network).name
         except FasterSegError as exc:
-            raise ModelFileError(str(exc)) from None
+            raise ModelFileError(f"{source}: {exc}" if network != GENOTYPE_NETWORK else str(exc)) from None
+        classes = genotype.num_classes if genotype is not None else None
         def numbers(key: str, count: int, positive: bool = False, integer: bool = False) -> tuple:
             value = field_json(key)
             ok = (isinstance(value, list) and len(value) == count
@@ -93,9 +118,10 @@ class ModelMeta:
             return tuple(int(v) for v in value) if integer else tuple(float(v) for v in value)
 
         names = field_json("class_names")
-        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)) or len(names) != genotype.num_classes:
-            raise ModelFileError(f"{source}: header field 'class_names' must list the genotype's {genotype.num_classes} "
-                                 f"class names, got {names!r:.120}")
+        if (not (isinstance(names, list) and names and all(isinstance(n, str) for n in names))
+                or (classes is not None and len(names) != classes)):
+            which = f"the genotype's {classes}" if classes is not None else "the network's"
+            raise ModelFileError(f"{source}: header field 'class_names' must list {which} class names, got {names!r:.120}")
         extra = field_json("extra", required=False) or {}
         if not isinstance(extra, dict):
             raise ModelFileError(f"{source}: header field 'extra' must be an object, got {extra!r:.80}")
@@ -107,10 +133,11 @@ class ModelMeta:
             train_size=numbers("train_size", 2, positive=True, integer=True) if header.get("train_size") not in (None, "null") else None,
             aux_heads=bool(field_json("aux_heads", required=False)),
             extra=extra,
+            network=network,
         )
 
 
-def save_model(path: str | Path, model: FasterSegNet, meta: ModelMeta, half: bool = False,
+def save_model(path: str | Path, model: nn.Module, meta: ModelMeta, half: bool = False,
                include_aux: bool = True) -> Path:
     """Write ``model``'s weights and ``meta`` atomically (temporary name, then rename).
 
@@ -121,7 +148,7 @@ def save_model(path: str | Path, model: FasterSegNet, meta: ModelMeta, half: boo
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     aux = model.aux_heads and include_aux
     if not aux:
-        state = {k: v for k, v in state.items() if not k.startswith(("heads16.", "heads32."))}
+        state = {k: v for k, v in state.items() if not k.startswith(tuple(model.aux_prefixes))}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     meta = ModelMeta(**{**meta.__dict__, "aux_heads": aux})
@@ -179,6 +206,8 @@ def load_genotype_and_meta(source: str | Path) -> tuple[Genotype, ModelMeta | No
             data = data["genotype"]
         return Genotype.from_dict(data, source=str(path)), None
     meta = read_model_meta(path)
+    if meta.genotype is None:
+        raise ModelFileError(f"{path}: a {meta.network} model, which has no genotype (only FasterSeg networks do)")
     return meta.genotype, meta
 
 
@@ -187,12 +216,19 @@ def load_genotype(source: str | Path) -> Genotype:
     return load_genotype_and_meta(source)[0]
 
 
-def build_from_state(state: dict[str, torch.Tensor], meta: ModelMeta, source: str) -> FasterSegNet:
-    """The network of ``meta``'s genotype holding ``state``. The genotype's shapes are compared with
+def network_for(meta: ModelMeta) -> nn.Module:
+    """A freshly built network of the kind ``meta`` describes (on the current default device)."""
+    if meta.genotype is not None:
+        return FasterSegNet(meta.genotype, aux_heads=meta.aux_heads)
+    return build_network(meta.network, meta.num_classes, aux_heads=meta.aux_heads)
+
+
+def build_from_state(state: dict[str, torch.Tensor], meta: ModelMeta, source: str) -> nn.Module:
+    """The network ``meta`` describes holding ``state``. The network's shapes are compared with
     the file's on the meta device first, so a header describing a huge network is refused before
     any of it is allocated: real memory is only taken for a network the file's tensors fill."""
     with torch.device("meta"):
-        skeleton = FasterSegNet(meta.genotype, aux_heads=meta.aux_heads)
+        skeleton = network_for(meta)
     expected = skeleton.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -205,14 +241,15 @@ def build_from_state(state: dict[str, torch.Tensor], meta: ModelMeta, source: st
             detail.append(f"unexpected {unexpected[:8]}")
         if wrong:
             detail.append("mis-shaped " + ", ".join(f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in wrong[:8]))
-        raise ModelFileError(f"{source}: weights do not match the genotype: " + "; ".join(detail))
-    model = FasterSegNet(meta.genotype, aux_heads=meta.aux_heads)
+        what = "the genotype" if meta.genotype is not None else f"the {meta.network} network"
+        raise ModelFileError(f"{source}: weights do not match {what}: " + "; ".join(detail))
+    model = network_for(meta)
     model.load_state_dict(state)
     model.meta = meta
     return model
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> FasterSegNet:
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """A ready network in eval mode; its :class:`ModelMeta` is at ``model.meta``."""
     state, meta = read_model_file(path)
     model = build_from_state(state, meta, str(path))
@@ -229,7 +266,7 @@ def convert_model_file(src: str | Path, dst: str | Path, half: bool = True, incl
     return save_model(dst, model, meta, half=half, include_aux=include_aux)
 
 
-def load_network(source: str | Path, device: str | torch.device = "cpu", seed: int = 0) -> FasterSegNet:
+def load_network(source: str | Path, device: str | torch.device = "cpu", seed: int = 0) -> nn.Module:
     """A network to run: a model file as it is, or a genotype JSON with freshly initialised
     weights (seeded) and no auxiliary heads, for timing (latency does not depend on the values)."""
     from fasterseg.nets.network import init_weights

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     models = {path: load_network(path) for path in dict.fromkeys(args.model)}
-    classes = {model.genotype.num_classes for model in models.values()}
+    classes = {model.num_classes for model in models.values()}
     if len(classes) > 1 and "int8" in args.precision:
         raise FasterSegError(f"--precision int8 calibrates for one class count, but the models have {sorted(classes)}: "
                              "bench them one at a time")

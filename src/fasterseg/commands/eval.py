@@ -61,7 +61,7 @@ def model_predictor(args: argparse.Namespace, dataset):
     from fasterseg.infer.views import InferenceOptions, dataset_predictor
 
     model = fasterseg.load_model(args.model, device=args.device)
-    classes = model.genotype.num_classes
+    classes = model.num_classes
     if classes != dataset.info.num_classes:
         raise EvaluationError(f"{args.model}: the model predicts {classes} classes but {args.data} has {dataset.info.num_classes}")
     options = InferenceOptions(scales=tuple(args.scales), flip=args.flip, window=args.window)

@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fasterseg.backends import label_path_for
     from fasterseg.infer.export import export_onnx, model_metadata
-    from fasterseg.infer.fold import fold_batchnorm
+    from fasterseg.infer.fold import fold_for_deploy
     from fasterseg.errors import FasterSegError
     from fasterseg.modelfile import load_model
     from fasterseg.utils.io import check_writable, refuse_overwriting_inputs
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         return _export_int8(args, model)
     size = args.size or (model.meta.train_size if model.meta and model.meta.train_size else (1024, 2048))
     if args.fold_bn:
-        model = fold_batchnorm(model)
+        model = fold_for_deploy(model)
     label_path = label_path_for(args.label_path, size[0])  # a graph runs one path: auto picks it from --size
     report = export_onnx(model, args.out, size=tuple(size), dynamic=args.dynamic, output=args.output,
                          opset=args.opset, check=args.check, tolerance=args.tolerance,
@@ -67,14 +67,14 @@ def _export_int8(args: argparse.Namespace, model) -> int:
 
     from fasterseg.backends import label_path_for
     from fasterseg.infer.export import export_onnx, model_metadata
-    from fasterseg.infer.fold import fold_batchnorm
+    from fasterseg.infer.fold import fold_for_deploy
     from fasterseg.infer.quantize import compare_graphs, quantize_onnx
 
-    calibration = calibration_from_args(args, model.genotype.num_classes, None if args.dynamic else args.size)
+    calibration = calibration_from_args(args, model.num_classes, None if args.dynamic else args.size)
     label_path = label_path_for(args.label_path, calibration.size[0])
     with tempfile.TemporaryDirectory(prefix="fasterseg-export-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        export_onnx(fold_batchnorm(model), fp32, size=calibration.size, dynamic=args.dynamic, output=args.output,
+        export_onnx(fold_for_deploy(model), fp32, size=calibration.size, dynamic=args.dynamic, output=args.output,
                     opset=args.opset, check=args.check, tolerance=args.tolerance,
                     metadata=model_metadata(model.meta, args.output, label_path), label_path=label_path)
         quantize_onnx(fp32, args.out, calibration)

@@ -15,7 +15,10 @@ HELP = "describe a model file or genotype: parameters, MACs, structure, diagram"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", metavar="MODEL_OR_GENOTYPE", help="a .safetensors model file or a genotype .json")
+    p.add_argument("source", metavar="MODEL_OR_GENOTYPE", nargs="?", help="a .safetensors model file or a genotype .json")
+    p.add_argument("--networks", action="store_true",
+                   help="list the networks `fasterseg train --network` takes (besides FasterSeg genotypes)")
+    p.set_defaults(_usage_error=p.error)  # a missing source is bad usage (exit 2), as argparse says it
     p.add_argument("--size", type=parse_size, default=None,
                    help="input HEIGHTxWIDTH for the MAC count (default: the model's training size, else 1024x2048)")
     p.add_argument("--plot", metavar="OUT.png", default=None, help="also draw the architecture diagram")
@@ -23,9 +26,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fasterseg.modelfile import load_genotype_and_meta
+    if args.networks:
+        from fasterseg.nets.registry import GENOTYPE_NETWORK, REGISTRY
+
+        print(f"{GENOTYPE_NETWORK:<15} a FasterSeg network from its genotype (--genotype G.json; searched by `fasterseg search`)")
+        for entry in REGISTRY.values():
+            print(f"{entry.name:<15} {entry.summary}")
+        return 0
+    if not args.source:
+        args._usage_error("give MODEL_OR_GENOTYPE (a model file or genotype), or --networks")
+    from pathlib import Path
+
+    from fasterseg.modelfile import load_genotype_and_meta, read_model_meta
     from fasterseg.nets.summary import network_stats, plot_architecture, structure_table
 
+    if Path(args.source).suffix.lower() != ".json":
+        meta = read_model_meta(args.source)
+        if meta.genotype is None:
+            return _registered(args, meta)
     genotype, meta = load_genotype_and_meta(args.source)
     size = args.size or (meta.train_size if meta and meta.train_size else (1024, 2048))
     stats = network_stats(genotype, tuple(size))
@@ -55,4 +73,41 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         out = plot_architecture(genotype, args.plot)
         print(f"wrote {out}")
+    return 0
+
+
+def _registered(args: argparse.Namespace, meta) -> int:
+    """A registered network's model file: its parameters and MACs (counted by PyTorch's FLOP
+    counter on shapes alone), training size and provenance."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from fasterseg.modelfile import network_for
+    from fasterseg.nets.network import count_parameters
+
+    if args.plot:
+        from fasterseg.errors import FasterSegError
+
+        raise FasterSegError(f"--plot: {meta.network} is not a FasterSeg genotype network; there is no cell diagram to draw")
+    size = tuple(args.size or meta.train_size or (1024, 2048))
+    with torch.device("meta"):
+        net = network_for(meta).eval()
+        image = torch.empty(1, 3, *size)
+    with FlopCounterMode(display=False) as flops:
+        net(image)
+    macs = flops.get_total_flops() // 2
+    params, with_aux = count_parameters(net, include_aux=False), count_parameters(net)
+    if args.json:
+        print(json.dumps({"source": args.source, "network": meta.network, "params": params,
+                          "params_with_aux_heads": with_aux, "macs": macs, "size": list(size)}, indent=2))
+        return 0
+    print(args.source)
+    print(f"  network             {meta.network}")
+    print(f"  classes             {meta.num_classes}")
+    print(f"  parameters          {params:,} (inference)  {with_aux:,} (with auxiliary heads)")
+    print(f"  MACs at {size[0]}x{size[1]}  {macs / 1e9:.2f} G ({macs:,})")
+    print(f"  training size       {meta.train_size[0]}x{meta.train_size[1]}" if meta.train_size else "  training size       unknown")
+    for key in PROVENANCE:
+        if key in meta.extra:
+            print(f"  {key.replace('_', ' '):<19} {meta.extra[key]}")
     return 0

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     options = RunnerOptions(backend=args.backend, device=args.device, precision=args.precision, compile=args.compile,
                             label_path=args.label_path,
-                            calibration=calibration_from_args(args, model.genotype.num_classes))
+                            calibration=calibration_from_args(args, model.num_classes))
     predictor = Predictor(model, options, batch_size=args.batch_size, tile=args.tile, tile_overlap=args.tile_overlap)
     with _sigterm_as_interrupt():
         report = run_predict(predictor, args.input, args.out, outputs=outputs, alpha=args.alpha, submission=args.submission,

@@ -1,17 +1,20 @@
-"""``fasterseg train``: train a derived network from scratch (optionally distilled from a teacher)."""
+"""``fasterseg train``: train a derived network, or a registered one, from scratch (optionally
+distilled from a teacher)."""
 
 from __future__ import annotations
 
 import argparse
 
 NAME = "train"
-HELP = "train a derived network (genotype) from scratch, optionally with distillation from a teacher"
+HELP = "train a derived network (genotype) or a registered one from scratch, optionally with distillation from a teacher"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from fasterseg.commands.common import add_run_arguments
 
     p.add_argument("--genotype", help="genotype JSON (or a model file whose genotype to train)")
+    p.add_argument("--network", help="a registered network instead of a genotype, e.g. ddrnet23_slim or bisenetv2 "
+                                     "(fasterseg info --networks)")
     p.add_argument("--data", help="dataset spec KIND:PATH, e.g. camvid:../shared/data/camvid")
     p.add_argument("--teacher", help="model file of a trained teacher: adds the distillation loss")
     p.add_argument("--init", metavar="MODEL.safetensors",
@@ -29,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from fasterseg.train.config import TrainConfig
     from fasterseg.train.trainer import train
 
-    flags = {"genotype": "genotype", "data": "data.spec", "teacher": "teacher", "init": "init"}
+    flags = {"genotype": "genotype", "network": "network", "data": "data.spec", "teacher": "teacher", "init": "init"}
     if args.continue_from:
         _lay_out_continued_run(args)
     cfg = load_run_config(TrainConfig, args, flags, "training")

@@ -69,8 +69,10 @@ def model_metadata(meta, output: str, label_path: str = "exact") -> dict[str, st
                                         f"class index per pixel N x H x W (uint8) at the input size, the argmax taken at "
                                         f"1/{2 if label_path == 'half' else 4} of it (label path {label_path})"),
                              "logits8": "class scores N x C x H/8 x W/8, before the final resize"}[output],
-        "fasterseg.genotype": meta.genotype.to_json(),
+        "fasterseg.network": meta.network,
     }
+    if meta.genotype is not None:
+        props["fasterseg.genotype"] = meta.genotype.to_json()
     if extra.get("palette"):
         props["fasterseg.palette"] = json.dumps(extra["palette"])
     return props

@@ -74,3 +74,10 @@ def fold_batchnorm(model: nn.Module, strict: bool = True) -> nn.Module:
     if left and strict:
         raise ValueError(f"BatchNorm layers not preceded by a foldable conv: {left[:5]}")
     return model
+
+
+def fold_for_deploy(model: nn.Module) -> nn.Module:
+    """``fold_batchnorm`` as the deploy paths use it: strict for FasterSeg networks (every
+    BatchNorm follows a convolution, so one left over is a bug), not for registered networks
+    whose pre-activation BatchNorms (DDRNet's) precede their convolutions."""
+    return fold_batchnorm(model, strict=getattr(model, "genotype", None) is not None)

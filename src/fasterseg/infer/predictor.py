@@ -41,7 +41,7 @@ class Predictor:
         self.batch_size = batch_size
         self.tile = tile
         self.tile_overlap = tile_overlap
-        self.num_classes = model.genotype.num_classes
+        self.num_classes = model.num_classes
 
     def normalise(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """RGB uint8 (H, W, 3) images of one size -> (N, 3, H, W) float, (x / 255 - mean) / std."""

@@ -23,7 +23,7 @@ from torch import nn
 
 from fasterseg.backends import LABEL_PATHS, PRECISION_NAMES, REGISTRY, entry, label_path_for, resolve
 from fasterseg.errors import BackendUnavailable, FasterSegError
-from fasterseg.infer.fold import fold_batchnorm
+from fasterseg.infer.fold import fold_batchnorm, fold_for_deploy
 from fasterseg.infer.heads import NetworkOnly, Segmenter
 from fasterseg.infer.quantize import Calibration
 
@@ -126,7 +126,7 @@ def optimized_runner(model: nn.Module, options: RunnerOptions, device: torch.dev
     dtype = PRECISIONS[options.precision]
     if dtype == torch.float16 and device.type == "cpu":
         raise BackendUnavailable("fp16 is for GPUs; on CPU use fp32 or bf16")
-    net = fold_batchnorm(model).to(device=device, dtype=dtype)
+    net = fold_for_deploy(model).to(device=device, dtype=dtype)
     memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
     net = net.to(memory_format=memory_format)
     seg, low = Segmenter(net, label_path=options.label_path).eval(), NetworkOnly(net).eval()

@@ -62,7 +62,7 @@ def sliding_window_scores(score: Callable[[torch.Tensor], torch.Tensor], x: torc
 def predict_probabilities(model: nn.Module, x: torch.Tensor, options: InferenceOptions = InferenceOptions(),
                           num_classes: int | None = None) -> torch.Tensor:
     """Softmax probabilities at the input size, averaged over scales and flips."""
-    num_classes = num_classes or model.genotype.num_classes
+    num_classes = num_classes or model.num_classes
     h, w = x.shape[-2:]
     total = None
     for scale in options.scales:

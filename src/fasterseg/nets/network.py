@@ -136,10 +136,13 @@ class FasterSegNet(nn.Module):
     predictions are ``None`` where the genotype has no such branch or ``aux_heads`` is False.
     """
 
+    aux_prefixes = ("heads16.", "heads32.")  # the training-only heads a shipped file leaves out
+
     def __init__(self, genotype: Genotype, aux_heads: bool = True):
         super().__init__()
         g = genotype
         self.genotype = g
+        self.num_classes = g.num_classes
         self.meta = None  # ModelMeta when loaded from a model file
         nf = g.num_filters
         sw, hw = g.stem_width, g.head_width
@@ -290,7 +293,7 @@ def count_parameters(model: nn.Module, include_aux: bool = True) -> int:
     """Trainable parameters; ``include_aux=False`` leaves out the auxiliary (1/16, 1/32) heads."""
     total = 0
     for name, p in model.named_parameters():
-        if not include_aux and (name.startswith("heads16.") or name.startswith("heads32.")):
+        if not include_aux and name.startswith(tuple(getattr(model, "aux_prefixes", ()))):
             continue
         total += p.numel()
     return total

@@ -18,7 +18,7 @@ class ServeConfig:
     backend: str = "auto"  # auto: the fastest deploy path here (OpenVINO bf16 on CPUs with bf16, CUDA when present); or a bench backend
     precision: str = "auto"  # auto: the precision that goes with the automatic backend; or fp32 / fp16 / bf16
     device: str = "auto"  # auto | cpu | cuda
-    label_path: str = "auto"  # auto | exact | half | quarter: where the argmax is taken (auto: quarter, 1/4 of the image and a tenth of the network's time, from 360 rows; half under)
+    label_path: str = "auto"  # auto | exact | half | quarter: where the argmax is taken (auto: quarter from 360 rows, half under)
     threads: int = 0  # inference threads (0: the deploy path's default)
     max_batch: int = 8  # requests of one image size run together, up to this many
     max_wait_ms: float = 0.0  # how long the first request of a batch waits for company (0: none; requests arriving while a batch runs form the next one)

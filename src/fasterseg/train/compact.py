@@ -57,7 +57,7 @@ class RunRecord:
     """What rebuilds the run folder on another machine."""
 
     config: dict[str, Any]  # the resolved TrainConfig as a dict
-    genotype: dict[str, Any]
+    genotype: dict[str, Any] | None  # None for a registered network (config's ``network``)
     init: dict[str, Any] | None  # init.json of a fine-tuned run
 
 
@@ -168,7 +168,8 @@ def unpack_run(path: Path, run_dir: Path) -> None:
         raise TrainingError(f"{run_dir} already holds a run; continue it with --resume {run_dir}, "
                             "or give --name/--out-dir a new folder for the compact checkpoint")
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "genotype.json", json.dumps(record.genotype, indent=2) + "\n")
+    if record.genotype is not None:
+        atomic_write_text(run_dir / "genotype.json", json.dumps(record.genotype, indent=2) + "\n")
     if record.init is not None:
         atomic_write_text(run_dir / "init.json", json.dumps(record.init, indent=2) + "\n")
     note = {"compact": str(Path(path).resolve()), "epochs_done": state.epoch + 1, "level": compact_level(path)}

@@ -58,6 +58,7 @@ class TrainConfig:
     RENAMED_KEYS: ClassVar[dict[str, str]] = {"val_batches": "val_images"}  # it always counted images
 
     genotype: str = ""  # path of the genotype JSON (or a model file to take the genotype from); empty with init: init's
+    network: str = ""  # a registered network instead of a genotype (fasterseg info --networks), e.g. ddrnet23_slim
     teacher: str | None = None  # model file of a trained teacher: enables distillation
     init: str = ""  # model file to start from (fine-tuning); classifier rows are matched by class name
     freeze: list[str] | str = ""  # parameter prefixes left untrained, e.g. stem or [stem, cells.0-0]
@@ -77,13 +78,19 @@ class TrainConfig:
     deterministic: bool = False  # deterministic algorithms where the backend allows (slower on CUDA)
     log_every: int = 20  # iterations between CSV/TensorBoard log rows
     compact_every: int = 0  # epochs between compact checkpoints (RUN/compact.safetensors, to carry a run to another machine); 0: none
-    ema_decay: float = 0.0  # 0: off; e.g. 0.999: also keep a moving average of the weights (about 1/(1-d) steps), scored beside them (val_mIoU_ema) and saved as ema.safetensors
+    ema_decay: float = 0.0  # 0: off; e.g. 0.999: also keep the weights' moving average (1/(1-d) steps), scored and saved (ema.safetensors)
     compact_max_mb: float = 10.0  # the compact checkpoint's size limit: it rounds optimiser moments, then weights, to fit
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
 
     def __post_init__(self) -> None:
+        if self.network:
+            from fasterseg.nets.registry import entry
+
+            self.network = entry(self.network).name  # an unknown name fails here, naming the registered ones
+            if self.genotype:
+                raise ValueError(f"network={self.network} and genotype={self.genotype}: give one of them")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.loss.class_weight not in CLASS_WEIGHTINGS:

@@ -17,7 +17,12 @@ from torch import nn
 from fasterseg.errors import InitError
 
 
-def is_classifier(name: str) -> bool:
+def is_classifier(name: str, model: nn.Module | None = None) -> bool:
+    """A tensor with one row per class: a registered network names its own (``classifier_prefixes``),
+    a FasterSeg network's are its heads' last 1x1 convolutions."""
+    prefixes = getattr(model, "classifier_prefixes", None)
+    if prefixes is not None:
+        return name.startswith(tuple(prefixes))
     return name.startswith("heads") and ".conv_1x1." in name
 
 
@@ -44,7 +49,7 @@ def initialise_from(model: nn.Module, path: str | Path, class_names: tuple[str, 
                 fresh.append(name)
                 continue
             value = state[name].to(tensor.dtype)
-            if is_classifier(name):
+            if is_classifier(name, model):
                 if value.shape[1:] != tensor.shape[1:] or value.shape[0] != len(source_classes):
                     wrong.append(f"{name} {tuple(value.shape)} != {tuple(tensor.shape)}")
                     continue

@@ -29,6 +29,7 @@ from fasterseg.errors import TrainingError
 from fasterseg.evaluate.confusion import ConfusionMatrix
 from fasterseg.genotype import Genotype
 from fasterseg.modelfile import ModelMeta, load_genotype, save_model
+from fasterseg.nets.registry import GENOTYPE_NETWORK, build_network
 from fasterseg.nets.network import FasterSegNet, init_weights
 from fasterseg.train.config import TrainConfig
 from fasterseg.distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
@@ -189,7 +190,8 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
     barrier(dist_info)
 
     meta = _model_meta(cfg, built, data)
-    run_record = RunRecord(to_dict(cfg), built.genotype.to_dict(), built.init_record)
+    run_record = RunRecord(to_dict(cfg), built.genotype.to_dict() if built.genotype is not None else None,
+                           built.init_record)
     logger = _Logger(run_dir, dist_info.is_main, data.iters, start_epoch)
     val_transform = EvalTransform(scale=cfg.data.val_scale)
     for epoch in range(start_epoch, cfg.epochs):
@@ -277,7 +279,7 @@ def _read_data(cfg: TrainConfig, device: torch.device, dist_info: DistInfo, show
 
 @dataclass
 class _Built:
-    genotype: Genotype
+    genotype: Genotype | None  # None for a registered network (cfg.network)
     model: nn.Module  # the network (what is saved)
     net: nn.Module  # what runs the step: the model, or its DDP wrapper
     frozen_prefixes: list[str]
@@ -287,10 +289,16 @@ class _Built:
 
 def _build_model(cfg: TrainConfig, run_dir: Path, resume: bool, info: DatasetInfo, device: torch.device,
                  dist_info: DistInfo) -> _Built:
-    """The network: genotype, fresh weights (or ``init``'s), frozen parts, device, memory layout, DDP."""
-    genotype = _genotype_to_train(cfg, run_dir, resume, info)
-    model = FasterSegNet(genotype, aux_heads=cfg.loss.aux_weight > 0)  # 0: no auxiliary heads to compute at all
-    init_weights(model)
+    """The network (a genotype's, or a registered one), fresh weights (or ``init``'s), frozen
+    parts, device, memory layout, DDP."""
+    aux_heads = cfg.loss.aux_weight > 0  # 0: no auxiliary heads to compute at all
+    if cfg.network:
+        genotype = None
+        model = build_network(cfg.network, info.num_classes, aux_heads=aux_heads)  # its own initialisation
+    else:
+        genotype = _genotype_to_train(cfg, run_dir, resume, info)
+        model = FasterSegNet(genotype, aux_heads=aux_heads)
+        init_weights(model)
     frozen_prefixes = [cfg.freeze] if isinstance(cfg.freeze, str) and cfg.freeze else list(cfg.freeze or [])
     freeze(model, frozen_prefixes)  # first: a wrong prefix fails before anything is written
     frozen_bns = frozen_batchnorms(model, frozen_prefixes)
@@ -340,7 +348,8 @@ def _resolved_settings(step: "_Step", data: _Data) -> dict:
 def _model_meta(cfg: TrainConfig, built: _Built, data: _Data) -> ModelMeta:
     """The header every model file of the run carries."""
     info = data.info
-    meta = ModelMeta(genotype=built.genotype, class_names=info.class_names, train_size=tuple(cfg.data.crop_size),
+    meta = ModelMeta(genotype=built.genotype, network=cfg.network or GENOTYPE_NETWORK, class_names=info.class_names,
+                     train_size=tuple(cfg.data.crop_size),
                      extra={"dataset": info.name, "data": cfg.data.spec, "train_split": data.splits,
                             "palette": [list(c) for c in info.palette]})
     if built.init_record:
@@ -456,8 +465,8 @@ def _load_teacher(path: str, info: DatasetInfo, device: torch.device) -> nn.Modu
     from fasterseg.modelfile import load_model
 
     teacher = load_model(path, device=device)
-    if teacher.genotype.num_classes != info.num_classes:
-        raise TrainingError(f"{path}: teacher predicts {teacher.genotype.num_classes} classes, the data has {info.num_classes}")
+    if teacher.num_classes != info.num_classes:
+        raise TrainingError(f"{path}: teacher predicts {teacher.num_classes} classes, the data has {info.num_classes}")
     return teacher.requires_grad_(False)
 
 
@@ -486,7 +495,7 @@ def _restore(step: _Step, run_dir: Path) -> tuple[int, float | None, list[dict]]
     if step.ema is not None and state.ema is not None:
         step.ema.load_state_dict(state.ema)
     elif step.ema is not None and step.dist_info.is_main:
-        tqdm.write(f"ema_decay={step.cfg.ema_decay} is new to this run: the average starts at the weights of epoch "
+        tqdm.write(f"ema_decay={step.cfg.ema_decay} is new to this run: the average starts at the weights after epoch "
                    f"{state.epoch + 1}")
     torch.set_rng_state(state.rng_cpu.cpu())
     start_epoch = state.epoch + 1
@@ -527,7 +536,8 @@ def _start_run_files(cfg: TrainConfig, run_dir: Path, genotype, resolved: dict) 
     if (run_dir / "tensorboard").is_dir():
         shutil.rmtree(run_dir / "tensorboard")
     save_config(cfg, run_dir / "config.yaml")
-    genotype.save(run_dir / "genotype.json")
+    if genotype is not None:
+        genotype.save(run_dir / "genotype.json")
     atomic_write_text(run_dir / "environment.json", json.dumps(environment(), indent=2) + "\n")
     atomic_write_text(run_dir / "resolved.json", json.dumps(resolved, indent=2) + "\n")
 

@@ -121,7 +121,7 @@ async function loadCard() {
   const rows = {
     "model": card.model,
     "deploy path": `${path.backend} ${path.precision} (${path.device})`,
-    "network": `${card.genotype.branches.join(", ")}; ${card.genotype.gmacs_at.gmacs} GMAC at ${card.genotype.gmacs_at.size.join("x")}`,
+    "network": card.genotype ? `${card.genotype.branches.join(", ")}; ${card.genotype.gmacs_at.gmacs} GMAC at ${card.genotype.gmacs_at.size.join("x")}` : card.network,
     "latency": card.latency.measured ? `${card.latency.measured.median_ms.toFixed(1)} ms at ${card.latency.measured.size.join("x")} (measured at start)` : "",
     "held-out mIoU": card.heldout.miou == null ? "not recorded" : (100 * card.heldout.miou).toFixed(1),
     "held-out note": card.heldout.note || "",

@@ -1,6 +1,7 @@
-"""Two hand-designed real-time segmentation networks, written from their papers, to compare the
-searched student with on equal terms (same data, recipe, CPU budget; no pretrained weights, as
-FasterSeg uses none).
+"""Two hand-designed real-time segmentation networks, written from their papers, registered
+beside FasterSeg's genotypes so that the same trainer, model files and deploy paths serve them
+(``fasterseg train --network ddrnet23_slim``), to compare searched students with on equal terms
+(same data, recipe and CPU budget; no pretrained weights, as FasterSeg uses none).
 
 - BiSeNetV2 (Yu et al., "BiSeNet V2: Bilateral Network with Guided Aggregation for Real-time
   Semantic Segmentation", IJCV 2021): a wide, shallow detail branch at 1/8, a narrow, deep
@@ -11,20 +12,19 @@ FasterSeg uses none).
   branch kept at 1/8 and a low-resolution branch down to 1/64, exchanging features twice
   (bilateral fusion), with a deep aggregation pyramid pooling module on the low branch.
 
-Both return what fasterseg's training loss takes, like ``FasterSegNet``: ``(main, aux, None)``
-class scores at input size in training, the main scores at input size in eval mode, and
-``logits8`` (the 1/8 scores) for the deploy paths' model-only timing.
+Inside, each resizes as its paper does (corners not aligned); their 1/8 class scores become
+scores at the input size as FasterSeg's do (padded to the stride, corners aligned, cropped), so
+every deploy path's label maps (``infer.heads``) reproduce their ``forward``.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fasterseg.layers.upsample import resize_bilinear
+from fasterseg.layers.rules import padding_for
+from fasterseg.layers.upsample import interpolate_aligned, upsample_aligned
 
 
 def conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1, groups: int = 1, relu: bool = True) -> nn.Sequential:
@@ -35,6 +35,7 @@ def conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1, groups: int = 1,
 
 
 def resize(x: torch.Tensor, size) -> torch.Tensor:
+    """The papers' resize inside the networks (corners not aligned)."""
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
@@ -52,8 +53,22 @@ class SegHead(nn.Module):
 
 class EighthScoresNet(nn.Module):
     """A network whose main scores come out at 1/8: ``_scores8(x)`` gives them with what its
-    auxiliary head reads, ``_auxiliary(that)`` the auxiliary scores. Here, once, the interface
-    fasterseg's loss and deploy paths expect (as ``FasterSegNet``)."""
+    auxiliary head reads, ``_auxiliary(that)`` the auxiliary scores. Here, once, the contract
+    every registered network keeps (as ``FasterSegNet``): ``forward`` gives the scores at the
+    input size in eval mode and ``(main, auxiliary or None, None)`` in training; ``logits8`` the
+    1/8 scores of the padded input (what deploy paths time as model-only); ``num_classes``,
+    ``aux_heads``, ``aux_prefixes`` (the state-dict keys a shipped file leaves out) and
+    ``classifier_prefixes`` (the tensors with a row per class, which fine-tuning maps by name)."""
+
+    aux_prefixes: tuple[str, ...] = ()
+    classifier_prefixes: tuple[str, ...] = ()
+    genotype = None  # not a FasterSeg genotype network
+
+    def __init__(self, num_classes: int, aux_heads: bool):
+        super().__init__()
+        self.num_classes = num_classes
+        self.aux_heads = aux_heads
+        self.meta = None  # ModelMeta when loaded from a model file
 
     def _scores8(self, x: torch.Tensor):
         raise NotImplementedError
@@ -62,17 +77,22 @@ class EighthScoresNet(nn.Module):
         raise NotImplementedError
 
     def logits8(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores at 1/8 (what fasterseg's deploy paths time as "model-only")."""
+        pad_h, pad_w = padding_for(x.shape[2], x.shape[3])
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
         return self._scores8(x)[0]
 
     def forward(self, x: torch.Tensor):
-        size = x.shape[2:]
+        height, width = x.shape[2], x.shape[3]
+        pad_h, pad_w = padding_for(height, width)
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
         out, features = self._scores8(x)
         if not self.training:
-            return resize(out, size)
-        # training: the same resize as two matrix products, as fasterseg's own heads (fast CPU backward)
-        return (resize_bilinear(out, size, align_corners=False),
-                resize_bilinear(self._auxiliary(features), size, align_corners=False), None)
+            return interpolate_aligned(out, (out.shape[2] * 8, out.shape[3] * 8))[..., :height, :width]
+        crop = (height, width)
+        aux = upsample_aligned(self._auxiliary(features), 8, crop) if self.aux_heads else None
+        return upsample_aligned(out, 8, crop), aux, None
 
 
 # ----------------------------------------------------------------------------- BiSeNetV2
@@ -149,8 +169,11 @@ class GuidedAggregation(nn.Module):
 class BiSeNetV2(EighthScoresNet):
     """BiSeNetV2 with the paper's widths (detail 64-64-128; semantic 16-32-64-128, expansion 6)."""
 
-    def __init__(self, num_classes: int, head_channels: int = 1024):
-        super().__init__()
+    aux_prefixes = ("aux.",)
+    classifier_prefixes = ("head.out.", *(f"aux.{i}.out." for i in range(4)))
+
+    def __init__(self, num_classes: int, aux_heads: bool = True, head_channels: int = 1024):
+        super().__init__(num_classes, aux_heads)
         self.detail = nn.Sequential(
             conv_bn(3, 64, 3, 2), conv_bn(64, 64),
             conv_bn(64, 64, 3, 2), conv_bn(64, 64), conv_bn(64, 64),
@@ -163,7 +186,8 @@ class BiSeNetV2(EighthScoresNet):
         self.context = ContextEmbedding(128)
         self.aggregate = GuidedAggregation(128)
         self.head = SegHead(128, head_channels, num_classes)
-        self.aux = nn.ModuleList([SegHead(c, 128, num_classes) for c in (16, 32, 64, 128)])
+        if aux_heads:  # the four boosters, training only
+            self.aux = nn.ModuleList([SegHead(c, 128, num_classes) for c in (16, 32, 64, 128)])
 
     def _scores8(self, x: torch.Tensor):
         detail = self.detail(x)
@@ -251,8 +275,12 @@ class DAPPM(nn.Module):
 class DDRNet23Slim(EighthScoresNet):
     """DDRNet-23-slim: planes 32, pyramid 128, head 64."""
 
-    def __init__(self, num_classes: int, planes: int = 32, spp_planes: int = 128, head_planes: int = 64):
-        super().__init__()
+    aux_prefixes = ("aux_head.",)
+    classifier_prefixes = ("head.3.", "aux_head.3.")
+
+    def __init__(self, num_classes: int, aux_heads: bool = True, planes: int = 32, spp_planes: int = 128,
+                 head_planes: int = 64):
+        super().__init__(num_classes, aux_heads)
         p = planes
         self.stem = nn.Sequential(conv_bn(3, p, 3, 2), conv_bn(p, p, 3, 2))
         self.layer1 = basic_stage(p, p, 2)
@@ -269,7 +297,8 @@ class DDRNet23Slim(EighthScoresNet):
         self.low5 = Bottleneck(8 * p, 8 * p, stride=2)
         self.spp = DAPPM(16 * p, spp_planes, 4 * p)
         self.head = ddr_head(4 * p, head_planes, num_classes)
-        self.aux_head = ddr_head(2 * p, head_planes, num_classes)
+        if aux_heads:  # training only
+            self.aux_head = ddr_head(2 * p, head_planes, num_classes)
 
     def _auxiliary(self, high: torch.Tensor) -> torch.Tensor:
         return self.aux_head(high)
@@ -287,22 +316,3 @@ class DDRNet23Slim(EighthScoresNet):
         high = self.high5(F.relu(high))
         low = resize(self.spp(self.low5(F.relu(low))), eighth)
         return self.head(high + low), aux_input
-
-
-NETWORKS = {"bisenetv2": BiSeNetV2, "ddrnet23slim": DDRNet23Slim}
-
-
-def build(name: str, num_classes: int) -> nn.Module:
-    if name not in NETWORKS:
-        raise SystemExit(f"unknown network {name!r}; choose one of {sorted(NETWORKS)}")
-    return NETWORKS[name](num_classes)
-
-
-WEIGHTS = "model.safetensors"  # a finished baseline run's weights, beside its metrics.json
-
-
-def weights_file(path: str | Path) -> Path:
-    """A baseline's weights: a run folder's ``model.safetensors``, or a weights file named directly
-    (fp16 ones from half_weights.py included)."""
-    path = Path(path)
-    return path / WEIGHTS if path.is_dir() else path

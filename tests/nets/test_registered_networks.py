@@ -1,0 +1,229 @@
+"""The contract every network the package takes keeps, tested on each registered one and on a
+FasterSeg genotype network (as timm tests every registered model): training outputs the loss
+takes and a gradient for every parameter, labels on every deploy path as its own forward gives
+them, an ONNX graph ONNX Runtime reproduces, BatchNorm folding, the model-file round trip (with
+and without the training-only heads); then the papers' parameter counts, a baseline trained by
+``fasterseg train --network`` and compare.py on model files and on the old loop's weights."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from fasterseg.losses import OhemCrossEntropy, segmentation_loss
+from fasterseg.nets.registry import REGISTRY, build_network
+
+NETWORKS = [*REGISTRY, "fasterseg"]
+
+
+def _build(name: str, num_classes: int = 11, aux_heads: bool = True) -> torch.nn.Module:
+    torch.manual_seed(0)
+    if name == "fasterseg":
+        from fasterseg.nets.network import FasterSegNet, init_weights
+        from tests.helpers import tiny_genotype
+
+        model = FasterSegNet(tiny_genotype(num_classes), aux_heads=aux_heads)
+        init_weights(model)
+        return model
+    return build_network(name, num_classes, aux_heads=aux_heads)
+
+
+def _settled(model: torch.nn.Module) -> torch.nn.Module:
+    """BatchNorm statistics away from their initial (0, 1), so that folding them is tested."""
+    with torch.no_grad():
+        model.train()
+        for _ in range(2):
+            model(torch.randn(2, 3, 64, 96))
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_trains_and_predicts_at_odd_sizes(name):
+    model = _build(name)
+    x = torch.randn(2, 3, 72, 100)
+    labels = torch.randint(0, 11, (2, 72, 100))
+    outputs = model.train()(x)
+    assert len(outputs) == 3 and outputs[0].shape == (2, 11, 72, 100)
+    assert all(o is None or o.shape == outputs[0].shape for o in outputs[1:]) and any(o is not None for o in outputs[1:])
+    loss = segmentation_loss(outputs, labels, OhemCrossEntropy(0.7, ignore_index=255), aux_weight=0.4)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert model.num_classes == 11 and model.aux_heads
+    with torch.no_grad():
+        assert model.eval()(x).shape == (2, 11, 72, 100)  # scores at the input size
+        assert model.logits8(x).shape == (2, 11, 12, 16)  # 1/8 of the input padded to the stride (96x128)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_every_cpu_deploy_path_gives_its_labels(name, tmp_path):
+    """Eager forward -> argmax is the reference; the exact label path of the optimised (folded),
+    ONNX Runtime and OpenVINO runners reproduces it."""
+    from fasterseg.errors import BackendUnavailable
+    from fasterseg.infer.runners import RunnerOptions, build_runner
+
+    model = _settled(_build(name))
+    x = torch.randn(1, 3, 72, 100)
+    with torch.no_grad():
+        want = model(x).argmax(1)
+    for backend in ("optimized", "onnxruntime", "openvino"):
+        try:
+            runner = build_runner(model, RunnerOptions(backend, compile=False, label_path="exact", onnx_dir=tmp_path / backend))
+        except BackendUnavailable:
+            continue
+        got = runner.labels(x)
+        assert got.shape == want.shape
+        assert (got.long() == want).float().mean() > 0.999, backend
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_exports_to_onnx_and_folds_its_batchnorms(name, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from fasterseg.infer.export import export_onnx
+    from fasterseg.infer.fold import fold_for_deploy
+
+    model = _settled(_build(name))
+    report = export_onnx(model, tmp_path / "m.onnx", size=(64, 96), output="logits", check=True, tolerance=1e-3)
+    assert report.max_abs_diff is not None and report.max_abs_diff < 1e-3
+    folded = fold_for_deploy(model)
+    remaining = sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    before = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert remaining < before / 2  # most fold; only pre-activation ones (DDRNet's) stay, applied as affine maps
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), model(x), atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_a_model_file_round_trips_with_and_without_its_training_heads(name, tmp_path):
+    from fasterseg.modelfile import ModelMeta, load_model, read_model_meta, save_model
+
+    model = _settled(_build(name))
+    meta = ModelMeta(genotype=model.genotype, network=name, class_names=tuple(f"c{i}" for i in range(11)),
+                     train_size=(64, 96))
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        want = model(x)
+    for include_aux in (True, False):
+        path = save_model(tmp_path / f"m{include_aux}.safetensors", model, meta, include_aux=include_aux)
+        assert read_model_meta(path).network == name
+        loaded = load_model(path)
+        assert loaded.aux_heads == include_aux and loaded.num_classes == 11
+        with torch.no_grad():
+            assert torch.equal(loaded(x), want)
+    full, shipped = (tmp_path / "mTrue.safetensors").stat().st_size, (tmp_path / "mFalse.safetensors").stat().st_size
+    assert shipped < full
+
+
+def test_an_unknown_network_is_named_with_the_registered_ones(tmp_path):
+    from fasterseg.errors import FasterSegError, ModelFileError
+    from fasterseg.modelfile import ModelMeta
+    from fasterseg.nets.registry import entry
+
+    with pytest.raises(FasterSegError, match="unknown network 'resnet'.*bisenetv2, ddrnet23_slim"):
+        entry("resnet")
+    with pytest.raises(ModelFileError, match="unknown network 'resnet'"):
+        ModelMeta(genotype=None, network="resnet", class_names=("a",))
+    assert entry("ddrnet23slim").name == "ddrnet23_slim"  # the name benchmarks/baselines used
+
+
+@pytest.mark.parametrize("name,millions", [("ddrnet23_slim", 5.7), ("bisenetv2", 3.4)])
+def test_parameter_counts_are_near_the_papers(name, millions):
+    """DDRNet-23-slim: 5.7 M (Cityscapes, 19 classes); BiSeNetV2: about 3.4 M without its
+    training-only boosters (counts vary with the head; within 20%)."""
+    from fasterseg.nets.network import count_parameters
+
+    count = count_parameters(build_network(name, num_classes=19), include_aux=False) / 1e6
+    assert abs(count - millions) / millions < 0.2, count
+
+
+def test_a_baseline_trains_through_fasterseg_train_and_every_command_reads_its_file(tmp_path, capsys):
+    from fasterseg.cli import main
+    from tests.helpers import write_toy_camvid
+
+    spec = write_toy_camvid(tmp_path / "data")
+    args = ["train", "--network", "ddrnet23_slim", "--data", spec, "--out-dir", str(tmp_path), "--name", "ddr", "--quiet",
+            "--set", "epochs=2", "--set", "iters_per_epoch=2", "--set", "batch_size=2", "--set", "data.crop_size=[64, 64]",
+            "--set", "data.workers=0", "--set", "val_every=1"]
+    assert main(args) == 0
+    run = tmp_path / "ddr"
+    assert not (run / "genotype.json").exists() and "network: ddrnet23_slim" in (run / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(["info", str(run / "best.safetensors")]) == 0
+    out = capsys.readouterr().out
+    assert "network             ddrnet23_slim" in out and "parameters          5,69" in out
+    assert main(["eval", "--model", str(run / "best.safetensors"), "--data", spec, "--split", "val",
+                 "--json", str(tmp_path / "e.json")]) == 0
+    import json
+
+    assert json.loads((tmp_path / "e.json").read_text())["average"]["IoU Classes"] == pytest.approx(
+        json.loads((run / "metrics.json").read_text())["best_val_mIoU"], abs=1e-9)  # the trainer's score, re-scored
+    assert main(["train", "--resume", str(run), "--quiet", "--set", "epochs=3"]) == 0  # resumes as any run
+    assert main(["info", "--networks"]) == 0
+    assert "ddrnet23_slim" in capsys.readouterr().out
+    assert main(["train", "--network", "ddrnet23_slim", "--genotype", "g.json", "--data", spec,
+                 "--out-dir", str(tmp_path), "--name", "both"]) == 1
+    assert "give one of them" in capsys.readouterr().err
+
+
+def test_compare_scores_and_times_every_model_side_by_side(synth_root, tmp_path, monkeypatch):
+    """compare.py's mIoU is `fasterseg eval`'s on the same split; every model gets a time on every path."""
+    import json
+    import sys
+
+    from fasterseg.cli import main as fasterseg_main
+    from tests.infer.conftest import tiny_model_file
+
+    spec = importlib.util.spec_from_file_location(
+        "baseline_compare", Path(__file__).resolve().parents[2] / "benchmarks" / "baselines" / "compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    a = tiny_model_file(tmp_path / "a.safetensors")
+    b = tiny_model_file(tmp_path / "b.safetensors", seed_note="second")  # same weights, recorded differently
+    data = f"synth:{synth_root}"
+    monkeypatch.setattr(sys, "argv", ["compare.py", "--model", f"a={a}", "--model", f"b={b}", "--data", data,
+                                      "--split", "val", "--size", "64x96", "--backend", "eager:fp32",
+                                      "onnxruntime:fp32", "--warmup", "1", "--repeats", "2", "--out", str(tmp_path / "cmp")])
+    compare.main()
+    record = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert [r["name"] for r in record["results"]] == ["a", "b"]
+    assert fasterseg_main(["eval", "--model", a, "--data", data, "--split", "val", "--json", str(tmp_path / "e.json")]) == 0
+    want = json.loads((tmp_path / "e.json").read_text())["average"]["IoU Classes"]
+    for r in record["results"]:
+        assert r["mIoU"] == pytest.approx(want, abs=1e-6)
+        assert len(r["timing"]) == 2 and all(t["end_to_end_ms"] > 0 and t["model_only_ms"] > 0 for t in r["timing"].values())
+    assert len([line for line in (tmp_path / "cmp" / "compare.md").read_text().splitlines() if line.startswith("| a |")
+                or line.startswith("| b |")]) == 2
+    assert (tmp_path / "cmp" / "pareto.png").stat().st_size > 0
+    (tmp_path / "cmp" / "pareto.png").unlink()  # --replot redraws it from compare.json alone
+    monkeypatch.setattr(sys, "argv", ["compare.py", "--replot", str(tmp_path / "cmp" / "compare.json")])
+    compare.main()
+    assert (tmp_path / "cmp" / "pareto.png").stat().st_size > 0
+
+
+def _load_compare():
+    spec = importlib.util.spec_from_file_location(
+        "baseline_compare", Path(__file__).resolve().parents[2] / "benchmarks" / "baselines" / "compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_old_loops_halved_weights_still_load_in_compare(tmp_path):
+    """The committed bisenetv2_seq_train.safetensors was written by the baselines' own loop: bare fp16
+    weights whose header names the network and class count. compare.py still reads that form."""
+    from safetensors.torch import save_file
+
+    compare = _load_compare()
+    model = _build("bisenetv2").eval()
+    path = tmp_path / "bisenetv2_half.safetensors"
+    save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()},
+              str(path), metadata={"network": "bisenetv2", "num_classes": "11"})
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        want = model(x)
+        got = compare.load(f"bisenetv2:{path}")(x)
+    assert got.dtype == torch.float32
+    assert (got.argmax(1) == want.argmax(1)).float().mean() > 0.98
+    with pytest.raises(ValueError, match="holds bisenetv2 weights, not ddrnet23slim's"):
+        compare.load(f"ddrnet23slim:{path}")
