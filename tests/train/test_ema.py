@@ -86,17 +86,29 @@ def test_a_run_keeps_scores_and_carries_its_average_bit_for_bit(toy, tmp_path):
 
 
 def test_switched_on_at_resume_the_average_starts_there_and_the_log_widens(toy, tmp_path):
-    first = train(_cfg(toy, tmp_path, "late", epochs=1, ema_decay=0.0), show_progress=False)
+    first = train(_cfg(toy, tmp_path, "late", epochs=3, ema_decay=0.0), show_progress=False)
     log = first.run_dir / "epochs.csv"
     assert _rows(log)[0]["val_mIoU_ema"] == ""
     assert not (first.run_dir / "ema.safetensors").exists()
     lines = log.read_text().splitlines()  # as a run started by an earlier version logged it: without the column
     assert lines[0].endswith(",val_mIoU_ema") and lines[1].endswith(",")
     log.write_text("".join(line.rsplit(",", 1)[0] + "\n" for line in lines))
-    assert main(["train", "--resume", str(first.run_dir), "--quiet", "--set", "epochs=2", "--set", "ema_decay=0.8"]) == 0
+    resumed_from = read_compact(first.run_dir / CHECKPOINT)[0].model
+    assert main(["train", "--resume", str(first.run_dir), "--quiet", "--set", "epochs=4", "--set", "ema_decay=0.95"]) == 0
+    # four steps at decay 0.95 later the average still holds 0.95^4 = 81% of the weights it started
+    # at, the resumed ones of epoch 3, so it lags behind the weights: nearer to where they were than
+    # they are now (it once started at the run's initial weights instead, twelve steps away, which
+    # this catches)
+    state = read_compact(first.run_dir / CHECKPOINT)[0]
+    convs = [k for k in state.model if state.model[k].dim() == 4]
+
+    def distance(a, b):
+        return sum(float((a[k] - b[k]).square().sum()) for k in convs) ** 0.5
+
+    assert 0 < distance(state.ema, resumed_from) < distance(state.model, resumed_from)
     rows = _rows(log)
-    assert [r["epoch"] for r in rows] == ["1", "2"]
-    assert rows[0]["val_mIoU_ema"] == "" and 0.0 <= float(rows[1]["val_mIoU_ema"]) <= 1.0
+    assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
+    assert [r["val_mIoU_ema"] for r in rows[:3]] == ["", "", ""] and 0.0 <= float(rows[3]["val_mIoU_ema"]) <= 1.0
     assert float(rows[0]["val_mIoU"]) >= 0.0  # the old row kept its values under the old columns
     assert (first.run_dir / "ema.safetensors").is_file()
 

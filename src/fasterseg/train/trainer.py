@@ -494,9 +494,11 @@ def _restore(step: _Step, run_dir: Path) -> tuple[int, float | None, list[dict]]
     step.scaler.load_state_dict(state.scaler)
     if step.ema is not None and state.ema is not None:
         step.ema.load_state_dict(state.ema)
-    elif step.ema is not None and step.dist_info.is_main:
-        tqdm.write(f"ema_decay={step.cfg.ema_decay} is new to this run: the average starts at the weights after epoch "
-                   f"{state.epoch + 1}")
+    elif step.ema is not None:  # switched on now: the average starts at the weights just restored
+        step.ema.load_state_dict(step.model.state_dict())
+        if step.dist_info.is_main:
+            tqdm.write(f"ema_decay={step.cfg.ema_decay} is new to this run: the average starts at the weights after "
+                       f"epoch {state.epoch + 1}")
     torch.set_rng_state(state.rng_cpu.cpu())
     start_epoch = state.epoch + 1
     if step.dist_info.is_main:
