@@ -12,7 +12,7 @@ class _PixelModel(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = torch.nn.Conv2d(3, 4, 1)
-        self.genotype = type("G", (), {"num_classes": 4})()
+        self.num_classes = 4  # the contract every network keeps (nets/registry.py)
 
     def forward(self, x):
         return self.conv(x)
