@@ -4,7 +4,7 @@ Datasets with Cityscapes instances get :class:`~fasterseg.evaluate.cityscapes.Ci
 (IoU and iIoU of classes and categories); every other dataset gets :class:`SegmentationScorer`
 (IoU, pixel accuracy, mean accuracy). :func:`make_scorer` picks, so its callers (the evaluation
 of a prediction folder in :mod:`fasterseg.evaluate.predictions`, and :func:`score_dataset` for
-``eval --model``) never need to know which.
+``eval --model`` and training's validation) never need to know which.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class SegmentationScorer:
         self.conf.all_reduce()
 
     def result(self) -> SegmentationResult:
-        if self.images == 0:
+        if self.images == 0 and not self.conf.mat.any():  # (summed over processes, a share may be empty)
             raise EvaluationError("no images were evaluated")
         names = self.info.class_names
         return SegmentationResult(
@@ -92,18 +92,27 @@ def make_scorer(dataset):
 Result = CityscapesResult | SegmentationResult
 
 
-def score_dataset(predict, dataset, indices=None, ids: str = "train", progress: bool = False) -> Result:
+def score_dataset(predict, dataset, indices=None, ids: str = "train", progress: bool = False,
+                  all_reduce: bool = False, desc: str = "eval") -> Result:
     """Score ``predict(i) -> (H, W) ids`` over a dataset's images with the dataset's own scorer.
 
-    The one loop shared by every source of predictions (files, a model): ground truth comes from
-    the dataset (train ids, and instance ids where it has them), so model evaluation gets iIoU
-    on Cityscapes for free. ``indices`` limits the images (e.g. one process's share).
+    The one loop shared by every source of predictions (``eval --model``, training's validation;
+    a folder of files goes through the same scorers): ground truth comes from the dataset (train
+    ids, and instance ids where it has them), so model evaluation gets iIoU on Cityscapes for
+    free. ``indices`` limits the images (e.g. one process's share); ``all_reduce`` then sums the
+    counts of every process first, so that all of them return the whole split's scores. A dataset
+    without ``load_label`` (the decoded cache) gives its labels as the second item of ``dataset[i]``.
     """
     from tqdm import tqdm
 
     scorer = make_scorer(dataset)
     with_instances = getattr(dataset, "has_instances", False)
-    for i in tqdm(range(len(dataset)) if indices is None else indices, desc="eval", unit="img", disable=not progress):
+    label = dataset.load_label if hasattr(dataset, "load_label") else (lambda i: dataset[i][1])
+    name = dataset.name if hasattr(dataset, "name") else str
+    for i in tqdm(range(len(dataset)) if indices is None else indices, desc=desc, unit="img", leave=False,
+                  disable=not progress):
         inst = dataset.load_instances(i) if with_instances else None
-        scorer.update(predict(i), dataset.load_label(i), inst, ids=ids, source=dataset.name(i))
+        scorer.update(predict(i), label(i), inst, ids=ids, source=name(i))
+    if all_reduce:
+        scorer.all_reduce()
     return scorer.result()

@@ -26,7 +26,7 @@ from fasterseg.data.base import DatasetInfo
 from fasterseg.data.splits import as_split_list, read_splits
 from fasterseg.data.transforms import EvalTransform, TrainTransform
 from fasterseg.errors import TrainingError
-from fasterseg.evaluate.confusion import ConfusionMatrix
+from fasterseg.evaluate.scorer import score_dataset
 from fasterseg.genotype import Genotype
 from fasterseg.modelfile import ModelMeta, load_genotype, save_model
 from fasterseg.nets.registry import GENOTYPE_NETWORK, build_network
@@ -125,29 +125,29 @@ def make_optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.
 @torch.no_grad()
 def evaluate_model(model: nn.Module, dataset, info: DatasetInfo, device: torch.device, dist_info: DistInfo,
                    max_images: int = 0, transform: EvalTransform | None = None, show_progress: bool = True) -> dict:
-    """Whole-image evaluation: mIoU, per-class IoU, pixel and mean accuracy (all processes agree)."""
+    """Whole-image evaluation: mIoU, per-class IoU, pixel and mean accuracy (all processes agree),
+    through the scoring loop ``eval`` uses (``evaluate.scorer.score_dataset``); each process scores
+    its share of the images."""
     was_training = model.training
     model.eval()
     transform = transform or EvalTransform()
-    cm = ConfusionMatrix(info.num_classes, info.ignore_index)
-    count = len(dataset) if not max_images else min(max_images, len(dataset))
-    indices = range(dist_info.rank, count, dist_info.world_size)
-    for i in tqdm(indices, desc="validate", leave=False, disable=not (show_progress and dist_info.is_main)):
-        image, label = dataset[i]
-        img, lab = transform(image, label)
+
+    def predict(i: int) -> torch.Tensor:
+        img, lab = transform(*dataset[i])
         logits = model(img[None].to(device))
-        if logits.shape[-2:] != lab.shape:
+        if logits.shape[-2:] != lab.shape:  # val_scale: scores back at the labels' size
             logits = nn.functional.interpolate(logits, size=lab.shape, mode="bilinear", align_corners=False)
-        cm.update(logits.argmax(1)[0], lab)
-    cm.all_reduce()
-    if was_training:
-        model.train()
-    iou = cm.iou()
+        return logits.argmax(1)[0]
+
+    count = len(dataset) if not max_images else min(max_images, len(dataset))
+    result = score_dataset(predict, dataset, indices=range(dist_info.rank, count, dist_info.world_size),
+                           progress=show_progress and dist_info.is_main, all_reduce=True, desc="validate")
+    model.train(was_training)
     return {
-        "mIoU": cm.miou(),
-        "pixel_accuracy": cm.pixel_accuracy(),
-        "mean_accuracy": cm.mean_accuracy(),
-        "IoU": {name: (None if math.isnan(v) else v) for name, v in zip(info.class_names, iou.tolist())},
+        "mIoU": result.miou,
+        "pixel_accuracy": result.pixel_accuracy,
+        "mean_accuracy": result.mean_accuracy,
+        "IoU": {name: (None if math.isnan(v) else v) for name, v in result.class_iou.items()},
     }
 
 
