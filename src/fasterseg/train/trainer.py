@@ -40,7 +40,7 @@ from fasterseg.train.ema import WeightAverage
 from fasterseg.train.init_from import freeze, frozen_batchnorms, initialise_from
 from fasterseg.utils.device import resolve_device, resolve_precision
 from fasterseg.utils.env import environment
-from fasterseg.utils.io import append_csv_row, atomic_path, atomic_write_text, keep_csv_rows
+from fasterseg.utils.io import append_csv_row, atomic_path, atomic_write_text
 from fasterseg.utils.runlock import run_lock
 from fasterseg.utils.metrics import MetricsLog
 
@@ -472,8 +472,8 @@ def _load_teacher(path: str, info: DatasetInfo, device: torch.device) -> nn.Modu
 
 def _restore(step: _Step, run_dir: Path) -> tuple[int, float | None, list[dict]]:
     """Load the checkpoint into the step's model, optimiser, scaler and the RNG; on the main
-    process save the config as resumed (with its --set changes) and drop the log rows of the
-    epoch that was interrupted. A folder laid out from a compact checkpoint (``continued_from.json``)
+    process save the config as resumed (with its --set changes); the logger drops the log rows of
+    the epoch that was interrupted. A folder laid out from a compact checkpoint (``continued_from.json``)
     restores from that file until it has a checkpoint of its own, and rebuilds its
     per-epoch log from the history. Returns (next epoch, best mIoU, history)."""
     path = step.checkpoint_path
@@ -508,8 +508,6 @@ def _restore(step: _Step, run_dir: Path) -> tuple[int, float | None, list[dict]]
                 tmp.unlink()
                 for row in state.history:
                     append_csv_row(tmp, {k: row.get(k, "") for k in EPOCH_COLUMNS})
-        for log in ("train_log.csv", "epochs.csv"):  # epochs count from 1 in the logs
-            keep_csv_rows(run_dir / log, lambda row: int(row["epoch"]) <= start_epoch)
     return start_epoch, state.best_miou, state.history
 
 
@@ -620,6 +618,9 @@ class _Logger:
         self.iters = iters_per_epoch
         # a resumed run drops what an interrupted epoch logged: every step after the last finished epoch's end
         self.metrics = MetricsLog(run_dir, enabled, purge_step=start_epoch * iters_per_epoch + 1 if start_epoch else None)
+        if start_epoch:
+            for log in ("train_log.csv", "epochs.csv"):  # epochs count from 1 in the logs
+                self.metrics.keep(log, lambda row: int(row["epoch"]) <= start_epoch)
 
     def train_row(self, epoch: int, it: int, loss: float, lr: float, rate: float) -> None:
         """``epoch`` and ``it`` count from 1; TensorBoard's step is the global iteration."""
