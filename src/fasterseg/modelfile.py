@@ -267,11 +267,19 @@ def convert_model_file(src: str | Path, dst: str | Path, half: bool = True, incl
 
 
 def load_network(source: str | Path, device: str | torch.device = "cpu", seed: int = 0) -> nn.Module:
-    """A network to run: a model file as it is, or a genotype JSON with freshly initialised
-    weights (seeded) and no auxiliary heads, for timing (latency does not depend on the values)."""
+    """A network to run: a model file as it is, or a genotype JSON or a registered network's name
+    (``ddrnet23_slim``, 19 classes; ``ddrnet23_slim:11`` for 11) with freshly initialised weights
+    (seeded) and no auxiliary heads, for timing (latency does not depend on the values)."""
     from fasterseg.nets.network import init_weights
+    from fasterseg.nets.registry import ALIASES, REGISTRY
 
     path = Path(source)
+    name, _, classes = str(source).partition(":")
+    if not path.exists() and ALIASES.get(name, name) in REGISTRY:
+        if classes and not (classes.isdigit() and int(classes) > 0):
+            raise ModelFileError(f"{source}: the class count after ':' must be a positive integer")
+        torch.manual_seed(seed)
+        return build_network(name, int(classes or 19), aux_heads=False).to(device).eval()
     if _is_json(path):
         torch.manual_seed(seed)
         model = FasterSegNet(load_genotype(path), aux_heads=False)

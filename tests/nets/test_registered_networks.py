@@ -227,3 +227,14 @@ def test_the_old_loops_halved_weights_still_load_in_compare(tmp_path):
     assert (got.argmax(1) == want.argmax(1)).float().mean() > 0.98
     with pytest.raises(ValueError, match="holds bisenetv2 weights, not ddrnet23slim's"):
         compare.load(f"ddrnet23slim:{path}")
+
+
+def test_bench_times_a_registered_network_by_its_name():
+    from fasterseg.errors import ModelFileError
+    from fasterseg.modelfile import load_network
+
+    net = load_network("ddrnet23_slim:11")
+    assert net.num_classes == 11 and not net.aux_heads and not net.training
+    assert load_network("ddrnet23slim").num_classes == 19  # the old name; 19 classes as the papers count
+    with pytest.raises(ModelFileError, match="positive integer"):
+        load_network("bisenetv2:many")

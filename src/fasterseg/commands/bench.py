@@ -20,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from fasterseg.backends import PRECISION_NAMES, backend_names, canonical
 
     p.add_argument("--model", required=True, action="append", metavar="MODEL_OR_GENOTYPE",
-                   help="a .safetensors model file, or a genotype .json (timed with random weights); repeat it to "
+                   help="a .safetensors model file, or a genotype .json or a registered network's name such as "
+                        "ddrnet23_slim (ddrnet23_slim:11 for 11 classes; timed with random weights); repeat it to "
                         "time several networks side by side in the same rounds")
     p.add_argument("--size", type=parse_size, default=(1024, 2048), help="input HEIGHTxWIDTH (default 1024x2048)")
     p.add_argument("--batch", type=int, default=1, help="images per batch (default 1)")
