@@ -82,37 +82,48 @@ class SegmentationScorer:
             images=self.images, confusion=self.conf.mat.copy(), column_names=tuple(names))
 
 
-def make_scorer(dataset):
-    """The Cityscapes scorer for datasets with Cityscapes instance ids, the plain one otherwise."""
+def make_scorer(dataset, info: DatasetInfo | None = None):
+    """The Cityscapes scorer for datasets with Cityscapes instance ids, the plain one otherwise
+    (for ``info``'s classes, by default the dataset's)."""
     if getattr(dataset, "has_instances", False):
         return CityscapesScorer()
-    return SegmentationScorer(dataset.info)
+    return SegmentationScorer(info or dataset.info)
 
 
 Result = CityscapesResult | SegmentationResult
 
 
 def score_dataset(predict, dataset, indices=None, ids: str = "train", progress: bool = False,
-                  all_reduce: bool = False, desc: str = "eval") -> Result:
+                  all_reduce: bool = False, desc: str = "eval", outputs: int = 1, truth=None,
+                  info: DatasetInfo | None = None):
     """Score ``predict(i) -> (H, W) ids`` over a dataset's images with the dataset's own scorer.
 
-    The one loop shared by every source of predictions (``eval --model``, training's validation;
-    a folder of files goes through the same scorers): ground truth comes from the dataset (train
-    ids, and instance ids where it has them), so model evaluation gets iIoU on Cityscapes for
-    free. ``indices`` limits the images (e.g. one process's share); ``all_reduce`` then sums the
-    counts of every process first, so that all of them return the whole split's scores. A dataset
-    without ``load_label`` (the decoded cache) gives its labels as the second item of ``dataset[i]``.
+    The one loop shared by every source of predictions (``eval --model``, training's validation,
+    the supernet's outputs; a folder of files goes through the same scorers): ground truth comes
+    from the dataset (train ids, and instance ids where it has them), so model evaluation gets
+    iIoU on Cityscapes for free. ``indices`` limits the images (e.g. one process's share);
+    ``all_reduce`` then sums the counts of every process first, so that all of them return the
+    whole split's scores. A dataset without ``load_label`` (the decoded cache) gives its labels as
+    the second item of ``dataset[i]``, or ``truth(i)`` does (called after ``predict(i)``). With
+    ``outputs`` > 1, ``predict`` gives that many predictions per image (a supernet's five outputs
+    from one pass) and a list of results comes back, one per output.
     """
     from tqdm import tqdm
 
-    scorer = make_scorer(dataset)
+    scorers = [make_scorer(dataset, info) for _ in range(outputs)]
     with_instances = getattr(dataset, "has_instances", False)
-    label = dataset.load_label if hasattr(dataset, "load_label") else (lambda i: dataset[i][1])
+    label = truth or (dataset.load_label if hasattr(dataset, "load_label") else (lambda i: dataset[i][1]))
     name = dataset.name if hasattr(dataset, "name") else str
     for i in tqdm(range(len(dataset)) if indices is None else indices, desc=desc, unit="img", leave=False,
                   disable=not progress):
+        predictions = predict(i)
+        target = label(i)
         inst = dataset.load_instances(i) if with_instances else None
-        scorer.update(predict(i), label(i), inst, ids=ids, source=name(i))
-    if all_reduce:
-        scorer.all_reduce()
-    return scorer.result()
+        for scorer, prediction in zip(scorers, [predictions] if outputs == 1 else predictions, strict=True):
+            scorer.update(prediction, target, inst, ids=ids, source=name(i))
+    results = []
+    for scorer in scorers:
+        if all_reduce:
+            scorer.all_reduce()
+        results.append(scorer.result())
+    return results[0] if outputs == 1 else results

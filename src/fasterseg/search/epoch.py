@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from fasterseg.data.base import IGNORE_INDEX
-from fasterseg.evaluate.confusion import ConfusionMatrix
 from fasterseg.genotype import Genotype
 from fasterseg.nets.derive import choose_ends
 from fasterseg.space.supernet import OUTPUT_NAMES, Supernet, WidthMode
@@ -31,30 +30,36 @@ GenotypeLatencyFn = Callable[[Genotype], float]
 def evaluate_outputs(net: Supernet, arch: str, dataset, widths: WidthMode = "arch",
                      device: str | torch.device = "cpu", ignore_index: int = IGNORE_INDEX,
                      seed: int | None = None) -> list[float]:
-    """mIoU of each of the five outputs over ``dataset`` (one image at a time, eval mode).
+    """mIoU of each of the five outputs over ``dataset`` (one image at a time, eval mode), through
+    the scoring loop of training and ``eval`` (``evaluate.scorer.score_dataset``), counts summed
+    over processes.
 
     With ``seed``, the widths sampled for an image depend on (seed, image index) only, so the
     scores neither depend on how images are shared among processes nor touch the global
     random stream. (A ``Subset``'s indices are the images' indices.)
     """
+    from fasterseg.data.base import DatasetInfo
+    from fasterseg.evaluate.scorer import score_dataset
+
     was_training = net.training
     net.eval()
     k = net.cfg.num_classes
-    matrices = [ConfusionMatrix(k, ignore_index) for _ in OUTPUT_NAMES]
+    info = DatasetInfo("supernet outputs", tuple(f"class {c}" for c in range(k)), ((0, 0, 0),) * k, ignore_index)
     indices = getattr(dataset, "indices", range(len(dataset)))
-    for i in range(len(dataset)):
-        image, label = dataset[i]
+    labels: dict[int, torch.Tensor] = {}
+
+    def predict(i: int) -> list[torch.Tensor]:
+        image, labels[i] = dataset[i]
         sample = widths
         if seed is not None:
             g = torch.Generator().manual_seed(seed * 1_000_003 + int(indices[i]))
             sample = net.sample_widths(arch, widths, generator=g)
-        outputs = net(image[None].to(device), arch, sample)
-        for matrix, logits in zip(matrices, outputs):
-            matrix.update(logits.argmax(1)[0], label)
+        return [logits.argmax(1)[0] for logits in net(image[None].to(device), arch, sample)]
+
+    results = score_dataset(predict, dataset, outputs=len(OUTPUT_NAMES), truth=labels.pop, info=info,
+                            all_reduce=True, desc="score outputs")
     net.train(was_training)
-    for m in matrices:
-        m.all_reduce()
-    return [m.miou() for m in matrices]
+    return [r.miou for r in results]
 
 
 @torch.no_grad()
