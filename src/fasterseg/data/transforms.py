@@ -36,10 +36,15 @@ def normalize(img: torch.Tensor, mean, std) -> torch.Tensor:
     return (img - m) / s
 
 
+def resize_label(lab: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A label map resized by nearest neighbour (ids are not averaged)."""
+    return F.interpolate(lab[None, None].float(), size=size, mode="nearest")[0, 0].long()
+
+
 def resize_pair(img: torch.Tensor, lab: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A (3, H, W) image (bilinear) and its label map (nearest) resized together."""
     img = F.interpolate(img[None], size=size, mode="bilinear", align_corners=False)[0]
-    lab = F.interpolate(lab[None, None].float(), size=size, mode="nearest")[0, 0].long()
-    return img, lab
+    return img, resize_label(lab, size)
 
 
 @dataclass(frozen=True)

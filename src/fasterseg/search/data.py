@@ -4,6 +4,11 @@ The official search first shrinks every image (``downsample``, 2 for Cityscapes)
 rescales by a random factor, normalises, crops (padding with 0 / ignore where the image is
 smaller) and shrinks the label to the network's 1/8 output, where the search losses live.
 One half of the (shuffled) training split updates the weights, the other the architecture.
+
+Its pieces (tensors, resize, normalisation) are training's (``data.transforms``); the order of
+its random draws (flip, scale, crop) and the label at 1/8 are the official search's, unlike
+training's (scale, crop, flip, photometric), so it stays a transform of its own: folding the two
+into one would change the crops either a search or a training run draws for a given seed.
 """
 
 from __future__ import annotations
@@ -18,13 +23,7 @@ import torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Subset
 
 from fasterseg.data.base import IGNORE_INDEX
-from fasterseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
-
-
-def _resize(x: torch.Tensor, size: tuple[int, int], label: bool) -> torch.Tensor:
-    if label:
-        return F.interpolate(x, size=size, mode="nearest")
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+from fasterseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, resize_label, resize_pair, to_tensors
 
 
 class SearchTransform:
@@ -45,29 +44,26 @@ class SearchTransform:
     def __call__(self, image: np.ndarray, label: np.ndarray,
                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         g = generator
-        img = torch.tensor(np.asarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
-        lab = torch.tensor(np.asarray(label, dtype=np.float32))[None, None]
-        h, w = img.shape[2:]
+        img, lab = to_tensors(image, label)
+        h, w = img.shape[1:]
         if self.downsample > 1:
-            size = (h // self.downsample, w // self.downsample)
-            img, lab = _resize(img, size, False), _resize(lab, size, True)
+            img, lab = resize_pair(img, lab, (h // self.downsample, w // self.downsample))
         if torch.rand((), generator=g) < 0.5:
             img, lab = img.flip(-1), lab.flip(-1)
         scale = self.scales[int(torch.randint(len(self.scales), (), generator=g))]
-        size = (int(img.shape[2] * scale), int(img.shape[3] * scale))
-        img, lab = _resize(img, size, False), _resize(lab, size, True)
-        img = normalize(img / 255.0, self.mean, self.std)
+        img, lab = resize_pair(img, lab, (int(img.shape[1] * scale), int(img.shape[2] * scale)))
+        img = normalize(img, self.mean, self.std)
         ch, cw = self.crop
-        pad_h, pad_w = max(ch - img.shape[2], 0), max(cw - img.shape[3], 0)
+        pad_h, pad_w = max(ch - img.shape[1], 0), max(cw - img.shape[2], 0)
         if pad_h or pad_w:
             img = F.pad(img, (0, pad_w, 0, pad_h), value=0.0)
-            lab = F.pad(lab, (0, pad_w, 0, pad_h), value=float(self.ignore_index))
-        top = int(torch.randint(img.shape[2] - ch + 1, (), generator=g))
-        left = int(torch.randint(img.shape[3] - cw + 1, (), generator=g))
-        img = img[:, :, top: top + ch, left: left + cw]
-        lab = lab[:, :, top: top + ch, left: left + cw]
-        lab = _resize(lab, (ch // self.label_stride, cw // self.label_stride), True)
-        return img[0].contiguous(), lab[0, 0].long()
+            lab = F.pad(lab, (0, pad_w, 0, pad_h), value=self.ignore_index)
+        top = int(torch.randint(img.shape[1] - ch + 1, (), generator=g))
+        left = int(torch.randint(img.shape[2] - cw + 1, (), generator=g))
+        img = img[:, top: top + ch, left: left + cw]
+        lab = lab[top: top + ch, left: left + cw]
+        lab = resize_label(lab, (ch // self.label_stride, cw // self.label_stride))
+        return img.contiguous(), lab
 
 
 class Augmented(torch.utils.data.Dataset):
