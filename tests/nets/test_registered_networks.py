@@ -238,3 +238,28 @@ def test_bench_times_a_registered_network_by_its_name():
     assert load_network("ddrnet23slim").num_classes == 19  # the old name; 19 classes as the papers count
     with pytest.raises(ModelFileError, match="positive integer"):
         load_network("bisenetv2:many")
+
+
+def test_serve_describes_and_runs_a_registered_network(tmp_path):
+    """The server's model card names the network (no genotype to describe) and it segments."""
+    import numpy as np
+    from starlette.testclient import TestClient
+
+    from fasterseg.modelfile import ModelMeta, save_model
+    from fasterseg.serve.app import create_app
+    from fasterseg.serve.config import ServeConfig
+    from tests.serve.conftest import png_bytes, street
+
+    model = _build("ddrnet23_slim", aux_heads=False).eval()
+    path = save_model(tmp_path / "ddr.safetensors", model,
+                      ModelMeta(genotype=None, network="ddrnet23_slim", class_names=tuple(f"c{i}" for i in range(11)),
+                                train_size=(64, 96)))
+    app = create_app(ServeConfig(model=str(path), backend="eager", precision="fp32", max_wait_ms=1))
+    with TestClient(app) as client:
+        card = client.get("/v1/model").json()
+        assert card["network"] == "ddrnet23_slim" and card["genotype"] is None
+        reply = client.post("/v1/segment?format=json", content=png_bytes(street(64, 96)),
+                            headers={"content-type": "image/png"})
+        assert reply.status_code == 200 and reply.json()["size"] == [64, 96]
+        assert abs(sum(c["fraction"] for c in reply.json()["classes"]) - 1) < 1e-6
+    assert np.isfinite(card["latency"]["measured"]["median_ms"])
