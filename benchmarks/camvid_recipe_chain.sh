@@ -11,6 +11,9 @@
 #           (stopped at epoch 140: it scored as noaux does at equal epochs, at 1.7x the cost; its
 #           compact checkpoint was dropped, so on a new machine this step starts over)
 #   noaux   the same without the auxiliary heads (1.7x the images/s on a CPU): the learning curve
+#   base    the study's short arm: noaux's recipe over 100 epochs (its schedule ends there), seed 0
+#   bright  the same with wider photometric jitter (brightness and contrast 0.5): seq_val's frames
+#           are brighter than the training frames' jitter reaches (docs/benchmarks.md)
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
 #           10 epochs, under 10 MB) and its per-epoch log to benchmarks/results/camvid_recipe/ for
 #           committing, so the next session continues there
@@ -22,7 +25,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-runs}
 shift || true
 STEPS=("$@")
-[[ ${#STEPS[@]} -gt 0 ]] || STEPS=(curve noaux pack)
+[[ ${#STEPS[@]} -gt 0 ]] || STEPS=(noaux base bright pack)
 THREADS=${THREADS:-2}
 export OMP_NUM_THREADS=$THREADS
 FASTERSEG=${FASTERSEG:-.venv/bin/fasterseg}
@@ -32,7 +35,9 @@ CARRIED=benchmarks/results/camvid_recipe
 source benchmarks/lib.sh
 
 # Runs whose checkpoints pack carries (the curve arm was stopped at 140; run `curve` again to resume it)
-declare -A RUNS=([noaux]=camvid_scratch_noaux)
+declare -A RUNS=([noaux]=camvid_scratch_noaux [base]=camvid_arm_base [bright]=camvid_arm_bright)
+ARM=(--genotype "$GENOTYPE" --config "$RECIPE" --set loss.aux_weight=0 --set epochs=100 --set val_every=10
+     --set seed=0 --set compact_every=10)
 
 for step in "${STEPS[@]}"; do
   echo "== $step ($(date -u +%FT%TZ))"
@@ -41,6 +46,9 @@ for step in "${STEPS[@]}"; do
              --genotype "$GENOTYPE" --config "$RECIPE" --set compact_every=10 ;;
     noaux) train_carried camvid_scratch_noaux "$CARRIED/camvid_scratch_noaux.compact.safetensors" \
              --genotype "$GENOTYPE" --config "$RECIPE" --set loss.aux_weight=0 --set compact_every=10 ;;
+    base) train_carried camvid_arm_base "$CARRIED/camvid_arm_base.compact.safetensors" "${ARM[@]}" ;;
+    bright) train_carried camvid_arm_bright "$CARRIED/camvid_arm_bright.compact.safetensors" "${ARM[@]}" \
+             --set data.photometric.brightness=0.5 --set data.photometric.contrast=0.5 ;;
     pack)
       mkdir -p "$CARRIED"
       for name in "${RUNS[@]}"; do
