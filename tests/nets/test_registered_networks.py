@@ -263,3 +263,21 @@ def test_serve_describes_and_runs_a_registered_network(tmp_path):
         assert reply.status_code == 200 and reply.json()["size"] == [64, 96]
         assert abs(sum(c["fraction"] for c in reply.json()["classes"]) - 1) < 1e-6
     assert np.isfinite(card["latency"]["measured"]["median_ms"])
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_fine_tuning_maps_a_registered_networks_class_rows_by_name(name, tmp_path):
+    from fasterseg.modelfile import ModelMeta, save_model
+    from fasterseg.train.init_from import initialise_from
+
+    source = _build(name, num_classes=3)
+    path = save_model(tmp_path / "src.safetensors", source,
+                      ModelMeta(genotype=None, network=name, class_names=("road", "car", "sky")))
+    target = _build(name, num_classes=2)  # another seed would not matter: every tensor is overwritten or fresh
+    record = initialise_from(target, path, ("sky", "tree"))
+    assert record["classes_kept"] == ["sky"] and record["classes_new"] == ["tree"]
+    classifier = f"{type(source).classifier_prefixes[0]}weight"
+    with torch.no_grad():
+        assert torch.equal(target.state_dict()[classifier][0], source.state_dict()[classifier][2])  # sky's row
+    shared = [k for k in source.state_dict() if not k.startswith(type(source).classifier_prefixes)]
+    assert all(torch.equal(target.state_dict()[k], source.state_dict()[k]) for k in shared)
