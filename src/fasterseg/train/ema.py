@@ -30,15 +30,17 @@ class WeightAverage:
             raise ValueError(f"the average's decay must be in (0, 1), got {decay}")
         self.decay = decay
         self.shadow = copy.deepcopy(model).eval().requires_grad_(False)
+        self._pairs: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # (shadow's, model's), found once
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        weights = model.state_dict()
-        for key, mine in self.shadow.state_dict().items():
-            theirs = weights[key].detach()
-            if mine.is_floating_point():
-                mine.lerp_(theirs.to(mine.dtype), 1.0 - self.decay)
-            else:
+        if self._pairs is None:  # state-dict tensors are updated in place, so the pairing holds for the run
+            weights = model.state_dict()
+            self._pairs = [(mine, weights[key].detach()) for key, mine in self.shadow.state_dict().items()]
+        floats = [(mine, theirs) for mine, theirs in self._pairs if mine.is_floating_point()]
+        torch._foreach_lerp_([m for m, _ in floats], [t for _, t in floats], 1.0 - self.decay)
+        for mine, theirs in self._pairs:
+            if not mine.is_floating_point():
                 mine.copy_(theirs)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
