@@ -132,8 +132,11 @@ def evaluate_model(model: nn.Module, dataset, info: DatasetInfo, device: torch.d
     model.eval()
     transform = transform or EvalTransform()
 
+    labels: dict[int, torch.Tensor] = {}
+
     def predict(i: int) -> torch.Tensor:
-        img, lab = transform(*dataset[i])
+        img, labels[i] = transform(*dataset[i])  # each image read once: its label is scored from here
+        lab = labels[i]
         logits = model(img[None].to(device))
         if logits.shape[-2:] != lab.shape:  # val_scale: scores back at the labels' size
             logits = nn.functional.interpolate(logits, size=lab.shape, mode="bilinear", align_corners=False)
@@ -141,7 +144,8 @@ def evaluate_model(model: nn.Module, dataset, info: DatasetInfo, device: torch.d
 
     count = len(dataset) if not max_images else min(max_images, len(dataset))
     result = score_dataset(predict, dataset, indices=range(dist_info.rank, count, dist_info.world_size),
-                           progress=show_progress and dist_info.is_main, all_reduce=True, desc="validate")
+                           progress=show_progress and dist_info.is_main, all_reduce=True, desc="validate",
+                           truth=labels.pop)
     model.train(was_training)
     return {
         "mIoU": result.miou,
