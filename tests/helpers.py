@@ -60,3 +60,16 @@ def tensorboard_scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
     acc = EventAccumulator(str(log_dir))
     acc.Reload()
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def toy_train_config(toy, out, name: str, *overrides: str):
+    """A seconds-long Adam run on the toy CamVid set (``toy``: spec, genotype), validated and
+    compact-checkpointed every epoch; ``overrides`` are ``key=value`` settings on top."""
+    from fasterseg.config import load_config
+    from fasterseg.train.config import TrainConfig
+
+    spec, geno = toy
+    base = [f"genotype={geno}", f"data.spec={spec}", f"out_dir={out}", f"name={name}", "epochs=3", "iters_per_epoch=5",
+            "batch_size=4", "data.crop_size=[64, 64]", "data.workers=0", "val_every=1", "optim.name=adam",
+            "optim.lr=0.005", "compact_every=1"]
+    return load_config(TrainConfig, None, base + list(overrides))

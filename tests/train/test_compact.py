@@ -11,19 +11,15 @@ import torch
 from safetensors import safe_open
 
 from fasterseg.cli import main
-from fasterseg.config import load_config
 from fasterseg.train.compact import COMPACT, RunRecord, TrainState, read_compact, save_compact
 from fasterseg.train.config import TrainConfig
 from fasterseg.train.trainer import CHECKPOINT, learning_rate, make_optimizer, train
+from tests.helpers import toy_train_config
 
 
 def _cfg(toy, out, name, **extra) -> TrainConfig:
-    spec, geno = toy
-    overrides = [f"genotype={geno}", f"data.spec={spec}", f"out_dir={out}", f"name={name}", "epochs=3",
-                 "iters_per_epoch=5", "batch_size=4", "data.crop_size=[64, 64]", "data.workers=0", "val_every=1",
-                 "optim.name=adam", "optim.lr=0.005", "optim.weight_decay=0.0001", "compact_every=1"]
-    overrides += [f"{k.replace('__', '.')}={v}" for k, v in extra.items()]
-    return load_config(TrainConfig, None, overrides)
+    return toy_train_config(toy, out, name, "optim.weight_decay=0.0001",
+                            *(f"{k.replace('__', '.')}={v}" for k, v in extra.items()))
 
 
 def _continue_elsewhere(tmp_path, compact, out, *sets) -> None:

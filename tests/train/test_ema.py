@@ -13,21 +13,16 @@ from safetensors import safe_open
 from torch import nn
 
 from fasterseg.cli import main
-from fasterseg.config import load_config
 from fasterseg.train.compact import COMPACT, read_compact
 from fasterseg.train.config import TrainConfig
 from fasterseg.train.ema import WeightAverage
 from fasterseg.train.trainer import CHECKPOINT, train
 from fasterseg.utils.io import append_csv_row
+from tests.helpers import toy_train_config
 
 
 def _cfg(toy, out, name, **extra) -> TrainConfig:
-    spec, geno = toy
-    overrides = [f"genotype={geno}", f"data.spec={spec}", f"out_dir={out}", f"name={name}", "epochs=3",
-                 "iters_per_epoch=4", "batch_size=4", "data.crop_size=[64, 64]", "data.workers=0", "val_every=1",
-                 "optim.name=adam", "optim.lr=0.005", "compact_every=1", "ema_decay=0.8"]
-    overrides += [f"{k}={v}" for k, v in extra.items()]
-    return load_config(TrainConfig, None, overrides)
+    return toy_train_config(toy, out, name, "iters_per_epoch=4", "ema_decay=0.8", *(f"{k}={v}" for k, v in extra.items()))
 
 
 def _rows(path):
