@@ -14,6 +14,12 @@
 #   base    the study's short arm: noaux's recipe over 100 epochs (its schedule ends there), seed 0
 #   bright  the same with wider photometric jitter (brightness and contrast 0.5): seq_val's frames
 #           are brighter than the training frames' jitter reaches (docs/benchmarks.md)
+#   ohem    base with OHEM (camvid.yaml's: p <= 0.7, at least 1/16 of the pixels) instead of class weights
+#   both    base with OHEM on top of the class weights
+#   sgd     base with camvid.yaml's optimiser (SGD 0.02, momentum 0.9, weight decay 5e-4) instead of Adam
+#   crop    base with camvid.yaml's 288x384 crops instead of whole 360x480 frames
+#   distill base distilled from noaux's averaged weights of epoch 490 (42.0 on seq_val, fp16, committed
+#           as $CARRIED/teacher_noaux_e490_ema.safetensors): does a long run's teacher pass its budget on?
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
 #           10 epochs, under 10 MB) and its per-epoch log to benchmarks/results/camvid_recipe/ for
 #           committing, so the next session continues there
@@ -25,7 +31,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-runs}
 shift || true
 STEPS=("$@")
-[[ ${#STEPS[@]} -gt 0 ]] || STEPS=(noaux base bright pack)
+[[ ${#STEPS[@]} -gt 0 ]] || STEPS=(noaux base bright ohem both sgd crop distill pack)
 THREADS=${THREADS:-2}
 export OMP_NUM_THREADS=$THREADS
 FASTERSEG=${FASTERSEG:-.venv/bin/fasterseg}
@@ -35,7 +41,9 @@ CARRIED=benchmarks/results/camvid_recipe
 source benchmarks/lib.sh
 
 # Runs whose checkpoints pack carries (the curve arm was stopped at 140; run `curve` again to resume it)
-declare -A RUNS=([noaux]=camvid_scratch_noaux [base]=camvid_arm_base [bright]=camvid_arm_bright)
+declare -A RUNS=([noaux]=camvid_scratch_noaux [base]=camvid_arm_base [bright]=camvid_arm_bright
+                 [ohem]=camvid_arm_ohem [both]=camvid_arm_both [sgd]=camvid_arm_sgd [crop]=camvid_arm_crop
+                 [distill]=camvid_arm_distill)
 ARM=(--genotype "$GENOTYPE" --config "$RECIPE" --set loss.aux_weight=0 --set epochs=100 --set val_every=10
      --set seed=0 --set compact_every=10)
 
@@ -49,6 +57,16 @@ for step in "${STEPS[@]}"; do
     base) train_carried camvid_arm_base "$CARRIED/camvid_arm_base.compact.safetensors" "${ARM[@]}" ;;
     bright) train_carried camvid_arm_bright "$CARRIED/camvid_arm_bright.compact.safetensors" "${ARM[@]}" \
              --set data.photometric.brightness=0.5 --set data.photometric.contrast=0.5 ;;
+    ohem) train_carried camvid_arm_ohem "$CARRIED/camvid_arm_ohem.compact.safetensors" "${ARM[@]}" \
+             --set loss.class_weight=none --set loss.ohem_min_kept_ratio=0.0625 ;;
+    both) train_carried camvid_arm_both "$CARRIED/camvid_arm_both.compact.safetensors" "${ARM[@]}" \
+             --set loss.ohem_min_kept_ratio=0.0625 ;;
+    sgd) train_carried camvid_arm_sgd "$CARRIED/camvid_arm_sgd.compact.safetensors" "${ARM[@]}" \
+             --set optim.name=sgd --set optim.lr=0.02 --set optim.weight_decay=0.0005 ;;
+    crop) train_carried camvid_arm_crop "$CARRIED/camvid_arm_crop.compact.safetensors" "${ARM[@]}" \
+             --set 'data.crop_size=[288,384]' ;;
+    distill) train_carried camvid_arm_distill "$CARRIED/camvid_arm_distill.compact.safetensors" "${ARM[@]}" \
+             --teacher "$CARRIED/teacher_noaux_e490_ema.safetensors" ;;
     pack)
       mkdir -p "$CARRIED"
       for name in "${RUNS[@]}"; do
