@@ -1,0 +1,41 @@
+"""benchmarks/recipe_study.py: the study's table from per-epoch logs, checked by hand."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "recipe_study.py"
+spec = importlib.util.spec_from_file_location("recipe_study", SCRIPT)
+study = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = study  # its dataclass looks its module up there
+spec.loader.exec_module(study)
+
+HEADER = "epoch,loss,lr,seconds,val_mIoU,val_pixel_accuracy,val_mIoU_ema\n"
+
+
+def _log(path: Path, scores: dict[int, float], averaged: dict[int, float] | None = None, epochs: int = 100) -> None:
+    rows = [f"{e},0.3,0.001,25,{scores.get(e, '')},,{(averaged or {}).get(e, '')}" for e in range(1, epochs + 1)]
+    path.write_text(HEADER + "\n".join(rows) + "\n")
+
+
+def test_arms_compare_the_mean_of_their_last_three_evaluations(tmp_path):
+    _log(tmp_path / "camvid_arm_base_epochs.csv", {80: 0.38, 90: 0.39, 100: 0.40})
+    _log(tmp_path / "camvid_arm_ohem_epochs.csv", {80: 0.40, 90: 0.41, 100: 0.45})
+    _log(tmp_path / "camvid_arm_sgd_epochs.csv", {80: 0.30, 90: 0.31}, epochs=95)  # still running
+    arms = study.read_logs(tmp_path, "camvid_arm_", study.ARMS)
+    assert [a.name for a in arms] == ["base", "ohem", "sgd"]  # the study's order, not the files'
+    rows = {r.split(" | ")[0].lstrip("| "): r for r in study.arms_table(arms).splitlines()[2:]}
+    assert rows["base"].endswith("| 39.0 |  |")
+    assert rows["ohem"].endswith("| 42.0 | +3.0 |")  # (40 + 41 + 45) / 3 = 42.0, base 39.0
+    assert rows["sgd"].endswith("| (running) |  |")  # two evaluations: no mean, no comparison
+
+
+def test_void_averaged_scores_stay_out_and_the_plot_is_written(tmp_path):
+    _log(tmp_path / "camvid_scratch_noaux_epochs.csv", {420: 0.41, 440: 0.429, 460: 0.429, 480: 0.41},
+         averaged={440: 0.028, 460: 0.33, 480: 0.422}, epochs=490)
+    assert study.main(["--results", str(tmp_path), "--plot", str(tmp_path / "study.png"),
+                       "--table", str(tmp_path / "study.md")]) == 0
+    table = (tmp_path / "study.md").read_text()
+    assert "| 440 | 42.9 |  |" in table and "| 480 | 41.0 | 42.2 |" in table
+    assert (tmp_path / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob("*.tmp*"))
