@@ -8,7 +8,7 @@ loads it: this is what makes resumed and multi-process runs reproduce single-pro
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -227,6 +227,14 @@ class TrainTransform:
         img = img[:, top: top + ch, left: left + cw]
         lab = lab[top: top + ch, left: left + cw]
         return self._finish(img, lab, generator)
+
+    def resized(self, factor: float) -> "TrainTransform":
+        """This transform on images and crops resized by ``factor`` (progressive resizing: the
+        same scenes at a lower resolution, for the early epochs)."""
+        if factor == 1.0:
+            return self
+        crop = (max(1, int(self.crop_size[0] * factor + 0.5)), max(1, int(self.crop_size[1] * factor + 0.5)))
+        return replace(self, crop_size=crop, base_scale=self.base_scale * factor)
 
     def _finish(self, img: torch.Tensor, lab: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Flip, photometric jitter and normalisation of a crop (the draws after the crop's)."""

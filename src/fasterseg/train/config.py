@@ -24,6 +24,7 @@ class DataConfig:
     cache_dir: str = ""  # where decoded splits are kept; empty: OUT_DIR/.cache/data
     cache_max_gb: float = 8.0  # a split larger than this decoded (4 bytes a pixel) is read from its files instead
     photometric: Photometric = field(default_factory=Photometric)  # colour/blur/noise jitter of training crops
+    resize_schedule: tuple[tuple[int, float], ...] = ()  # progressive resizing: [[epoch, factor], ...], images and crops resized by factor from each epoch on
 
 
 CLASS_WEIGHTINGS = ("none", "median_frequency", "inverse_log")
@@ -119,7 +120,20 @@ class TrainConfig:
         if not self.optim.lr > 0 or self.optim.weight_decay < 0 or not 0 <= self.optim.momentum < 1:
             raise ValueError(f"optim.lr must be > 0, optim.weight_decay >= 0 and optim.momentum in [0, 1); got "
                              f"{self.optim.lr}, {self.optim.weight_decay}, {self.optim.momentum}")
+        epochs = [e for e, _ in self.data.resize_schedule]
+        if any(e < 0 for e in epochs) or epochs != sorted(set(epochs)) or any(not f > 0 for _, f in self.data.resize_schedule):
+            raise ValueError(f"data.resize_schedule must list [epoch, factor] pairs with epochs >= 0 increasing and factors > 0, "
+                             f"got {[list(x) for x in self.data.resize_schedule]}")
         if min(self.data.crop_size) < 1:
             raise ValueError(f"data.crop_size must be positive, got {list(self.data.crop_size)}")
         if not self.data.scales or min(self.data.scales) <= 0 or self.data.base_scale <= 0 or self.data.val_scale <= 0:
             raise ValueError("data.scales, data.base_scale and data.val_scale must be > 0")
+
+
+def resize_factor(schedule: tuple[tuple[int, float], ...], epoch: int) -> float:
+    """The training images' and crops' resize factor in ``epoch`` under ``data.resize_schedule``."""
+    factor = 1.0
+    for start, value in schedule:
+        if epoch >= start:
+            factor = float(value)
+    return factor

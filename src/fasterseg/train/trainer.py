@@ -31,7 +31,7 @@ from fasterseg.genotype import Genotype
 from fasterseg.modelfile import ModelMeta, load_genotype, save_model
 from fasterseg.nets.registry import GENOTYPE_NETWORK, build_network
 from fasterseg.nets.network import FasterSegNet, init_weights
-from fasterseg.train.config import TrainConfig
+from fasterseg.train.config import TrainConfig, resize_factor
 from fasterseg.distributed import DistInfo, all_reduce_mean, barrier, cleanup, init_distributed
 from fasterseg.losses import OhemCrossEntropy, distillation_kl, segmentation_loss
 from fasterseg.train.class_weights import class_weights, label_statistics
@@ -200,7 +200,7 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
     val_transform = EvalTransform(scale=cfg.data.val_scale)
     for epoch in range(start_epoch, cfg.epochs):
         _set_train_mode(cfg, built)
-        data.sampler.set_epoch(epoch)
+        data.start_epoch(epoch, cfg.data.resize_schedule)
         record = _train_one_epoch(step, data.loader, epoch, data.iters, logger, show_progress and dist_info.is_main)
         improved = False
         if data.val_set is not None and _validates(cfg, epoch):
@@ -259,6 +259,12 @@ class _Data:
     sampler: "ShardedEpochSampler"
     loader: DataLoader
     iters: int  # steps an epoch
+    transform: TrainTransform  # at full resolution; an epoch may train with a resized copy (resize_schedule)
+
+    def start_epoch(self, epoch: int, schedule: tuple[tuple[int, float], ...]) -> None:
+        """The epoch's data order and resolution (a loader's workers receive the dataset anew each epoch)."""
+        self.sampler.set_epoch(epoch)
+        self.loader.dataset.transform = self.transform.resized(resize_factor(schedule, epoch))
 
 
 def _read_data(cfg: TrainConfig, device: torch.device, dist_info: DistInfo, show_progress: bool) -> _Data:
@@ -277,8 +283,8 @@ def _read_data(cfg: TrainConfig, device: torch.device, dist_info: DistInfo, show
     sampler = ShardedEpochSampler(len(train_base), cfg.seed, iters, cfg.batch_size, dist_info)
     loader = DataLoader(AugmentedDataset(train_base, transform, cfg.seed), batch_size=cfg.batch_size, sampler=sampler,
                         num_workers=d.workers, pin_memory=device.type == "cuda", drop_last=True,
-                        persistent_workers=False)
-    return _Data(train_base, val_set, info, splits, sampler, loader, iters)
+                        persistent_workers=False)  # workers receive the dataset anew each epoch (resize_schedule)
+    return _Data(train_base, val_set, info, splits, sampler, loader, iters, transform)
 
 
 @dataclass
