@@ -20,6 +20,8 @@
 #   crop    base with camvid.yaml's 288x384 crops instead of whole 360x480 frames
 #   distill base distilled from noaux's averaged weights of epoch 490 (42.0 on seq_val, fp16, committed
 #           as $CARRIED/teacher_noaux_e490_ema.safetensors): does a long run's teacher pass its budget on?
+#   progressive  base with progressive resizing: images and crops at 0.5x to epoch 40, 0.75x to 70,
+#           then full size (about 60% of base's time): does the cheaper schedule keep the score?
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
 #           10 epochs, under 10 MB) and its per-epoch log to benchmarks/results/camvid_recipe/ for
 #           committing, so the next session continues there
@@ -31,7 +33,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-runs}
 shift || true
 STEPS=("$@")
-[[ ${#STEPS[@]} -gt 0 ]] || STEPS=(noaux base bright ohem both sgd crop distill pack)
+[[ ${#STEPS[@]} -gt 0 ]] || STEPS=(noaux base bright ohem both sgd crop distill progressive pack)
 THREADS=${THREADS:-2}
 export OMP_NUM_THREADS=$THREADS
 FASTERSEG=${FASTERSEG:-.venv/bin/fasterseg}
@@ -43,7 +45,7 @@ source benchmarks/lib.sh
 # Runs whose checkpoints pack carries (the curve arm was stopped at 140; run `curve` again to resume it)
 declare -A RUNS=([noaux]=camvid_scratch_noaux [base]=camvid_arm_base [bright]=camvid_arm_bright
                  [ohem]=camvid_arm_ohem [both]=camvid_arm_both [sgd]=camvid_arm_sgd [crop]=camvid_arm_crop
-                 [distill]=camvid_arm_distill)
+                 [distill]=camvid_arm_distill [progressive]=camvid_arm_progressive)
 ARM=(--genotype "$GENOTYPE" --config "$RECIPE" --set loss.aux_weight=0 --set epochs=100 --set val_every=10
      --set seed=0 --set compact_every=10)
 
@@ -67,6 +69,8 @@ for step in "${STEPS[@]}"; do
              --set 'data.crop_size=[288,384]' ;;
     distill) train_carried camvid_arm_distill "$CARRIED/camvid_arm_distill.compact.safetensors" "${ARM[@]}" \
              --teacher "$CARRIED/teacher_noaux_e490_ema.safetensors" ;;
+    progressive) train_carried camvid_arm_progressive "$CARRIED/camvid_arm_progressive.compact.safetensors" "${ARM[@]}" \
+             --set 'data.resize_schedule=[[0, 0.5], [40, 0.75], [70, 1.0]]' ;;
     pack)
       mkdir -p "$CARRIED"
       for name in "${RUNS[@]}"; do
