@@ -18,6 +18,10 @@ from fasterseg.layers.names import OP_NAMES
 from fasterseg.layers.rules import feature_channels
 
 GENOTYPE_VERSION = 1
+# How a network normalises its input beyond the dataset's fixed mean and std: "dataset" (nothing
+# more, the paper) or "image" (each image's channels to zero mean and unit spread over its pixels,
+# which makes the network blind to exposure and contrast: the held-out CamVid sequence is brighter)
+INPUT_NORMS = ("dataset", "image")
 # Output strides of the three branch ends (path value 0, 1, 2).
 END_STRIDES = (8, 16, 32)
 
@@ -55,6 +59,7 @@ class Genotype:
     stem_width: float = 1.0
     head_width: float = 1.0
     version: int = GENOTYPE_VERSION
+    input_norm: str = "dataset"  # INPUT_NORMS; written to JSON only when not the paper's
 
     def __post_init__(self) -> None:
         validate(self)
@@ -69,6 +74,7 @@ class Genotype:
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        extra = {} if self.input_norm == "dataset" else {"input_norm": self.input_norm}
         return {
             "version": self.version,
             "base_channels": self.base_channels,
@@ -84,6 +90,7 @@ class Genotype:
                 }
                 for b in self.branches
             ],
+            **extra,
         }
 
     def to_json(self) -> str:
@@ -113,7 +120,7 @@ class Genotype:
         atomic_write_text(Path(path), self.to_json() + "\n")
 
 
-_TOP_KEYS = {"version", "base_channels", "stem_width", "head_width", "num_classes", "branches"}
+_TOP_KEYS = {"version", "base_channels", "stem_width", "head_width", "num_classes", "branches", "input_norm"}
 _BRANCH_KEYS = {"end", "ops", "path", "widths"}
 
 
@@ -186,6 +193,7 @@ def _from_dict(data: Any, source: str) -> Genotype:
             stem_width=_as_float(_require(data, "stem_width", source), f"{source}: stem_width"),
             head_width=_as_float(_require(data, "head_width", source), f"{source}: head_width"),
             version=version,
+            input_norm=data.get("input_norm", "dataset"),
         )
     except GenotypeError as exc:
         raise GenotypeError(f"{source}: {exc}") from None
@@ -201,6 +209,8 @@ def validate(g: Genotype) -> None:
         value = getattr(g, name)
         if not (math.isfinite(value) and value > 0):
             raise GenotypeError(f"{name}: must be a positive number, got {value}")
+    if g.input_norm not in INPUT_NORMS:
+        raise GenotypeError(f"input_norm: must be one of {list(INPUT_NORMS)}, got {g.input_norm!r}")
     if not g.branches:
         raise GenotypeError("branches: at least one branch is required")
     if len(g.branches) > 3:

@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.source}")
         print(f"  branches            {ends}")
         print(f"  classes             {genotype.num_classes}")
+        if genotype.input_norm != "dataset":
+            print(f"  input norm          {genotype.input_norm} (each image standardised per channel before the stem)")
         print(f"  parameters          {stats.params:,} (inference)  {stats.params_with_aux:,} (with auxiliary heads)")
         print(f"  MACs at {stats.size[0]}x{stats.size[1]}  {stats.macs / 1e9:.2f} G ({stats.macs:,})")
         if meta is not None:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fasterseg.genotype import Genotype
+from fasterseg.layers.input_norm import standardise_per_image
 from fasterseg.layers.ops import ConvNorm, Conv2x, build_op
 
 from fasterseg.layers.rules import padding_for
@@ -231,6 +232,10 @@ class FasterSegNet(nn.Module):
 
     def _features(self, x: torch.Tensor) -> list[dict[int, torch.Tensor]]:
         """Per branch, the latest feature map at each scale index (0: 1/8, 1: 1/16, 2: 1/32)."""
+        if self.genotype.input_norm == "image":
+            # On the padded input: every path (eager, the deploy heads that pad to the stride first,
+            # exported graphs whose caller pads small images) reaches this point with the same tensor
+            x = standardise_per_image(x)
         stem = self.stem(x)
         n = len(self.genotype.branches)
         current = [stem] * n

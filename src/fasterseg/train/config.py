@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from fasterseg.data.splits import as_split_list
 from fasterseg.data.transforms import Photometric
+from fasterseg.genotype import INPUT_NORMS
 
 
 @dataclass
@@ -60,6 +61,7 @@ class TrainConfig:
 
     genotype: str = ""  # path of the genotype JSON (or a model file to take the genotype from); empty with init: init's
     network: str = ""  # a registered network instead of a genotype (fasterseg info --networks), e.g. ddrnet23_slim
+    input_norm: str = ""  # empty: the genotype's; dataset (the paper) | image (each image standardised per channel)
     teacher: str | None = None  # model file of a trained teacher: enables distillation
     init: str = ""  # model file to start from (fine-tuning); classifier rows are matched by class name
     freeze: list[str] | str = ""  # parameter prefixes left untrained, e.g. stem or [stem, cells.0-0]
@@ -99,6 +101,10 @@ class TrainConfig:
         splits = as_split_list(self.data.train_split)
         if not splits or not all(splits):
             raise ValueError(f"data.train_split must name at least one split, got {self.data.train_split!r}")
+        if self.input_norm not in ("", *INPUT_NORMS):
+            raise ValueError(f"input_norm must be empty (the genotype's) or one of {list(INPUT_NORMS)}, got {self.input_norm!r}")
+        if self.input_norm and self.network:
+            raise ValueError(f"input_norm applies to FasterSeg genotypes; the registered network {self.network!r} has its own input")
         if self.optim.name not in OPTIMIZERS:
             raise ValueError(f"optim.name must be one of {list(OPTIMIZERS)}, got {self.optim.name!r}")
         if self.optim.warmup_epochs < 0:

@@ -467,6 +467,11 @@ def _genotype_to_train(cfg: TrainConfig, run_dir: Path, resume: bool, info: Data
     genotype = load_genotype(source)
     if genotype.num_classes != info.num_classes:
         genotype = replace(genotype, num_classes=info.num_classes)
+    if cfg.input_norm and cfg.input_norm != genotype.input_norm:
+        if resume and source == str(saved):
+            raise TrainingError(f"{run_dir}: the run was started with input_norm={genotype.input_norm}; its weights "
+                                f"cannot continue under input_norm={cfg.input_norm}")
+        genotype = replace(genotype, input_norm=cfg.input_norm)
     return genotype
 
 
