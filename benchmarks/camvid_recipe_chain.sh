@@ -22,6 +22,8 @@
 #           as $CARRIED/teacher_noaux_e490_ema.safetensors): does a long run's teacher pass its budget on?
 #   progressive  base with progressive resizing: images and crops at 0.5x to epoch 40, 0.75x to 70,
 #           then full size (about 60% of base's time): does the cheaper schedule keep the score?
+#   imagenorm  base with each image standardised per channel before the stem (input_norm=image):
+#           seq_val's frames are brighter than the training frames
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
 #           10 epochs, under 10 MB) and its per-epoch log to benchmarks/results/camvid_recipe/ for
 #           committing, so the next session continues there
@@ -33,7 +35,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-runs}
 shift || true
 STEPS=("$@")
-[[ ${#STEPS[@]} -gt 0 ]] || STEPS=(noaux base bright ohem both sgd crop distill progressive pack)
+[[ ${#STEPS[@]} -gt 0 ]] || STEPS=(noaux base bright ohem both sgd crop distill progressive imagenorm pack)
 THREADS=${THREADS:-2}
 export OMP_NUM_THREADS=$THREADS
 FASTERSEG=${FASTERSEG:-.venv/bin/fasterseg}
@@ -45,7 +47,8 @@ source benchmarks/lib.sh
 # Runs whose checkpoints pack carries (the curve arm was stopped at 140; run `curve` again to resume it)
 declare -A RUNS=([noaux]=camvid_scratch_noaux [base]=camvid_arm_base [bright]=camvid_arm_bright
                  [ohem]=camvid_arm_ohem [both]=camvid_arm_both [sgd]=camvid_arm_sgd [crop]=camvid_arm_crop
-                 [distill]=camvid_arm_distill [progressive]=camvid_arm_progressive)
+                 [distill]=camvid_arm_distill [progressive]=camvid_arm_progressive
+                 [imagenorm]=camvid_arm_imagenorm)
 ARM=(--genotype "$GENOTYPE" --config "$RECIPE" --set loss.aux_weight=0 --set epochs=100 --set val_every=10
      --set seed=0 --set compact_every=10)
 
@@ -71,6 +74,8 @@ for step in "${STEPS[@]}"; do
              --teacher "$CARRIED/teacher_noaux_e490_ema.safetensors" ;;
     progressive) train_carried camvid_arm_progressive "$CARRIED/camvid_arm_progressive.compact.safetensors" "${ARM[@]}" \
              --set 'data.resize_schedule=[[0, 0.5], [40, 0.75], [70, 1.0]]' ;;
+    imagenorm) train_carried camvid_arm_imagenorm "$CARRIED/camvid_arm_imagenorm.compact.safetensors" "${ARM[@]}" \
+             --set input_norm=image ;;
     pack)
       mkdir -p "$CARRIED"
       for name in "${RUNS[@]}"; do

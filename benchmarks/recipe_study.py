@@ -29,6 +29,7 @@ ARMS = {
     "crop": "288x384 crops instead of whole 360x480 frames",
     "distill": "distilled from the no-aux run's averaged weights of epoch 490 (42.0)",
     "progressive": "images and crops at 0.5x to epoch 40, 0.75x to 70, then full size",
+    "imagenorm": "each image standardised per channel before the stem (input_norm=image)",
 }
 CURVES = {"noaux": "camvid_scratch.yaml without aux heads, 800 epochs", "curve": "camvid_scratch.yaml, 800 epochs"}
 # Averaged-weight scores a since-fixed bug made void (switched on at a resume, the average started from
