@@ -33,6 +33,11 @@ SETTINGS = {
     "camvid_scratch.yaml (360x480, Adam, class weights, aux heads)": ("configs/train/camvid_scratch.yaml", []),
     "camvid_scratch.yaml without aux heads": ("configs/train/camvid_scratch.yaml", ["loss.aux_weight=0"]),
     "camvid_scratch.yaml, one loader process": ("configs/train/camvid_scratch.yaml", ["data.workers=1"]),
+    # progressive resizing's early epochs (data.resize_schedule), without aux heads
+    "camvid_scratch.yaml without aux heads, at 0.75x": ("configs/train/camvid_scratch.yaml",
+                                                        ["loss.aux_weight=0", "data.resize_schedule=[[0, 0.75]]"]),
+    "camvid_scratch.yaml without aux heads, at 0.5x": ("configs/train/camvid_scratch.yaml",
+                                                       ["loss.aux_weight=0", "data.resize_schedule=[[0, 0.5]]"]),
 }
 
 
