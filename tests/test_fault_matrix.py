@@ -174,6 +174,7 @@ def _search_matrix(tmp_path: Path, monkeypatch, every_point: bool) -> list[str]:
     return killed_at
 
 
+@pytest.mark.slow  # 70 s; a search's exact resume stays in the default run (tests/search/test_data_and_loop.py)
 def test_search_killed_as_an_epoch_ends_resumes_to_the_same_run(tmp_path, monkeypatch):
     killed_at = _search_matrix(tmp_path, monkeypatch, every_point=False)
     # the epoch's first file; its checkpoint's tensors before the JSON that commits them; the JSON

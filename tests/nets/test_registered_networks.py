@@ -166,6 +166,7 @@ def test_a_baseline_trains_through_fasterseg_train_and_every_command_reads_its_f
     assert "give one of them" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a benchmark script end to end (25 s); the networks it reads are covered above
 def test_compare_scores_and_times_every_model_side_by_side(synth_root, tmp_path, monkeypatch):
     """compare.py's mIoU is `fasterseg eval`'s on the same split; every model gets a time on every path."""
     import json

@@ -122,6 +122,7 @@ def test_pretrain_then_search_writes_every_epoch(tmp_path):
     assert (tmp_path / "search" / "config.yaml").is_file()
 
 
+@pytest.mark.slow  # 11 search epochs (40 s): the warning needs ten halvings; the adaptation rule itself: tests/search/test_epoch.py
 def test_a_window_below_what_accuracy_picks_is_reported_once(tmp_path, capsys):
     data = write_camvid(tmp_path / "camvid", n=4, splits=("train", "val"))
     cfg = tiny_search_config(data, pretrain=False, epochs=11, val_data=f"camvid:{data}", val_limit=1,

@@ -3,6 +3,7 @@
 import csv
 import json
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -113,6 +114,7 @@ def run_loop(rank, world, root, out_dir, init):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # a whole two-process search (40 s); the step-level agreement of two processes stays in the default run
 def test_search_run_under_two_processes_matches_one(tmp_path):
     from tests.search.test_data_and_loop import write_camvid
 
