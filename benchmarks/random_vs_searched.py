@@ -10,7 +10,8 @@ Three steps over one finished search run (its config, latency table, supernet an
                                       network, batch norms re-estimated, on the search's val split
                                       -> DIR/supernet_scores.csv
   table   --out DIR --runs RUNS       the trained scores (runs RUNS/rvs_NAME, trained by
-                                      benchmarks/random_vs_searched.sh: mean of the last three
+                                      benchmarks/random_vs_searched.sh, or the logs it keeps as
+                                      DIR/rvs_NAME_epochs.csv: mean of the last three
                                       evaluations on seq_val), the random mean and spread, the
                                       searched student, and Kendall's tau between the supernet's
                                       ranking and the trained one -> DIR/table.md
@@ -139,9 +140,12 @@ def rank(args) -> None:
         writer.writerows(rows)
 
 
-def trained_score(run: Path, last: int = 3) -> float | None:
-    """Mean of the last ``last`` evaluations of a training run (less noisy than one)."""
+def trained_score(run: Path, last: int = 3, kept: Path | None = None) -> float | None:
+    """Mean of the last ``last`` evaluations of a training run (less noisy than one), from its
+    folder, else from ``kept`` (the log the chain commits once the run finishes)."""
     path = run / "epochs.csv"
+    if not path.is_file() and kept is not None:
+        path = kept
     if not path.is_file():
         return None
     scores = [float(r["val_mIoU"]) for r in csv.DictReader(path.open()) if r.get("val_mIoU")]
@@ -154,7 +158,7 @@ def table(args) -> None:
     one_shot = {}
     if (out / "supernet_scores.csv").is_file():
         one_shot = {r["name"]: float(r["supernet_miou"]) for r in csv.DictReader((out / "supernet_scores.csv").open())}
-    trained = {name: trained_score(runs / f"rvs_{name}") for name in latency}
+    trained = {name: trained_score(runs / f"rvs_{name}", kept=out / f"rvs_{name}_epochs.csv") for name in latency}
     lines = ["| student | table ms | supernet mIoU | trained mIoU (seq_val) |", "|---|---|---|---|"]
     for name in latency:
         s = one_shot.get(name)

@@ -31,6 +31,9 @@ for genotype in "$DIR"/searched.json "$DIR"/random_[0-9]*.json; do
   train_carried "rvs_$name" "$DIR/rvs_$name.compact.safetensors" --genotype "$genotype" \
     --config configs/train/camvid_scratch.yaml --set loss.aux_weight=0 --set epochs=100 \
     --set val_every=10 --set seed=0 --set compact_every=10
-  [[ -f "$OUT/rvs_$name/metrics.json" ]] && rm -f "$DIR/rvs_$name.compact.safetensors"
+  if [[ -f "$OUT/rvs_$name/metrics.json" ]]; then  # finished: its log is what the table reads, on any machine
+    rm -f "$DIR/rvs_$name.compact.safetensors"
+    cp "$OUT/rvs_$name/epochs.csv" "$DIR/rvs_${name}_epochs.csv"
+  fi
 done
 "$PYTHON" benchmarks/random_vs_searched.py table --out "$DIR" --runs "$OUT"

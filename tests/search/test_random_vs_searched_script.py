@@ -35,3 +35,13 @@ def test_the_table_reads_the_last_three_evaluations(tmp_path):
     assert "| searched | 10.80 | 30.0 | 42.0 |" in text
     assert "Random students: 33.5 mean" in text and "(n=2)" in text
     assert "Kendall tau, supernet ranking vs trained ranking: 1.00 (n=3)" in text
+
+
+def test_the_table_reads_a_finished_runs_kept_log_where_its_folder_is_gone(tmp_path):
+    out = tmp_path / "rvs"
+    out.mkdir()
+    (out / "students.csv").write_text("name,latency_ms,ends,steps\nsearched,10.8,\"[2, 0]\",\n")
+    rows = "".join(f"{10 * (i + 1)},0.5,0.001,1.0,{s},0.9\n" for i, s in enumerate([0.1, 0.40, 0.42, 0.47]))
+    (out / "rvs_searched_epochs.csv").write_text("epoch,loss,lr,seconds,val_mIoU,val_pixel_accuracy\n" + rows)
+    rvs.table(type("Args", (), {"out": str(out), "runs": str(tmp_path / "gone")}))
+    assert "| searched | 10.80 |  | 43.0 |" in (out / "table.md").read_text()  # (40 + 42 + 47) / 3
