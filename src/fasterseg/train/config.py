@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from fasterseg.data.splits import as_split_list
+from fasterseg.data.mixing import BatchMix
 from fasterseg.data.transforms import Photometric
 from fasterseg.genotype import INPUT_NORMS
 
@@ -26,6 +27,8 @@ class DataConfig:
     cache_max_gb: float = 8.0  # a split larger than this decoded (4 bytes a pixel) is read from its files instead
     photometric: Photometric = field(default_factory=Photometric)  # colour/blur/noise jitter of training crops
     resize_schedule: tuple[tuple[int, float], ...] = ()  # progressive resizing: [[epoch, factor], ...], images and crops resized by factor from each epoch on
+    mix: str = "none"  # none | cutmix (a rectangle of the next crop) | classmix (half of its classes' pixels) pasted into a crop
+    mix_prob: float = 0.5  # chance that a crop receives a paste (with mix)
 
 
 CLASS_WEIGHTINGS = ("none", "median_frequency", "inverse_log")
@@ -130,6 +133,7 @@ class TrainConfig:
         if any(e < 0 for e in epochs) or epochs != sorted(set(epochs)) or any(not f > 0 for _, f in self.data.resize_schedule):
             raise ValueError(f"data.resize_schedule must list [epoch, factor] pairs with epochs >= 0 increasing and factors > 0, "
                              f"got {[list(x) for x in self.data.resize_schedule]}")
+        BatchMix(self.data.mix, self.data.mix_prob)  # names a bad mode or probability
         if min(self.data.crop_size) < 1:
             raise ValueError(f"data.crop_size must be positive, got {list(self.data.crop_size)}")
         if not self.data.scales or min(self.data.scales) <= 0 or self.data.base_scale <= 0 or self.data.val_scale <= 0:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from fasterseg.config import save_config, to_dict
 from fasterseg.data.base import DatasetInfo
+from fasterseg.data.mixing import BatchMix
 from fasterseg.data.splits import as_split_list, read_splits
 from fasterseg.data.transforms import EvalTransform, TrainTransform
 from fasterseg.errors import TrainingError
@@ -198,10 +199,11 @@ def _train(cfg: TrainConfig, run_dir: Path, device: torch.device, dist_info: Dis
                            built.init_record)
     logger = _Logger(run_dir, dist_info.is_main, data.iters, start_epoch)
     val_transform = EvalTransform(scale=cfg.data.val_scale)
+    mix = BatchMix(cfg.data.mix, cfg.data.mix_prob, data.info.ignore_index)
     for epoch in range(start_epoch, cfg.epochs):
         _set_train_mode(cfg, built)
         data.start_epoch(epoch, cfg.data.resize_schedule)
-        record = _train_one_epoch(step, data.loader, epoch, data.iters, logger, show_progress and dist_info.is_main)
+        record = _train_one_epoch(step, data.loader, epoch, data.iters, logger, show_progress and dist_info.is_main, mix)
         improved = False
         if data.val_set is not None and _validates(cfg, epoch):
             scores = evaluate_model(built.model, data.val_set, data.info, device, dist_info, cfg.val_images,
@@ -576,7 +578,7 @@ def _save_epoch(step: _Step, run_dir: Path, meta: ModelMeta, record: dict, state
     save_compact(step.checkpoint_path, state, run_record, max_mb=float("inf"))
 
 
-def _train_one_epoch(step: _Step, loader, epoch: int, iters: int, logger: "_Logger", show: bool) -> dict:
+def _train_one_epoch(step: _Step, loader, epoch: int, iters: int, logger: "_Logger", show: bool, mix: BatchMix) -> dict:
     """One pass of ``iters`` steps; the epoch's record (mean loss, lr at its start, seconds)."""
     cfg = step.cfg
     bar = tqdm(loader, total=iters, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not show,
@@ -584,6 +586,9 @@ def _train_one_epoch(step: _Step, loader, epoch: int, iters: int, logger: "_Logg
     t0, seen, loss_sum = time.perf_counter(), 0, 0.0
     for it, (img, lab) in enumerate(bar):
         lr = learning_rate(cfg, epoch, it, iters)
+        if mix.enabled:  # seeded by (seed, epoch, iteration, rank): a resumed epoch mixes as before
+            key = (cfg.seed, epoch, it, step.dist_info.rank)
+            img, lab = mix(img, lab, torch.Generator().manual_seed(hash(key) & 0x7FFF_FFFF_FFFF_FFFF))
         loss_value = step(img, lab, lr, f"epoch {epoch + 1}, iteration {it + 1}")
         seen += img.shape[0] * step.dist_info.world_size
         loss_sum += loss_value
