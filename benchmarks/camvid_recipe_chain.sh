@@ -24,6 +24,8 @@
 #           then full size (about 60% of base's time): does the cheaper schedule keep the score?
 #   imagenorm  base with each image standardised per channel before the stem (input_norm=image):
 #           seq_val's frames are brighter than the training frames
+#   classmix  base with half of the next crop's classes pasted into a crop, half of the time (data.mix)
+#   cutmix  base with a rectangle of the next crop pasted into a crop, half of the time
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
 #           10 epochs, under 10 MB) and its per-epoch log to benchmarks/results/camvid_recipe/ for
 #           committing, so the next session continues there
@@ -35,7 +37,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-runs}
 shift || true
 STEPS=("$@")
-[[ ${#STEPS[@]} -gt 0 ]] || STEPS=(noaux base bright ohem both sgd crop distill progressive imagenorm pack)
+[[ ${#STEPS[@]} -gt 0 ]] || STEPS=(noaux base bright ohem both sgd crop distill progressive imagenorm classmix cutmix pack)
 THREADS=${THREADS:-2}
 export OMP_NUM_THREADS=$THREADS
 FASTERSEG=${FASTERSEG:-.venv/bin/fasterseg}
@@ -48,7 +50,7 @@ source benchmarks/lib.sh
 declare -A RUNS=([noaux]=camvid_scratch_noaux [base]=camvid_arm_base [bright]=camvid_arm_bright
                  [ohem]=camvid_arm_ohem [both]=camvid_arm_both [sgd]=camvid_arm_sgd [crop]=camvid_arm_crop
                  [distill]=camvid_arm_distill [progressive]=camvid_arm_progressive
-                 [imagenorm]=camvid_arm_imagenorm)
+                 [imagenorm]=camvid_arm_imagenorm [classmix]=camvid_arm_classmix [cutmix]=camvid_arm_cutmix)
 ARM=(--genotype "$GENOTYPE" --config "$RECIPE" --set loss.aux_weight=0 --set epochs=100 --set val_every=10
      --set seed=0 --set compact_every=10)
 
@@ -76,6 +78,10 @@ for step in "${STEPS[@]}"; do
              --set 'data.resize_schedule=[[0, 0.5], [40, 0.75], [70, 1.0]]' ;;
     imagenorm) train_carried camvid_arm_imagenorm "$CARRIED/camvid_arm_imagenorm.compact.safetensors" "${ARM[@]}" \
              --set input_norm=image ;;
+    classmix) train_carried camvid_arm_classmix "$CARRIED/camvid_arm_classmix.compact.safetensors" "${ARM[@]}" \
+             --set data.mix=classmix --set data.mix_prob=0.5 ;;
+    cutmix) train_carried camvid_arm_cutmix "$CARRIED/camvid_arm_cutmix.compact.safetensors" "${ARM[@]}" \
+             --set data.mix=cutmix --set data.mix_prob=0.5 ;;
     pack)
       mkdir -p "$CARRIED"
       for name in "${RUNS[@]}"; do

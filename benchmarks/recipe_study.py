@@ -30,6 +30,8 @@ ARMS = {
     "distill": "distilled from the no-aux run's averaged weights of epoch 490 (42.0)",
     "progressive": "images and crops at 0.5x to epoch 40, 0.75x to 70, then full size",
     "imagenorm": "each image standardised per channel before the stem (input_norm=image)",
+    "classmix": "half of the next crop's classes pasted into a crop, half of the time (data.mix)",
+    "cutmix": "a rectangle of the next crop pasted into a crop, half of the time (data.mix)",
 }
 CURVES = {"noaux": "camvid_scratch.yaml without aux heads, 800 epochs", "curve": "camvid_scratch.yaml, 800 epochs"}
 # Averaged-weight scores a since-fixed bug made void (switched on at a resume, the average started from
