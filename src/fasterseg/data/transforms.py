@@ -28,12 +28,13 @@ def to_tensors(image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torc
     return img, lab
 
 
-def normalize(img: torch.Tensor, mean, std) -> torch.Tensor:
+def normalize(img: torch.Tensor, mean, std, inplace: bool = False) -> torch.Tensor:
     """``(img - mean) / std`` per channel, for a (3, H, W) image or an (N, 3, H, W) batch in [0, 1]:
-    the one normalisation of training, search, evaluation and inference."""
+    the one normalisation of training, search, evaluation and inference. ``inplace`` writes into
+    ``img`` (a tensor the caller owns: training's crops, a pass fewer per image)."""
     m = torch.as_tensor(mean, dtype=img.dtype, device=img.device).view(-1, 1, 1)
     s = torch.as_tensor(std, dtype=img.dtype, device=img.device).view(-1, 1, 1)
-    return (img - m) / s
+    return img.sub_(m).div_(s) if inplace else (img - m) / s
 
 
 def resize_label(lab: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -242,8 +243,7 @@ class TrainTransform:
             img, lab = img.flip(-1), lab.flip(-1)
         if self.photometric.enabled:
             img = self.photometric(img, generator)
-        img = img.contiguous()  # a tensor of this call's own (a crop is a view): normalised in place
-        img.sub_(torch.tensor(self.mean, dtype=img.dtype).view(3, 1, 1)).div_(torch.tensor(self.std, dtype=img.dtype).view(3, 1, 1))
+        img = normalize(img.contiguous(), self.mean, self.std, inplace=True)  # this call's own tensor (a crop is a view)
         return img, lab.contiguous()
 
 

@@ -60,6 +60,11 @@ def epoch_order(num_samples: int, seed: int, epoch: int, total: int) -> list[int
     return order[:total]
 
 
+def seeded_generator(*key: int) -> torch.Generator:
+    """A generator seeded by integers (hashes of int tuples are the same in every process and run)."""
+    return torch.Generator().manual_seed(hash(key) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
 class ShardedEpochSampler(Sampler):
     """Yields (position, index) for this process's share of each global batch."""
 
@@ -93,7 +98,7 @@ class AugmentedDataset(Dataset):
 
     def __getitem__(self, key):
         epoch, pos, index = key
-        g = torch.Generator().manual_seed(hash((self.seed, epoch, pos)) & 0x7FFF_FFFF_FFFF_FFFF)
+        g = seeded_generator(self.seed, epoch, pos)
         image, label = self.base[index]
         return self.transform(image, label, g)
 
@@ -587,8 +592,7 @@ def _train_one_epoch(step: _Step, loader, epoch: int, iters: int, logger: "_Logg
     for it, (img, lab) in enumerate(bar):
         lr = learning_rate(cfg, epoch, it, iters)
         if mix.enabled:  # seeded by (seed, epoch, iteration, rank): a resumed epoch mixes as before
-            key = (cfg.seed, epoch, it, step.dist_info.rank)
-            img, lab = mix(img, lab, torch.Generator().manual_seed(hash(key) & 0x7FFF_FFFF_FFFF_FFFF))
+            img, lab = mix(img, lab, seeded_generator(cfg.seed, epoch, it, step.dist_info.rank))
         loss_value = step(img, lab, lr, f"epoch {epoch + 1}, iteration {it + 1}")
         seen += img.shape[0] * step.dist_info.world_size
         loss_sum += loss_value
