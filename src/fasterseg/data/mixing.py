@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from fasterseg.data.base import IGNORE_INDEX
+
 MIX_MODES = ("none", "cutmix", "classmix")
 
 
@@ -31,7 +33,7 @@ MIX_MODES = ("none", "cutmix", "classmix")
 class BatchMix:
     mode: str = "none"  # MIX_MODES
     prob: float = 0.5  # chance that a crop receives a paste
-    ignore_index: int = 255
+    ignore_index: int = IGNORE_INDEX
 
     def __post_init__(self) -> None:
         if self.mode not in MIX_MODES:
@@ -66,9 +68,9 @@ class BatchMix:
         h, w = int(size[0]), int(size[1])
         bh, bw = int(round(h * math.sqrt(area))), int(round(w * math.sqrt(area)))
         cy, cx = (int(v) for v in (torch.rand(2, generator=generator) * torch.tensor([h, w])).tolist())
-        top, left = max(0, cy - bh // 2), max(0, cx - bw // 2)
+        top, left = cy - bh // 2, cx - bw // 2  # may lie outside the crop: the box is clipped
         mask = torch.zeros(h, w, dtype=torch.bool)
-        mask[top: min(h, cy - bh // 2 + bh), left: min(w, cx - bw // 2 + bw)] = True
+        mask[max(0, top): top + bh, max(0, left): left + bw] = True
         return mask
 
     def _classes(self, partner: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
