@@ -73,3 +73,23 @@ def toy_train_config(toy, out, name: str, *overrides: str):
             "batch_size=4", "data.crop_size=[64, 64]", "data.workers=0", "val_every=1", "optim.name=adam",
             "optim.lr=0.005", "compact_every=1"]
     return load_config(TrainConfig, None, base + list(overrides))
+
+
+def assert_cpu_deploy_paths_match_eager(model, x, tmp_path) -> None:
+    """Eager forward -> argmax is the reference; the exact label path of the optimised (folded),
+    ONNX Runtime and OpenVINO runners (those installed) reproduces it on ``x``."""
+    import torch
+
+    from fasterseg.errors import BackendUnavailable
+    from fasterseg.infer.runners import RunnerOptions, build_runner
+
+    with torch.no_grad():
+        want = model(x).argmax(1)
+    for backend in ("optimized", "onnxruntime", "openvino"):
+        try:
+            runner = build_runner(model, RunnerOptions(backend, compile=False, label_path="exact", onnx_dir=tmp_path / backend))
+        except BackendUnavailable:
+            continue
+        got = runner.labels(x)
+        assert got.shape == want.shape, backend
+        assert (got.long() == want).float().mean() > 0.999, backend

@@ -15,7 +15,7 @@ from fasterseg.errors import GenotypeError
 from fasterseg.genotype import Genotype
 from fasterseg.layers.input_norm import standardise_per_image
 from fasterseg.nets.network import FasterSegNet, init_weights
-from tests.helpers import tiny_genotype
+from tests.helpers import assert_cpu_deploy_paths_match_eager, tiny_genotype
 
 
 def _net(input_norm: str = "image") -> FasterSegNet:
@@ -64,20 +64,10 @@ def test_the_genotype_file_carries_it_and_the_papers_files_are_unchanged(tmp_pat
 
 
 def test_every_cpu_deploy_path_and_the_onnx_export_reproduce_it(tmp_path):
-    from fasterseg.errors import BackendUnavailable
     from fasterseg.infer.export import export_onnx
-    from fasterseg.infer.runners import RunnerOptions, build_runner
 
     model = _net()
-    x = torch.rand(1, 3, 72, 100) * 0.5 + 0.4  # a bright, flat frame
-    with torch.no_grad():
-        want = model(x).argmax(1)
-    for backend in ("optimized", "onnxruntime", "openvino"):
-        try:
-            runner = build_runner(model, RunnerOptions(backend, compile=False, label_path="exact", onnx_dir=tmp_path / backend))
-        except BackendUnavailable:
-            continue
-        assert (runner.labels(x).long() == want).float().mean() > 0.999, backend
+    assert_cpu_deploy_paths_match_eager(model, torch.rand(1, 3, 72, 100) * 0.5 + 0.4, tmp_path)  # a bright, flat frame
     pytest.importorskip("onnxruntime")
     report = export_onnx(model, tmp_path / "m.onnx", size=(64, 96), output="logits", check=True, tolerance=1e-3)
     assert report.max_abs_diff is not None and report.max_abs_diff < 1e-3

@@ -57,23 +57,9 @@ def test_trains_and_predicts_at_odd_sizes(name):
 
 @pytest.mark.parametrize("name", NETWORKS)
 def test_every_cpu_deploy_path_gives_its_labels(name, tmp_path):
-    """Eager forward -> argmax is the reference; the exact label path of the optimised (folded),
-    ONNX Runtime and OpenVINO runners reproduces it."""
-    from fasterseg.errors import BackendUnavailable
-    from fasterseg.infer.runners import RunnerOptions, build_runner
+    from tests.helpers import assert_cpu_deploy_paths_match_eager
 
-    model = _settled(_build(name))
-    x = torch.randn(1, 3, 72, 100)
-    with torch.no_grad():
-        want = model(x).argmax(1)
-    for backend in ("optimized", "onnxruntime", "openvino"):
-        try:
-            runner = build_runner(model, RunnerOptions(backend, compile=False, label_path="exact", onnx_dir=tmp_path / backend))
-        except BackendUnavailable:
-            continue
-        got = runner.labels(x)
-        assert got.shape == want.shape
-        assert (got.long() == want).float().mean() > 0.999, backend
+    assert_cpu_deploy_paths_match_eager(_settled(_build(name)), torch.randn(1, 3, 72, 100), tmp_path)
 
 
 @pytest.mark.parametrize("name", NETWORKS)
