@@ -147,3 +147,37 @@ def test_a_resumed_search_may_lengthen_pretraining_until_the_search_phase_begins
     assert (run / "pretrain" / "done").exists() and (run / "summary.json").is_file()
     assert "epochs: 2" in (run / "pretrain" / "config.yaml").read_text()
     assert "lr: 0.005" in (run / "search" / "config.yaml").read_text()
+
+
+def test_searches_at_other_windows_share_one_finished_pretraining(tiny_lut, synth_root, tmp_path):
+    """A family member starts its search phase from another run's pretraining: it computes what
+    that run's own search phase computed, pays no pretraining, and refuses a pretraining that is
+    unfinished or not the one it would have computed."""
+    from fasterseg.errors import ConfigError
+    from fasterseg.search.job import run_search
+
+    def job(*extra):
+        return _job(tiny_lut, f"synth:{synth_root}", tmp_path, "pretrain.batch_size=2", "search.batch_size=2", *extra)
+
+    run_search(job("name=first"))
+    first = tmp_path / "first"
+    run_search(job("name=same", f"pretrained_from={first}"))
+    same = tmp_path / "same"
+    assert not (same / "pretrain").exists()
+    assert (same / "search" / "log.csv").read_text() == (first / "search" / "log.csv").read_text()
+    assert (same / "student.json").read_text() == (first / "student.json").read_text()
+    assert f"pretrained_from: {first}" in (same / "config.yaml").read_text()
+
+    # Another window (and scoring settings of pretraining) is what sharing is for
+    run_search(job("name=wider", f"pretrained_from={first}", "search.fps_min={student: 1.0}",
+                   "search.fps_max={student: 2.0}", "pretrain.val_limit=1"))
+    assert (tmp_path / "wider" / "summary.json").is_file()
+
+    with pytest.raises(ConfigError, match=r"other settings for \['pretrain.lr'\]"):
+        run_search(job("name=other_lr", f"pretrained_from={first}", "pretrain.lr=0.5"))
+    with pytest.raises(ConfigError, match="did not pretrain itself"):
+        run_search(job("name=chained", f"pretrained_from={same}"))
+    (first / "pretrain" / "done").unlink()
+    with pytest.raises(ConfigError, match="has not finished its pretraining"):
+        run_search(job("name=unfinished", f"pretrained_from={first}"))
+    assert not any((tmp_path / n).exists() for n in ("other_lr", "chained", "unfinished"))

@@ -103,6 +103,7 @@ class SearchJobConfig:
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
     pretrain: PhaseConfig = field(default_factory=_pretrain_phase)  # weights only, random and sandwich widths
     search: PhaseConfig = field(default_factory=_search_phase)  # alternating weight and architecture steps
+    pretrained_from: str = ""  # a search run whose finished pretraining this one starts from (same supernet, data, pretrain); "": pretrain here
 
     def __post_init__(self) -> None:
         if self.latency_terms not in ("decoupled", "coupled"):

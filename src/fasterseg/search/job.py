@@ -78,7 +78,10 @@ def run_search(job: SearchJobConfig, resume: bool = False) -> dict:
 def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool, device: torch.device, is_main: bool) -> dict:
     from fasterseg.latency.lut import MissingEntriesError
 
-    started = has_checkpoint(run_dir / "pretrain") or (run_dir / "pretrain" / "done").exists()
+    shared = bool(job.pretrained_from)  # the pretraining is another run's, checked to be the one this job would compute
+    pre_dir = _shared_pretraining(job) if shared else run_dir / "pretrain"
+    search_dir = run_dir / "search"
+    started = has_checkpoint(search_dir) if shared else has_checkpoint(pre_dir) or (pre_dir / "done").exists()
     if not resume and started:
         raise ConfigError(f"{run_dir} already holds a search; pass --resume to continue it or choose another name")
     try:
@@ -93,7 +96,6 @@ def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool, device: torch
     if not any(ms > 0 for ms in model.table.entries.values()):
         raise ConfigError(f"{job.lut}: every entry of the latency table is 0 ms, so no network is faster than another "
                           "and the FPS window cannot be met; measure the table with `fasterseg lut build`")
-    pre_dir, search_dir = run_dir / "pretrain", run_dir / "search"
     pretrain_cfg = phase_config(job, job.pretrain, pretrain=True)
     done_marker = pre_dir / "done"
     rewrite_config = _check_job_resumable(job, run_dir, pre_dir, search_dir) if resume else False
@@ -104,13 +106,14 @@ def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool, device: torch
         if not resume:
             atomic_write_text(run_dir / "environment.json", json.dumps(environment(), indent=2) + "\n")
 
-    pretrained_to = checkpoint_next_epoch(pre_dir)
-    if done_marker.exists() and pretrained_to is not None and pretrained_to < job.pretrain.epochs and is_main:
-        done_marker.unlink()  # pretraining was lengthened on resume: it continues first
-    if not done_marker.exists():
-        run_phase(pretrain_cfg, pre_dir, device=device, resume=resume and has_checkpoint(pre_dir))
-        if is_main:
-            atomic_write_text(done_marker, "ok\n")
+    if not shared:
+        pretrained_to = checkpoint_next_epoch(pre_dir)
+        if done_marker.exists() and pretrained_to is not None and pretrained_to < job.pretrain.epochs and is_main:
+            done_marker.unlink()  # pretraining was lengthened on resume: it continues first
+        if not done_marker.exists():
+            run_phase(pretrain_cfg, pre_dir, device=device, resume=resume and has_checkpoint(pre_dir))
+            if is_main:
+                atomic_write_text(done_marker, "ok\n")
     search_cfg = phase_config(job, job.search, pretrain=False)
     run_phase(search_cfg, search_dir, latency_fn=model.supernet_ms, init_weights=pre_dir / "weights.safetensors",
               device=device, genotype_latency=model.genotype_ms, resume=resume and has_checkpoint(search_dir))
@@ -130,6 +133,42 @@ def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool, device: torch
                                "candidates_latency_ms": data.get("latency_ms")}
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+# Pretraining settings that change only how its epochs were scored, not the weights it ends with
+_SCORING_ONLY = ("val_limit", "bn_batches", "num_workers")
+
+
+def _shared_pretraining(job: SearchJobConfig) -> Path:
+    """The pretraining folder of run ``job.pretrained_from``, refused unless it is finished and
+    is the pretraining this job would compute (same supernet, data and pretrain settings).
+
+    Why: pretraining does not see the latency table or the FPS window, so searches at several
+    windows (a latency family) can share one pretraining and pay only for their search phases.
+    """
+    import yaml
+
+    from fasterseg.config import to_dict
+
+    source = Path(job.pretrained_from)
+    saved = source / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"pretrained_from: {source} is not a search run (no {saved.name} in it)")
+    old = yaml.safe_load(saved.read_text())
+    if old.get("pretrained_from"):
+        raise ConfigError(f"pretrained_from: {source} did not pretrain itself; name the run it started from, "
+                          f"{old['pretrained_from']}")
+    pre_dir = source / "pretrain"
+    if not (pre_dir / "done").exists() or not (pre_dir / "weights.safetensors").is_file():
+        raise ConfigError(f"pretrained_from: {source} has not finished its pretraining (no {pre_dir / 'done'}); "
+                          f"finish it with `fasterseg search --resume {source}` first")
+    differ = [k for k in changed_settings(old, to_dict(job))
+              if k.partition(".")[0] in ("supernet", "data", "train_split")
+              or (k.startswith("pretrain.") and k.rpartition(".")[2] not in _SCORING_ONLY)]
+    if differ:
+        raise ConfigError(f"pretrained_from: {source} pretrained with other settings for {differ}; a search may start "
+                          "from another run's pretraining only where it would have computed the same one")
+    return pre_dir
 
 
 def _check_job_resumable(job: SearchJobConfig, run_dir: Path, pre_dir: Path, search_dir: Path) -> bool:
