@@ -28,6 +28,15 @@ from fasterseg.space.supernet import ArchParameters
 PAIRINGS = ((2, 0), (2, 1))  # the 1/32 branch with the 1/8 or the 1/16 one, as the search derives
 
 
+class WindowUnreachable(ValueError):
+    """No network of the architecture was found inside the latency window; ``closest_ms`` is the
+    nearest the chain came (a space whose widths cannot reach a family member's window says so)."""
+
+    def __init__(self, message: str, closest_ms: float):
+        super().__init__(message)
+        self.closest_ms = closest_ms
+
+
 @dataclass(frozen=True)
 class RandomStudent:
     genotype: Genotype
@@ -54,7 +63,8 @@ def sample_students_at_latency(space: SupernetConfig, arch: str, latency_of: Cal
                                pairings: Sequence[tuple[int, int]] = PAIRINGS) -> list[RandomStudent]:
     """``count`` independent random students of ``arch`` whose ``latency_of`` lies within
     ``tolerance`` (a fraction) of ``target_ms``; each chain makes ``mix_steps`` proposals inside
-    the window after reaching it. Raises ValueError when a chain cannot reach the window."""
+    the window after reaching it. Raises WindowUnreachable (a ValueError) when a chain cannot
+    reach the window."""
     spec = space.arch(arch)
     num_widths = len(space.width_choices) if spec.search_width else 1
     lo, hi = target_ms * (1 - tolerance), target_ms * (1 + tolerance)
@@ -85,8 +95,9 @@ def sample_students_at_latency(space: SupernetConfig, arch: str, latency_of: Cal
         steps = mixed = 0
         while mixed < mix_steps:
             if steps >= max_steps:
-                raise ValueError(f"random student {index}: no network within {100 * tolerance:g}% of {target_ms:.3f} ms "
-                                 f"after {max_steps} proposals (closest {current[1]:.3f} ms)")
+                raise WindowUnreachable(f"random student {index}: no network within {100 * tolerance:g}% of "
+                                        f"{target_ms:.3f} ms after {max_steps} proposals (closest {current[1]:.3f} ms)",
+                                        current[1])
             steps += 1
             tensor, row = rows[int(torch.randint(len(rows), (1,), generator=g))]
             old = tensor[row].clone()

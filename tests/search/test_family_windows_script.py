@@ -1,0 +1,36 @@
+"""benchmarks/family_windows.py: which table latencies the CamVid CPU space's student reaches."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "benchmarks" / "family_windows.py"
+spec = importlib.util.spec_from_file_location("family_windows", SCRIPT)
+family = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(family)
+LUT = REPO / "benchmarks" / "results" / "lut" / "cpu_openvino_bf16_360x480_camvid.json"
+CONFIG = REPO / "configs" / "search" / "camvid_cpu_adam.yaml"
+
+
+def test_windows_of_networks_that_exist_are_reached_and_one_beyond_the_widest_is_not():
+    """The first search's student (10.82 table ms) is a network of this space, so its window is
+    reachable; 40 ms is beyond the full-width teacher's 33 ms, so no student of stem 1/3 and
+    head 1/2 can reach it, and the chain says how close it came."""
+    table = family.reach_table(str(CONFIG), str(LUT), [(1 / 3, 0.5)], [10.82, 40.0], max_steps=400)
+    row = table.splitlines()[2]
+    assert row.startswith("| 0.33 / 0.50 |")
+    found, missed = [c.strip() for c in row.strip("|").split("|")[1:]]
+    assert float(found) == pytest.approx(10.82, rel=0.05)
+    closest = float(re.fullmatch(r"no \(closest ([\d.]+)\)", missed).group(1))
+    assert closest < 40.0 * 0.95
+
+
+def test_widths_are_checked_when_parsed():
+    import argparse
+
+    assert family._widths("0.5:1") == (0.5, 1.0)
+    with pytest.raises(argparse.ArgumentTypeError, match="STEM:HEAD"):
+        family._widths("0.5")
