@@ -32,6 +32,7 @@ ARMS = {
     "imagenorm": "each image standardised per channel before the stem (input_norm=image)",
     "classmix": "half of the next crop's classes pasted into a crop, half of the time (data.mix)",
     "cutmix": "a rectangle of the next crop pasted into a crop, half of the time (data.mix)",
+    "quarter": "the 1/8 scores refined at 1/4 with the stem's 1/4 features (output_stride=4)",
 }
 CURVES = {"noaux": "camvid_scratch.yaml without aux heads, 800 epochs", "curve": "camvid_scratch.yaml, 800 epochs"}
 # Averaged-weight scores a since-fixed bug made void (switched on at a resume, the average started from
