@@ -26,6 +26,8 @@
 #           seq_val's frames are brighter than the training frames
 #   classmix  base with half of the next crop's classes pasted into a crop, half of the time (data.mix)
 #   cutmix  base with a rectangle of the next crop pasted into a crop, half of the time
+#   quarter base with the 1/8 class scores refined at 1/4 by the stem's 1/4 features (output_stride=4,
+#           issue 31 item 5): does a finer output pay on the held-out drive, and for how many ms?
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
 #           10 epochs, under 10 MB) and its per-epoch log to benchmarks/results/camvid_recipe/ for
 #           committing, so the next session continues there
@@ -50,7 +52,8 @@ source benchmarks/lib.sh
 declare -A RUNS=([noaux]=camvid_scratch_noaux [base]=camvid_arm_base [bright]=camvid_arm_bright
                  [ohem]=camvid_arm_ohem [both]=camvid_arm_both [sgd]=camvid_arm_sgd [crop]=camvid_arm_crop
                  [distill]=camvid_arm_distill [progressive]=camvid_arm_progressive
-                 [imagenorm]=camvid_arm_imagenorm [classmix]=camvid_arm_classmix [cutmix]=camvid_arm_cutmix)
+                 [imagenorm]=camvid_arm_imagenorm [classmix]=camvid_arm_classmix [cutmix]=camvid_arm_cutmix
+                 [quarter]=camvid_arm_quarter)
 ARM=(--genotype "$GENOTYPE" --config "$RECIPE" --set loss.aux_weight=0 --set epochs=100 --set val_every=10
      --set seed=0 --set compact_every=10)
 
@@ -82,6 +85,8 @@ for step in "${STEPS[@]}"; do
              --set data.mix=classmix --set data.mix_prob=0.5 ;;
     cutmix) train_carried camvid_arm_cutmix "$CARRIED/camvid_arm_cutmix.compact.safetensors" "${ARM[@]}" \
              --set data.mix=cutmix --set data.mix_prob=0.5 ;;
+    quarter) train_carried camvid_arm_quarter "$CARRIED/camvid_arm_quarter.compact.safetensors" "${ARM[@]}" \
+             --set output_stride=4 ;;
     pack)
       mkdir -p "$CARRIED"
       for name in "${RUNS[@]}"; do

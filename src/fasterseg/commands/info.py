@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  classes             {genotype.num_classes}")
         if genotype.input_norm != "dataset":
             print(f"  input norm          {genotype.input_norm} (each image standardised per channel before the stem)")
+        if genotype.output_stride != 8:
+            print(f"  output stride       {genotype.output_stride} (the 1/8 scores refined at 1/4 with the stem's 1/4 features)")
         print(f"  parameters          {stats.params:,} (inference)  {stats.params_with_aux:,} (with auxiliary heads)")
         print(f"  MACs at {stats.size[0]}x{stats.size[1]}  {stats.macs / 1e9:.2f} G ({stats.macs:,})")
         if meta is not None:

@@ -59,6 +59,7 @@ def model_metadata(meta, output: str, label_path: str = "exact") -> dict[str, st
     if label_path not in ("exact", "half", "quarter"):
         raise ExportError(f"model_metadata: give the graph's concrete label path, got {label_path!r}")
     extra = meta.extra or {}
+    stride = meta.genotype.output_stride if meta.genotype is not None else 8
     props = {
         "fasterseg.input": "image: float32 N x 3 x H x W, RGB in [0, 1], normalised as (x - mean) / std per channel",
         "fasterseg.mean": json.dumps(list(meta.mean)),
@@ -68,7 +69,7 @@ def model_metadata(meta, output: str, label_path: str = "exact") -> dict[str, st
                              "labels": ("class index per pixel N x H x W (int64) at the input size" if label_path == "exact" else
                                         f"class index per pixel N x H x W (uint8) at the input size, the argmax taken at "
                                         f"1/{2 if label_path == 'half' else 4} of it (label path {label_path})"),
-                             "logits8": "class scores N x C x H/8 x W/8, before the final resize"}[output],
+                             "logits8": f"class scores N x C x H/{stride} x W/{stride}, before the final resize"}[output],
         "fasterseg.network": meta.network,
     }
     if meta.genotype is not None:

@@ -5,6 +5,8 @@ per-branch cells (a prefix that several branches have in common is computed once
 fusion of the 1/32 branch with the 1/16 or 1/8 branch, a fusion conv and the 1/8 head, plus the
 two auxiliary heads (1/16, 1/32) used for training. Unlike the official network it accepts any
 input size: inputs are zero-padded (bottom/right) to a multiple of 32 and outputs are cropped.
+A genotype with ``output_stride: 4`` (not the paper's) refines the 1/8 scores at 1/4 with the
+stem's 1/4 features (:class:`QuarterRefine`).
 """
 
 from __future__ import annotations
@@ -60,6 +62,32 @@ class FeatureFusion(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_1x1(x)
+
+
+class QuarterRefine(nn.Module):
+    """Class scores at 1/4: the 1/8 scores upsampled, plus a correction computed from them and
+    the stem's 1/4 features, as hand-designed real-time networks sharpen their thin objects.
+
+    Why: at 360x480 a 1/8 output caps CamVid's mIoU by itself (a perfect 1/8 score map scores 84.8,
+    pole 27; at 1/4 92.6, pole 60). The correction's classifier starts at zero (``reset``), so an
+    untrained refinement outputs the 1/8 scores resized to 1/4 and training starts where the
+    paper's network does (to the difference of resizing in two steps instead of one).
+    """
+
+    def __init__(self, c_quarter: int, channels: int, num_classes: int):
+        super().__init__()
+        self.reduce = ConvBnRelu(c_quarter, channels, 1)
+        self.fuse = ConvBnRelu(num_classes + channels, channels, 3)
+        self.classify = nn.Conv2d(channels, num_classes, 1)
+        self.reset()
+
+    def reset(self) -> None:
+        nn.init.zeros_(self.classify.weight)
+        nn.init.zeros_(self.classify.bias)
+
+    def forward(self, scores8: torch.Tensor, quarter: torch.Tensor) -> torch.Tensor:
+        up = _resize(scores8, quarter.shape[2:])
+        return up + self.classify(self.fuse(torch.cat([up, self.reduce(quarter)], dim=1)))
 
 
 @dataclass(frozen=True)
@@ -173,6 +201,8 @@ class FasterSegNet(nn.Module):
             self.refines16 = ConvNorm(nf(8, hw) + ch_8_1, nf(8, hw), 3, 1, 1)
         self.ffm = FeatureFusion(nf(8, hw) * n)
         self.heads8 = Head(nf(8, hw) * n, g.num_classes)
+        # The stem's second conv gives the 1/4 features; the refinement is as wide as a 1/4 map at head width
+        self.refine4 = QuarterRefine(nf(4, sw) * 2, nf(4, hw), g.num_classes) if g.output_stride == 4 else None
         self.aux_heads = aux_heads
         if aux_heads:
             # The 1/16 head sees, in branch order, the 1/16 features of the 1/32 branch (before
@@ -201,15 +231,15 @@ class FasterSegNet(nn.Module):
         pad_h, pad_w = padding_for(height, width)
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
-        feats = self._features(x)
-        out = self._fuse(feats)
+        out = self._scores(x)
+        stride = self.genotype.output_stride
         if self.training:
             pred8, pred16, pred32 = out
             crop = (height, width)
-            return (self.upsample_scores(pred8, 8, crop),
+            return (self.upsample_scores(pred8, stride, crop),
                     None if pred16 is None else self.upsample_scores(pred16, 16, crop),
                     None if pred32 is None else self.upsample_scores(pred32, 32, crop))
-        logits = _resize(out, (out.shape[2] * 8, out.shape[3] * 8))
+        logits = _resize(out, (out.shape[2] * stride, out.shape[3] * stride))
         return logits[..., :height, :width]
 
     @staticmethod
@@ -220,23 +250,37 @@ class FasterSegNet(nn.Module):
         return upsample_aligned(scores, scale, crop)
 
     def logits8(self, x: torch.Tensor) -> torch.Tensor:
-        """Eval-mode class scores at 1/8 of the padded input, before the final upsample.
+        """Eval-mode class scores at the output stride (1/8, or 1/4 with ``output_stride: 4``) of
+        the padded input, before the final upsample.
 
         This is the network proper; deploy paths time and export it separately from the
-        upsample-and-argmax that turns it into a label map.
+        upsample-and-argmax that turns it into a label map (which reads the stride from its shape).
         """
         pad_h, pad_w = padding_for(x.shape[2], x.shape[3])
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
-        return self._fuse(self._features(x))
+        return self._scores(x)
 
-    def _features(self, x: torch.Tensor) -> list[dict[int, torch.Tensor]]:
-        """Per branch, the latest feature map at each scale index (0: 1/8, 1: 1/16, 2: 1/32)."""
+    def _scores(self, x: torch.Tensor):
+        """The fused class scores (eval) or the three heads' (train), refined at 1/4 where the
+        genotype says so."""
+        quarter, feats = self._features(x)
+        out = self._fuse(feats)
+        if self.refine4 is None:
+            return out
+        if self.training:
+            return (self.refine4(out[0], quarter), *out[1:])
+        return self.refine4(out, quarter)
+
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[dict[int, torch.Tensor]]]:
+        """The stem's 1/4 features, and per branch the latest feature map at each scale index
+        (0: 1/8, 1: 1/16, 2: 1/32)."""
         if self.genotype.input_norm == "image":
             # On the padded input: every path (eager, the deploy heads that pad to the stride first,
             # exported graphs whose caller pads small images) reaches this point with the same tensor
             x = standardise_per_image(x)
-        stem = self.stem(x)
+        quarter = self.stem[1](self.stem[0](x))
+        stem = self.stem[2](quarter)
         n = len(self.genotype.branches)
         current = [stem] * n
         at_scale: list[dict[int, torch.Tensor]] = [{0: stem} for _ in range(n)]
@@ -248,7 +292,7 @@ class FasterSegNet(nn.Module):
                     path = self.genotype.branches[b].path
                     scale = path[s.layer] + (1 if s.stride == 2 else 0)
                     at_scale[b][scale] = out
-        return at_scale
+        return quarter, at_scale
 
     def _fuse(self, feats: list[dict[int, torch.Tensor]]):
         pred8, pred16, pred32 = [], [], []
@@ -292,6 +336,9 @@ def init_weights(model: nn.Module) -> None:
             m.momentum = 0.1
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+    for m in model.modules():
+        if isinstance(m, QuarterRefine):
+            m.reset()  # starts as the 1/8 scores resized to 1/4
 
 
 def count_parameters(model: nn.Module, include_aux: bool = True) -> int:

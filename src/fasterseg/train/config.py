@@ -8,7 +8,7 @@ from typing import ClassVar
 from fasterseg.data.splits import as_split_list
 from fasterseg.data.mixing import BatchMix
 from fasterseg.data.transforms import Photometric
-from fasterseg.genotype import INPUT_NORMS
+from fasterseg.genotype import INPUT_NORMS, OUTPUT_STRIDES
 
 
 @dataclass
@@ -65,6 +65,7 @@ class TrainConfig:
     genotype: str = ""  # path of the genotype JSON (or a model file to take the genotype from); empty with init: init's
     network: str = ""  # a registered network instead of a genotype (fasterseg info --networks), e.g. ddrnet23_slim
     input_norm: str = ""  # empty: the genotype's; dataset (the paper) | image (each image standardised per channel)
+    output_stride: int = 0  # 0: the genotype's; 8 (the paper) | 4 (the 1/8 scores refined at 1/4 with the stem's features)
     teacher: str | None = None  # model file of a trained teacher: enables distillation
     init: str = ""  # model file to start from (fine-tuning); classifier rows are matched by class name
     freeze: list[str] | str = ""  # parameter prefixes left untrained, e.g. stem or [stem, cells.0-0]
@@ -108,6 +109,10 @@ class TrainConfig:
             raise ValueError(f"input_norm must be empty (the genotype's) or one of {list(INPUT_NORMS)}, got {self.input_norm!r}")
         if self.input_norm and self.network:
             raise ValueError(f"input_norm applies to FasterSeg genotypes; the registered network {self.network!r} has its own input")
+        if self.output_stride not in (0, *OUTPUT_STRIDES):
+            raise ValueError(f"output_stride must be 0 (the genotype's) or one of {list(OUTPUT_STRIDES)}, got {self.output_stride!r}")
+        if self.output_stride and self.network:
+            raise ValueError(f"output_stride applies to FasterSeg genotypes; the registered network {self.network!r} has its own head")
         if self.optim.name not in OPTIMIZERS:
             raise ValueError(f"optim.name must be one of {list(OPTIMIZERS)}, got {self.optim.name!r}")
         if self.optim.warmup_epochs < 0:

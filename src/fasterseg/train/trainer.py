@@ -479,6 +479,11 @@ def _genotype_to_train(cfg: TrainConfig, run_dir: Path, resume: bool, info: Data
             raise TrainingError(f"{run_dir}: the run was started with input_norm={genotype.input_norm}; its weights "
                                 f"cannot continue under input_norm={cfg.input_norm}")
         genotype = replace(genotype, input_norm=cfg.input_norm)
+    if cfg.output_stride and cfg.output_stride != genotype.output_stride:
+        if resume and source == str(saved):
+            raise TrainingError(f"{run_dir}: the run was started with output_stride={genotype.output_stride}; its "
+                                f"weights cannot continue under output_stride={cfg.output_stride}")
+        genotype = replace(genotype, output_stride=cfg.output_stride)
     return genotype
 
 
