@@ -34,3 +34,13 @@ def test_widths_are_checked_when_parsed():
     assert family._widths("0.5:1") == (0.5, 1.0)
     with pytest.raises(argparse.ArgumentTypeError, match="STEM:HEAD"):
         family._widths("0.5")
+
+
+def test_the_wide_family_config_reaches_both_of_its_windows():
+    """configs/search/camvid_cpu_family_wide.yaml's student (stem 2/3, head 1) must reach the windows
+    its two searches are run at: its own, 43-50 FPS, and the large member's, 35-40 FPS."""
+    wide = REPO / "configs" / "search" / "camvid_cpu_family_wide.yaml"
+    table = family.reach_table(str(wide), str(LUT), [(2 / 3, 1.0)], [1000 / 46.5, 1000 / 37.5], tolerance=0.06,
+                               max_steps=2000)
+    cells = [c.strip() for c in table.splitlines()[2].strip("|").split("|")[1:]]
+    assert [float(c) for c in cells] == [pytest.approx(1000 / 46.5, rel=0.06), pytest.approx(1000 / 37.5, rel=0.06)]

@@ -92,9 +92,11 @@ def test_search_writes_genotypes_that_train_and_report_their_fps(tiny_lut, synth
 
 
 def test_shipped_search_configs_load():
-    for name in ("cityscapes", "camvid", "tiny"):
-        job = load_config(SearchJobConfig, REPO / "configs" / "search" / f"{name}.yaml")
-        assert job.supernet.layers >= 6
+    configs = sorted((REPO / "configs" / "search").glob("*.yaml"))
+    assert {"cityscapes.yaml", "camvid.yaml", "tiny.yaml", "camvid_cpu_family_wide.yaml"} <= {c.name for c in configs}
+    for config in configs:
+        job = load_config(SearchJobConfig, config)
+        assert job.supernet.layers >= 6, config
 
 
 def test_a_table_that_misses_the_space_fails_before_anything_is_written(tiny_lut, synth_root, tmp_path):
