@@ -136,7 +136,7 @@ def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool, device: torch
 
 
 # Pretraining settings that change only how its epochs were scored, not the weights it ends with
-_SCORING_ONLY = ("val_limit", "bn_batches", "num_workers")
+_SCORING_ONLY = tuple(k for k in RESUMABLE_CHANGES if k != "epochs")
 
 
 def _shared_pretraining(job: SearchJobConfig) -> Path:
