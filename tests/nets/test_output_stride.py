@@ -79,3 +79,13 @@ def test_every_cpu_deploy_path_and_the_onnx_export_reproduce_it(tmp_path):
     report = export_onnx(model, tmp_path / "m.onnx", size=(64, 96), output="logits", check=True, tolerance=1e-3)
     assert report.max_abs_diff is not None and report.max_abs_diff < 1e-3
 
+
+
+def test_the_latency_tables_say_they_do_not_cover_it():
+    """A table sums the paper's pieces; a refined network is timed on its deploy path instead of
+    being under-counted."""
+    from fasterseg.latency.specs import network_pieces
+
+    assert network_pieces(tiny_genotype(), (64, 96))
+    with pytest.raises(GenotypeError, match="output_stride 4.*fasterseg bench"):
+        network_pieces(replace(tiny_genotype(), output_stride=4), (64, 96))

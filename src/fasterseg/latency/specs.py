@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import product
 
+from fasterseg.errors import GenotypeError
 from fasterseg.genotype import Genotype
 from fasterseg.latency.lut import OpSpec
 from fasterseg.nets.network import plan_cells
@@ -85,6 +86,9 @@ class NetworkPiece:
 
 def network_pieces(g: Genotype, size: tuple[int, int]) -> list[NetworkPiece]:
     """Everything the eval-mode network computes, once each (shared cells count once)."""
+    if g.output_stride != 8:
+        raise GenotypeError(f"output_stride {g.output_stride}: the latency tables cover the paper's 1/8 head only, not "
+                            "the 1/4 refinement; time the network on its deploy path instead (fasterseg bench)")
     hp, wp = padded(size)
     pieces = [NetworkPiece("stem", s, f"stem[{i}]") for i, s in enumerate(stem_specs(g.base_channels, g.stem_width, size))]
     down_c_in: dict[tuple[int, int], int] = {}
