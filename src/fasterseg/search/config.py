@@ -100,6 +100,7 @@ class SearchJobConfig:
     latency_size: tuple[int, int] = (1024, 2048)  # input size at which latency (and FPS) is judged
     latency_terms: str = "decoupled"  # decoupled (the paper's 3 terms) | coupled (one term: the collapse ablation)
     device: str = "auto"  # auto | cpu | cuda
+    keep_freed_memory: bool = True  # glibc: large tensors reuse freed heap memory instead of fresh pages (fasterseg.utils.memory)
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
     pretrain: PhaseConfig = field(default_factory=_pretrain_phase)  # weights only, random and sandwich widths
     search: PhaseConfig = field(default_factory=_search_phase)  # alternating weight and architecture steps

@@ -29,6 +29,7 @@ from fasterseg.space.supernet import Supernet
 from fasterseg.utils.device import resolve_device
 from fasterseg.utils.env import environment
 from fasterseg.utils.io import atomic_write_text
+from fasterseg.utils.memory import keep_freed_memory
 from fasterseg.utils.runlock import run_lock
 
 
@@ -63,6 +64,8 @@ def run_search(job: SearchJobConfig, resume: bool = False) -> dict:
 
     if not job.data:
         raise ConfigError("data: a dataset spec is required (e.g. --data synth:data/synth)")
+    if job.keep_freed_memory:
+        keep_freed_memory()
     device = resolve_device(job.device)
     info = init_distributed(device.type)
     try:

@@ -42,6 +42,7 @@ from fasterseg.train.init_from import freeze, frozen_batchnorms, initialise_from
 from fasterseg.utils.device import resolve_device, resolve_precision
 from fasterseg.utils.env import environment
 from fasterseg.utils.io import append_csv_row, atomic_path, atomic_write_text
+from fasterseg.utils.memory import keep_freed_memory
 from fasterseg.utils.runlock import run_lock
 from fasterseg.utils.metrics import MetricsLog
 
@@ -172,6 +173,8 @@ class TrainResult:
 # ----------------------------------------------------------------------------- the loop
 def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> TrainResult:
     run_dir = Path(cfg.out_dir) / cfg.name
+    if cfg.keep_freed_memory:
+        keep_freed_memory()  # process-wide, before the first large tensor (fasterseg.utils.memory)
     device = resolve_device(cfg.device)
     dist_info = init_distributed(device.type)
     if device.type == "cuda" and dist_info.enabled:
