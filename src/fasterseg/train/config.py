@@ -80,7 +80,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast); auto: bf16 where the CPU has bf16 units, else fp32
     channels_last: bool = True  # NHWC memory format (faster with oneDNN on CPU and with cuDNN)
-    keep_freed_memory: bool = True  # glibc: large tensors reuse freed heap memory instead of fresh pages (CPU steps ~1.25x faster)
+    keep_freed_memory: bool = True  # glibc: large tensors reuse freed heap memory instead of fresh pages (CPU steps ~1.2x faster)
     sync_bn: bool = True  # under torchrun on CUDA
     freeze_bn: bool = False  # keep BatchNorm statistics fixed (fine-tuning; exact multi-process CPU checks)
     deterministic: bool = False  # deterministic algorithms where the backend allows (slower on CUDA)
