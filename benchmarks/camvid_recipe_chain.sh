@@ -39,7 +39,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-runs}
 shift || true
 STEPS=("$@")
-[[ ${#STEPS[@]} -gt 0 ]] || STEPS=(noaux base bright ohem both sgd crop distill progressive imagenorm classmix cutmix pack)
+[[ ${#STEPS[@]} -gt 0 ]] || STEPS=(noaux base bright ohem both sgd crop distill progressive imagenorm classmix cutmix quarter pack)
 THREADS=${THREADS:-2}
 export OMP_NUM_THREADS=$THREADS
 FASTERSEG=${FASTERSEG:-.venv/bin/fasterseg}
