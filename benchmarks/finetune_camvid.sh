@@ -25,7 +25,7 @@ source benchmarks/lib.sh
 
 train synth_student --genotype "$ARCH" --config configs/train/synth.yaml --data "synth:$SYNTH" \
   --set epochs=20 --set val_every=5 --set data.workers=0
-SHORT=(--config configs/train/camvid.yaml --set "epochs=$EPOCHS" --set val_every=5)
+SHORT=(--config configs/train/camvid_sgd180.yaml --set "epochs=$EPOCHS" --set val_every=5)
 train camvid_finetuned --init "$OUT/synth_student/last.safetensors" "${SHORT[@]}"
 train camvid_scratch --genotype "$ARCH" "${SHORT[@]}"
 for run in camvid_finetuned camvid_scratch; do

@@ -5,7 +5,7 @@ Each setting is a training config (a YAML file plus ``--set`` overrides); a roun
 of ``--iters`` iterations of every setting in turn with ``fasterseg.train.trainer.train`` (data,
 augmentation, model, loss, optimiser step: what a real run pays; validation off) and reads the
 epoch's seconds from its log. The first round is a warm-up and is not counted. Defaults compare
-the 180-epoch recipe (configs/train/camvid.yaml) with the from-scratch peers' recipe
+the 180-epoch recipe (configs/train/camvid_sgd180.yaml) with the from-scratch peers' recipe
 (configs/train/camvid_scratch.yaml) and the levers tried on it.
 
     python benchmarks/recipe_speed.py [--rounds 4] [--iters 8] [--threads 2] [--json F] [--md F]
@@ -29,7 +29,7 @@ GENOTYPE = REPO / "benchmarks" / "results" / "camvid_cpu_search" / "student.json
 
 # name -> (config file, overrides)
 SETTINGS = {
-    "camvid.yaml (288x384, SGD, OHEM, aux heads)": ("configs/train/camvid.yaml", []),
+    "camvid_sgd180.yaml (288x384, SGD, OHEM, aux heads)": ("configs/train/camvid_sgd180.yaml", []),
     "camvid_scratch.yaml (360x480, Adam, class weights, aux heads)": ("configs/train/camvid_scratch.yaml", []),
     "camvid_scratch.yaml without aux heads": ("configs/train/camvid_scratch.yaml", ["loss.aux_weight=0"]),
     "camvid_scratch.yaml, one loader process": ("configs/train/camvid_scratch.yaml", ["data.workers=1"]),

@@ -29,7 +29,7 @@ def run_one(genotype: str, out: Path, name: str, extra: list[str], epochs: int, 
 
     metrics = out / name / "metrics.json"
     if not metrics.is_file():
-        args = ["train", "--genotype", genotype, "--config", str(REPO / "configs/train/camvid.yaml"), "--name", name,
+        args = ["train", "--genotype", genotype, "--config", str(REPO / "configs/train/camvid_sgd180.yaml"), "--name", name,
                 "--out-dir", str(out), "--quiet", "--set", f"epochs={epochs}", "--set", f"val_every={epochs}",
                 "--set", f"seed={seed}"]
         if smoke:  # a check of the script itself, not of accuracy
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
             scores.append(100 * m["best_val_mIoU"])
             minutes.append(sum(h["seconds"] for h in m["history"]) / 60)
         rows.append((label, scores, minutes))
-    print(f"\nCamVid, official student from scratch, configs/train/camvid.yaml with {args.epochs} epochs; "
+    print(f"\nCamVid, official student from scratch, configs/train/camvid_sgd180.yaml with {args.epochs} epochs; "
           f"held-out seq_val mIoU\n")
     print("| setting | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean | spread | minutes of epochs |")
     print("|---|" + "---|" * len(args.seeds) + "---|---|---|")

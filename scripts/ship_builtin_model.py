@@ -1,6 +1,7 @@
 """Package a training run's model as fasterseg's built-in model (fp16, no aux heads).
 
     python scripts/ship_builtin_model.py RUN_DIR [--heldout RUN/seq_val.json --heldout-note TEXT]
+                                         [--weights auto|ema|last|best]
                                          [--out src/fasterseg/models/camvid_student.safetensors]
 
 The model file records how it was made: the exact training command, its data and splits, the
@@ -9,7 +10,8 @@ from. When the validation frames were among the training frames (a final model t
 train + val), the validation score says nothing about unseen scenes: the run's last model is
 shipped rather than the "best" one, the header says the validation frames were seen, and
 ``--heldout`` records the score of the same recipe on frames it never saw (an ``eval --json``
-file of a run that held them out).
+file of a run that held them out). A run that kept the weights' moving average (``ema_decay``) ships
+the average (``ema.safetensors``): late in a schedule it scores steadily above the raw weights.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("src/fasterseg/models/camvid_student.safetensors"))
     p.add_argument("--note", default="", help="free text stored with the model (e.g. where its genotype came from)")
     p.add_argument("--heldout", type=Path, help="an `eval --json` file: the recipe's score on frames it never saw")
+    p.add_argument("--weights", choices=("auto", "ema", "last", "best"), default="auto",
+                   help="which weights: auto = the moving average where the run kept one, else the last weights "
+                        "when the validation frames were trained on, else the best")
     p.add_argument("--heldout-note", default="", help="what --heldout scored (which run, which frames)")
     args = p.parse_args()
     env = json.loads((args.run / "environment.json").read_text())
@@ -42,11 +47,17 @@ def main() -> None:
     command = "fasterseg " + " ".join(shlex.quote(a) for a in argv[1:])
     data = metrics["config"]["data"]
     seen = bool(_frames(data["spec"], data["train_split"]) & _frames(data["spec"], data["val_split"]))
-    last_val = next((h["val_mIoU"] for h in reversed(metrics["history"]) if "val_mIoU" in h), None)
+    weights = args.weights
+    if weights == "auto":
+        weights = "ema" if (args.run / "ema.safetensors").is_file() else "last" if seen else "best"
+    column = "val_mIoU_ema" if weights == "ema" else "val_mIoU"
+    last_val = next((h[column] for h in reversed(metrics["history"]) if column in h), None)
     extra = {
         "command": command,
         "data": data["spec"],
-        "val_mIoU": last_val if seen else metrics["best_val_mIoU"],
+        "val_mIoU": metrics["best_val_mIoU"] if weights == "best" else last_val,
+        "weights": {"ema": f"moving average (ema_decay {metrics['config'].get('ema_decay')})", "last": "last epoch",
+                    "best": "best validation epoch"}[weights],
         "val_frames_seen_in_training": seen,
         "train_split": data["train_split"],
         "val_split": data["val_split"],
@@ -60,7 +71,9 @@ def main() -> None:
     if args.heldout:
         extra["heldout_mIoU"] = json.loads(args.heldout.read_text())["average"]["IoU Classes"]
         extra["heldout_note"] = args.heldout_note
-    source = args.run / ("last.safetensors" if seen else "best.safetensors")
+    source = args.run / f"{weights}.safetensors"
+    if not source.is_file():
+        raise SystemExit(f"{source} does not exist (--weights {args.weights}): is {args.run} a finished run?")
     out = convert_model_file(source, args.out, half=True, include_aux=False, extra=extra)
     print(f"wrote {out} from {source} ({out.stat().st_size / 1e6:.1f} MB): {extra['val_split']} mIoU "
           f"{100 * extra['val_mIoU']:.2f}" + (" (frames seen in training)" if seen else "")
