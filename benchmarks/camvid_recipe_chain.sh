@@ -14,10 +14,10 @@
 #   base    the study's short arm: noaux's recipe over 100 epochs (its schedule ends there), seed 0
 #   bright  the same with wider photometric jitter (brightness and contrast 0.5): seq_val's frames
 #           are brighter than the training frames' jitter reaches (docs/benchmarks.md)
-#   ohem    base with OHEM (camvid.yaml's: p <= 0.7, at least 1/16 of the pixels) instead of class weights
+#   ohem    base with OHEM (camvid_sgd180.yaml's: p <= 0.7, at least 1/16 of the pixels) instead of class weights
 #   both    base with OHEM on top of the class weights
-#   sgd     base with camvid.yaml's optimiser (SGD 0.02, momentum 0.9, weight decay 5e-4) instead of Adam
-#   crop    base with camvid.yaml's 288x384 crops instead of whole 360x480 frames
+#   sgd     base with camvid_sgd180.yaml's optimiser (SGD 0.02, momentum 0.9, weight decay 5e-4) instead of Adam
+#   crop    base with camvid_sgd180.yaml's 288x384 crops instead of whole 360x480 frames
 #   distill base distilled from noaux's averaged weights of epoch 490 (42.0 on seq_val, fp16, committed
 #           as $CARRIED/teacher_noaux_e490_ema.safetensors): does a long run's teacher pass its budget on?
 #   progressive  base with progressive resizing: images and crops at 0.5x to epoch 40, 0.75x to 70,
@@ -28,6 +28,8 @@
 #   cutmix  base with a rectangle of the next crop pasted into a crop, half of the time
 #   quarter base with the 1/8 class scores refined at 1/4 by the stem's 1/4 features (output_stride=4,
 #           issue 31 item 5): does a finer output pay on the held-out drive, and for how many ms?
+#   cutmix_s1, quarter_s1  cutmix and quarter again with seed 1 (both scored above base, within the
+#           noise of one seed: a second seed says whether they belong in the recipe)
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
 #           10 epochs, under 10 MB) and its per-epoch log to benchmarks/results/camvid_recipe/ for
 #           committing, so the next session continues there
@@ -35,7 +37,13 @@
 # Two steps side by side, one thread each, use two cores better than one run on both:
 #   THREADS=1 bash benchmarks/camvid_recipe_chain.sh runs curve & THREADS=1 bash benchmarks/camvid_recipe_chain.sh runs noaux
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# Bash reads a script as it runs it: run a copy, so that this file can be edited while a chain is under way
+if [[ -z ${CHAIN_ROOT:-} ]]; then
+  snapshot=$(mktemp "${TMPDIR:-/tmp}/camvid_recipe_chain.XXXXXX")
+  cp "$0" "$snapshot"
+  CHAIN_ROOT=$(cd "$(dirname "$0")/.." && pwd) exec bash "$snapshot" "$@"
+fi
+cd "$CHAIN_ROOT"
 OUT=${1:-runs}
 shift || true
 STEPS=("$@")
@@ -53,7 +61,7 @@ declare -A RUNS=([noaux]=camvid_scratch_noaux [base]=camvid_arm_base [bright]=ca
                  [ohem]=camvid_arm_ohem [both]=camvid_arm_both [sgd]=camvid_arm_sgd [crop]=camvid_arm_crop
                  [distill]=camvid_arm_distill [progressive]=camvid_arm_progressive
                  [imagenorm]=camvid_arm_imagenorm [classmix]=camvid_arm_classmix [cutmix]=camvid_arm_cutmix
-                 [quarter]=camvid_arm_quarter)
+                 [quarter]=camvid_arm_quarter [cutmix_s1]=camvid_arm_cutmix_s1 [quarter_s1]=camvid_arm_quarter_s1)
 ARM=(--genotype "$GENOTYPE" --config "$RECIPE" --set loss.aux_weight=0 --set epochs=100 --set val_every=10
      --set seed=0 --set compact_every=10)
 
@@ -87,6 +95,10 @@ for step in "${STEPS[@]}"; do
              --set data.mix=cutmix --set data.mix_prob=0.5 ;;
     quarter) train_carried camvid_arm_quarter "$CARRIED/camvid_arm_quarter.compact.safetensors" "${ARM[@]}" \
              --set output_stride=4 ;;
+    cutmix_s1) train_carried camvid_arm_cutmix_s1 "$CARRIED/camvid_arm_cutmix_s1.compact.safetensors" "${ARM[@]}" \
+             --set data.mix=cutmix --set data.mix_prob=0.5 --set seed=1 ;;
+    quarter_s1) train_carried camvid_arm_quarter_s1 "$CARRIED/camvid_arm_quarter_s1.compact.safetensors" "${ARM[@]}" \
+             --set output_stride=4 --set seed=1 ;;
     pack)
       mkdir -p "$CARRIED"
       for name in "${RUNS[@]}"; do
