@@ -1,7 +1,7 @@
 """Package a training run's model as fasterseg's built-in model (fp16, no aux heads).
 
     python scripts/ship_builtin_model.py RUN_DIR [--heldout RUN/seq_val.json --heldout-note TEXT]
-                                         [--weights auto|ema|last|best]
+                                         [--weights auto|ema|last|best] [--latency 360x480 [--paths ...]]
                                          [--out src/fasterseg/models/camvid_student.safetensors]
 
 The model file records how it was made: the exact training command, its data and splits, the
@@ -12,22 +12,47 @@ shipped rather than the "best" one, the header says the validation frames were s
 ``--heldout`` records the score of the same recipe on frames it never saw (an ``eval --json``
 file of a run that held them out). A run that kept the weights' moving average (``ema_decay``) ships
 the average (``ema.safetensors``): late in a schedule it scores steadily above the raw weights.
+``--latency HxW`` times the shipped file on each CPU deploy path of ``--paths`` on this machine and
+records the fastest (its model-only and end-to-end medians, the path, the CPU and the threads).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import date
 import shlex
 from pathlib import Path
 
 from fasterseg.data.registry import build_dataset
-from fasterseg.modelfile import convert_model_file
+from fasterseg.modelfile import convert_model_file, load_model
 
 
 def _frames(spec: str, splits) -> set[str]:
     splits = [splits] if isinstance(splits, str) else list(splits)
     return {str(Path(image).resolve()) for split in splits for image, _ in build_dataset(spec, split).pairs}
+
+
+def _fastest_path(model_file: Path, size: tuple[int, int], paths: list[str], threads: int) -> str:
+    """Time the model on each ``backend:precision`` path (interleaved rounds) and describe the fastest."""
+    import torch
+
+    from fasterseg.infer.bench import bench_backends
+    from fasterseg.infer.runners import RunnerOptions
+    from fasterseg.utils.env import cpu_name
+
+    torch.set_num_threads(threads)
+    options = []
+    for path in paths:
+        backend, _, precision = path.partition(":")
+        options.append(RunnerOptions(backend=backend, precision=precision or "fp32", threads=threads, label_path="auto"))
+    rows = [r for r in bench_backends(load_model(model_file), options, size, warmup=5, repeats=40) if r.error is None]
+    if not rows:
+        raise SystemExit(f"--latency: none of the paths {paths} runs here")
+    best = min(rows, key=lambda r: r.model_only.median_ms)
+    return (f"{best.model_only.median_ms:.1f} ms model-only, {best.end_to_end.median_ms:.1f} ms end to end "
+            f"({best.backend} {best.precision}, {size[0]}x{size[1]}, {threads} threads, {cpu_name()}, {date.today().isoformat()}; "
+            f"fastest of {', '.join(f'{r.backend} {r.precision}' for r in rows)})")
 
 
 def main() -> None:
@@ -39,6 +64,10 @@ def main() -> None:
     p.add_argument("--weights", choices=("auto", "ema", "last", "best"), default="auto",
                    help="which weights: auto = the moving average where the run kept one, else the last weights "
                         "when the validation frames were trained on, else the best")
+    p.add_argument("--latency", metavar="HxW", help="time the shipped file at this size and record its fastest CPU path")
+    p.add_argument("--paths", default="openvino:bf16,openvino:fp32,onnxruntime:fp32,eager:fp32",
+                   help="backend:precision paths --latency tries (those not installed or unsupported are skipped)")
+    p.add_argument("--threads", type=int, default=2, help="threads --latency times with")
     p.add_argument("--heldout-note", default="", help="what --heldout scored (which run, which frames)")
     args = p.parse_args()
     env = json.loads((args.run / "environment.json").read_text())
@@ -75,6 +104,11 @@ def main() -> None:
     if not source.is_file():
         raise SystemExit(f"{source} does not exist (--weights {args.weights}): is {args.run} a finished run?")
     out = convert_model_file(source, args.out, half=True, include_aux=False, extra=extra)
+    if args.latency:
+        height, _, width = args.latency.partition("x")
+        extra["latency"] = _fastest_path(out, (int(height), int(width)), args.paths.split(","), args.threads)
+        out = convert_model_file(source, args.out, half=True, include_aux=False, extra=extra)  # the same weights, timed
+        print(f"latency: {extra['latency']}")
     print(f"wrote {out} from {source} ({out.stat().st_size / 1e6:.1f} MB): {extra['val_split']} mIoU "
           f"{100 * extra['val_mIoU']:.2f}" + (" (frames seen in training)" if seen else "")
           + (f"; held out: {100 * extra['heldout_mIoU']:.2f}" if args.heldout else ""))

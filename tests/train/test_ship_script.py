@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from fasterseg.cli import main
 from fasterseg.modelfile import read_model_file
 from fasterseg.train.trainer import train
 from tests.helpers import toy_train_config
@@ -22,7 +23,7 @@ def _ship(run: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, cwd=REPO)
 
 
-def test_ships_the_average_and_says_so(toy, tmp_path):
+def test_ships_the_average_and_says_so(toy, tmp_path, capsys):
     run = train(toy_train_config(toy, tmp_path, "avg", "epochs=2", "iters_per_epoch=3", "ema_decay=0.8"),
                 show_progress=False).run_dir
     done = _ship(run, tmp_path / "shipped.safetensors")
@@ -42,9 +43,17 @@ def test_ships_the_average_and_says_so(toy, tmp_path):
         last_ema = [r["val_mIoU_ema"] for r in csv.DictReader(f) if r["val_mIoU_ema"]][-1]
     assert abs(meta.extra["val_mIoU"] - float(last_ema)) < 1e-9
 
-    as_last = _ship(run, tmp_path / "last.safetensors", "--weights", "last")
+    as_last = _ship(run, tmp_path / "last.safetensors", "--weights", "last", "--latency", "64x96", "--paths",
+                    "eager:fp32,nosuchbackend:fp32", "--threads", "1")
     assert as_last.returncode == 0, as_last.stderr
-    assert read_model_file(tmp_path / "last.safetensors")[1].extra["weights"] == "last epoch"
+    extra = read_model_file(tmp_path / "last.safetensors")[1].extra
+    assert extra["weights"] == "last epoch"
+    # the one path that runs is timed and recorded; the unknown one is skipped, not fatal
+    assert "ms model-only" in extra["latency"] and "eager fp32, 64x96, 1 threads" in extra["latency"], extra["latency"]
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "last.safetensors")]) == 0
+    shown = capsys.readouterr().out
+    assert "latency" in shown and "last epoch" in shown
 
 
 def test_refuses_weights_the_run_lacks(toy, tmp_path):

@@ -9,8 +9,8 @@ from fasterseg.commands.common import parse_size
 
 NAME = "info"
 # What a model file's header says about how it was made, printed when present.
-PROVENANCE = ("command", "data", "train_split", "val_split", "epochs", "trained", "val_mIoU", "val_frames_seen_in_training",
-              "heldout_mIoU", "heldout_note", "init", "note")
+PROVENANCE = ("command", "data", "train_split", "val_split", "epochs", "trained", "weights", "val_mIoU",
+              "val_frames_seen_in_training", "heldout_mIoU", "heldout_note", "latency", "init", "note")
 HELP = "describe a model file or genotype: parameters, MACs, structure, diagram"
 
 
