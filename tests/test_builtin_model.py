@@ -68,3 +68,16 @@ def test_eval_scores_a_deploy_path_with_the_real_evaluator(shared, tmp_path, mon
         scores[backend] = json.loads(out.read_text())["average"]["IoU Classes"]
     assert abs(scores["onnxruntime"] - scores["eager"]) < 0.005 and abs(scores["openvino"] - scores["eager"]) < 0.005
     assert main(["eval", "--data", spec, "--backend", "openvino", "--flip"]) == 1
+
+
+def test_info_lists_the_built_in_models_with_their_held_out_scores(capsys):
+    from fasterseg.modelfile import read_model_meta
+    from fasterseg.models import BUILTIN_NAMES, builtin_models
+
+    assert set(builtin_models()) == set(BUILTIN_NAMES)  # every short name has its file in the package
+    assert main(["info", "--models"]) == 0
+    out = capsys.readouterr().out
+    for name, path in builtin_models().items():
+        line = next(row for row in out.splitlines() if row.split()[:1] == [name])
+        extra = read_model_meta(path).extra
+        assert f"{100 * extra['heldout_mIoU']:.1f}" in line and str(path) in out

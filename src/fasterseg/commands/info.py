@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="MODEL_OR_GENOTYPE", nargs="?", help="a .safetensors model file or a genotype .json")
     p.add_argument("--networks", action="store_true",
                    help="list the networks `fasterseg train --network` takes (besides FasterSeg genotypes)")
+    p.add_argument("--models", action="store_true",
+                   help="list the built-in models by short name, with their held-out score and latency (to pick one)")
     p.set_defaults(_usage_error=p.error)  # a missing source is bad usage (exit 2), as argparse says it
     p.add_argument("--size", type=parse_size, default=None,
                    help="input HEIGHTxWIDTH for the MAC count (default: the model's training size, else 1024x2048)")
@@ -33,8 +35,10 @@ def run(args: argparse.Namespace) -> int:
         for entry in REGISTRY.values():
             print(f"{entry.name:<15} {entry.summary}")
         return 0
+    if args.models:
+        return _builtin_models()
     if not args.source:
-        args._usage_error("give MODEL_OR_GENOTYPE (a model file or genotype), or --networks")
+        args._usage_error("give MODEL_OR_GENOTYPE (a model file or genotype), or --networks or --models")
     from pathlib import Path
 
     from fasterseg.modelfile import load_genotype_and_meta, read_model_meta
@@ -77,6 +81,27 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         out = plot_architecture(genotype, args.plot)
         print(f"wrote {out}")
+    return 0
+
+
+def _builtin_models() -> int:
+    """One line per built-in model: what its header says about accuracy on unseen frames and speed."""
+    from fasterseg.modelfile import read_model_meta
+    from fasterseg.models import builtin_models
+
+    models = builtin_models()
+    if not models:
+        print("no built-in models in this installation")
+        return 0
+    print(f"{'name':<10} {'classes':>7}  {'held-out mIoU':>13}  latency (fastest CPU path where measured)")
+    for name, path in models.items():
+        meta = read_model_meta(path)
+        heldout = meta.extra.get("heldout_mIoU")
+        if heldout is None and not meta.extra.get("val_frames_seen_in_training", True):
+            heldout = meta.extra.get("val_mIoU")  # validated on frames it never trained on
+        score = f"{100 * heldout:.1f}" if heldout is not None else "-"
+        print(f"{name:<10} {meta.num_classes:>7}  {score:>13}  {meta.extra.get('latency', 'not recorded')}")
+        print(f"{'':<10} {path}")
     return 0
 
 

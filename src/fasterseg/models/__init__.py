@@ -11,6 +11,12 @@ BUILTIN_MODEL = "camvid_student.safetensors"
 BUILTIN_NAMES = {"camvid": BUILTIN_MODEL}
 
 
+def builtin_models() -> dict[str, Path]:
+    """Short name -> file of each built-in model this installation has."""
+    here = Path(__file__).resolve().parent
+    return {name: here / file for name, file in BUILTIN_NAMES.items() if (here / file).is_file()}
+
+
 def builtin_model_path() -> Path:
     """The built-in CamVid student (used when `predict`/`eval` get no --model)."""
     path = Path(__file__).resolve().parent / BUILTIN_MODEL
