@@ -28,8 +28,10 @@
 #   cutmix  base with a rectangle of the next crop pasted into a crop, half of the time
 #   quarter base with the 1/8 class scores refined at 1/4 by the stem's 1/4 features (output_stride=4,
 #           issue 31 item 5): does a finer output pay on the held-out drive, and for how many ms?
-#   cutmix_s1, quarter_s1  cutmix and quarter again with seed 1 (both scored above base, within the
-#           noise of one seed: a second seed says whether they belong in the recipe)
+#   base_s1, cutmix_s1, quarter_s1  base, cutmix and quarter again with seed 1 (cutmix and quarter scored
+#           above base, within the noise of one seed: two seeds of each say whether they belong in the recipe)
+#   final   the chosen recipe (configs/train/camvid.yaml) on all 468 train + val frames, the built-in genotype: the
+#           model that ships (about 3 hours of one thread; scored on seq_val every 100 epochs, frames it has seen)
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
 #           10 epochs, under 10 MB) and its per-epoch log to benchmarks/results/camvid_recipe/ for
 #           committing, so the next session continues there
@@ -61,7 +63,8 @@ declare -A RUNS=([noaux]=camvid_scratch_noaux [base]=camvid_arm_base [bright]=ca
                  [ohem]=camvid_arm_ohem [both]=camvid_arm_both [sgd]=camvid_arm_sgd [crop]=camvid_arm_crop
                  [distill]=camvid_arm_distill [progressive]=camvid_arm_progressive
                  [imagenorm]=camvid_arm_imagenorm [classmix]=camvid_arm_classmix [cutmix]=camvid_arm_cutmix
-                 [quarter]=camvid_arm_quarter [cutmix_s1]=camvid_arm_cutmix_s1 [quarter_s1]=camvid_arm_quarter_s1)
+                 [quarter]=camvid_arm_quarter [base_s1]=camvid_arm_base_s1 [cutmix_s1]=camvid_arm_cutmix_s1 [quarter_s1]=camvid_arm_quarter_s1
+                 [final]=camvid_final_small)
 ARM=(--genotype "$GENOTYPE" --config "$RECIPE" --set loss.aux_weight=0 --set epochs=100 --set val_every=10
      --set seed=0 --set compact_every=10)
 
@@ -95,10 +98,15 @@ for step in "${STEPS[@]}"; do
              --set data.mix=cutmix --set data.mix_prob=0.5 ;;
     quarter) train_carried camvid_arm_quarter "$CARRIED/camvid_arm_quarter.compact.safetensors" "${ARM[@]}" \
              --set output_stride=4 ;;
+    base_s1) train_carried camvid_arm_base_s1 "$CARRIED/camvid_arm_base_s1.compact.safetensors" "${ARM[@]}" \
+             --set seed=1 ;;
     cutmix_s1) train_carried camvid_arm_cutmix_s1 "$CARRIED/camvid_arm_cutmix_s1.compact.safetensors" "${ARM[@]}" \
              --set data.mix=cutmix --set data.mix_prob=0.5 --set seed=1 ;;
     quarter_s1) train_carried camvid_arm_quarter_s1 "$CARRIED/camvid_arm_quarter_s1.compact.safetensors" "${ARM[@]}" \
              --set output_stride=4 --set seed=1 ;;
+    final) train_carried camvid_final_small "$CARRIED/camvid_final_small.compact.safetensors" \
+             --genotype "$GENOTYPE" --config configs/train/camvid.yaml --set 'data.train_split=[train,val]' \
+             --set val_every=100 ;;
     pack)
       mkdir -p "$CARRIED"
       for name in "${RUNS[@]}"; do

@@ -33,7 +33,11 @@ ARMS = {
     "classmix": "half of the next crop's classes pasted into a crop, half of the time (data.mix)",
     "cutmix": "a rectangle of the next crop pasted into a crop, half of the time (data.mix)",
     "quarter": "the 1/8 scores refined at 1/4 with the stem's 1/4 features (output_stride=4)",
+    "base_s1": "base, seed 1",
+    "cutmix_s1": "cutmix, seed 1",
+    "quarter_s1": "quarter, seed 1",
 }
+SEED_SUFFIX = "_s"  # an arm run again with seed k is logged as ARM_s{k}
 CURVES = {"noaux": "camvid_scratch.yaml without aux heads, 800 epochs", "curve": "camvid_scratch.yaml, 800 epochs"}
 # Averaged-weight scores a since-fixed bug made void (switched on at a resume, the average started from
 # the fresh initialisation, 2026-12-07): kept in the logs as written, left out of the study
@@ -89,6 +93,33 @@ def arms_table(arms: list[Log], schedule: int = 100) -> str:
         delta = "" if mean is None or base is None or a.name == "base" or not done else f"{mean - base:+.1f}"
         lines.append(f"| {a.name} | {ARMS.get(a.name, '')} | " + " | ".join(_cell(a.raw.get(e)) for e in epochs)
                      + f" | {_cell(mean) if done else '(running)'} | {delta} |")
+    return "\n".join(lines) + "\n"
+
+
+def seeds_table(arms: list[Log], schedule: int = 100) -> str:
+    """Arms run with more than one seed: each seed's last-three mean, their mean, and the change against
+    base's mean over its own seeds (empty when no arm has a second finished seed)."""
+    finished = {a.name: a.last_mean() for a in arms if max(a.raw, default=0) >= schedule and a.last_mean() is not None}
+    groups: dict[str, dict[int, float]] = {}
+    for name, mean in finished.items():
+        arm, sep, seed = name.rpartition(SEED_SUFFIX)
+        if sep and seed.isdigit():
+            groups.setdefault(arm, {})[int(seed)] = mean
+    for arm in list(groups):
+        if arm in finished:
+            groups[arm][0] = finished[arm]
+    groups = {arm: seeds for arm, seeds in groups.items() if len(seeds) > 1}
+    if not groups:
+        return ""
+    base = groups.get("base")
+    base_mean = sum(base.values()) / len(base) if base else None
+    lines = ["| arm | seeds | each seed's last 3 | mean | vs base (mean over its seeds) |", "|---|---|---|---|---|"]
+    for arm in [a for a in ARMS if a in groups] + sorted(a for a in groups if a not in ARMS):
+        seeds = groups[arm]
+        mean = sum(seeds.values()) / len(seeds)
+        delta = "" if base_mean is None or arm == "base" else f"{mean - base_mean:+.1f}"
+        lines.append(f"| {arm} | {', '.join(str(k) for k in sorted(seeds))} | "
+                     f"{' / '.join(_cell(seeds[k]) for k in sorted(seeds))} | {_cell(mean)} | {delta} |")
     return "\n".join(lines) + "\n"
 
 
@@ -149,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     arms = read_logs(results, "camvid_arm_", ARMS)
     if not curves and not arms:
         p.error(f"{results}: no camvid_scratch_*_epochs.csv or camvid_arm_*_epochs.csv logs")
-    text = "## Arms\n\n" + arms_table(arms) + "\n## Learning curves\n\n" + curve_table(curves)
+    seeds = seeds_table(arms)
+    text = ("## Arms\n\n" + arms_table(arms) + (f"\n## Arms over seeds\n\n{seeds}" if seeds else "")
+            + "\n## Learning curves\n\n" + curve_table(curves))
     print(text, end="")
     if args.table:
         Path(args.table).write_text(text)
