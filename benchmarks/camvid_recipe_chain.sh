@@ -30,6 +30,8 @@
 #           issue 31 item 5): does a finer output pay on the held-out drive, and for how many ms?
 #   base_s1, cutmix_s1, quarter_s1  base, cutmix and quarter again with seed 1 (cutmix and quarter scored
 #           above base, within the noise of one seed: two seeds of each say whether they belong in the recipe)
+#   recipe  the chosen recipe (configs/train/camvid.yaml) as it is, seq_train -> seq_val: its held-out score,
+#           the one the shipped model's file records (about 2.5 hours of one thread)
 #   final   the chosen recipe (configs/train/camvid.yaml) on all 468 train + val frames, the built-in genotype: the
 #           model that ships (about 3 hours of one thread; scored on seq_val every 100 epochs, frames it has seen)
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
@@ -64,7 +66,7 @@ declare -A RUNS=([noaux]=camvid_scratch_noaux [base]=camvid_arm_base [bright]=ca
                  [distill]=camvid_arm_distill [progressive]=camvid_arm_progressive
                  [imagenorm]=camvid_arm_imagenorm [classmix]=camvid_arm_classmix [cutmix]=camvid_arm_cutmix
                  [quarter]=camvid_arm_quarter [base_s1]=camvid_arm_base_s1 [cutmix_s1]=camvid_arm_cutmix_s1 [quarter_s1]=camvid_arm_quarter_s1
-                 [final]=camvid_final_small)
+                 [recipe]=camvid_recipe_seqtrain [final]=camvid_final_small)
 ARM=(--genotype "$GENOTYPE" --config "$RECIPE" --set loss.aux_weight=0 --set epochs=100 --set val_every=10
      --set seed=0 --set compact_every=10)
 
@@ -104,6 +106,8 @@ for step in "${STEPS[@]}"; do
              --set data.mix=cutmix --set data.mix_prob=0.5 --set seed=1 ;;
     quarter_s1) train_carried camvid_arm_quarter_s1 "$CARRIED/camvid_arm_quarter_s1.compact.safetensors" "${ARM[@]}" \
              --set output_stride=4 --set seed=1 ;;
+    recipe) train_carried camvid_recipe_seqtrain "$CARRIED/camvid_recipe_seqtrain.compact.safetensors" \
+             --genotype "$GENOTYPE" --config configs/train/camvid.yaml ;;
     final) train_carried camvid_final_small "$CARRIED/camvid_final_small.compact.safetensors" \
              --genotype "$GENOTYPE" --config configs/train/camvid.yaml --set 'data.train_split=[train,val]' \
              --set val_every=100 ;;
