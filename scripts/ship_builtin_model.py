@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date
 import shlex
+from datetime import date
 from pathlib import Path
 
 from fasterseg.data.registry import build_dataset
