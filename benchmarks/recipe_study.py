@@ -153,8 +153,9 @@ def plot(curves: list[Log], arms: list[Log], path: Path) -> None:
                       color=line.get_color(), label=f"{c.name}: averaged weights")
     left.set(title="Learning curve (800-epoch schedule)", xlabel="epoch", ylabel="seq_val mIoU (%)")
     for a in arms:
-        right.plot(sorted(a.raw), [a.raw[e] for e in sorted(a.raw)], marker="o", ms=3,
-                   lw=2.5 if a.name == "base" else 1.2, label=f"{a.name}: {_cell(a.last_mean()) or 'running'}")
+        seed_run = SEED_SUFFIX in a.name and a.name.rpartition(SEED_SUFFIX)[2].isdigit()
+        right.plot(sorted(a.raw), [a.raw[e] for e in sorted(a.raw)], marker="o", ms=3, ls="--" if seed_run else "-",
+                   lw=2.5 if a.name.startswith("base") else 1.2, label=f"{a.name}: {_cell(a.last_mean()) or 'running'}")
     right.set(title="Arms (100-epoch schedule; legend: mean of the last 3)", xlabel="epoch")
     for ax in (left, right):
         ax.grid(alpha=0.3)
