@@ -1,7 +1,8 @@
 """Package a training run's model as fasterseg's built-in model (fp16, no aux heads).
 
     python scripts/ship_builtin_model.py RUN_DIR [--heldout RUN/seq_val.json --heldout-note TEXT]
-                                         [--weights auto|ema|last|best] [--latency 360x480 [--paths ...]]
+                                         [--weights auto|ema|last|best] [--dtype fp16|int8]
+                                         [--latency 360x480 [--paths ...]]
                                          [--out src/fasterseg/models/camvid_student.safetensors]
 
 The model file records how it was made: the exact training command, its data and splits, the
@@ -12,6 +13,8 @@ shipped rather than the "best" one, the header says the validation frames were s
 ``--heldout`` records the score of the same recipe on frames it never saw (an ``eval --json``
 file of a run that held them out). A run that kept the weights' moving average (``ema_decay``) ships
 the average (``ema.safetensors``): late in a schedule it scores steadily above the raw weights.
+``--dtype int8`` stores the convolution weights in int8 (per output channel), half the size of
+fp16, for networks whose fp16 file would exceed the 10 MB a shipped file may take.
 ``--latency HxW`` times the shipped file on each CPU deploy path of ``--paths`` on this machine and
 records the fastest (its model-only and end-to-end medians, the path, the CPU and the threads).
 """
@@ -64,6 +67,8 @@ def main() -> None:
     p.add_argument("--weights", choices=("auto", "ema", "last", "best"), default="auto",
                    help="which weights: auto = the moving average where the run kept one, else the last weights "
                         "when the validation frames were trained on, else the best")
+    p.add_argument("--dtype", choices=("fp16", "int8"), default="fp16",
+                   help="how the weights are stored: fp16, or int8 convolution weights (half the size)")
     p.add_argument("--latency", metavar="HxW", help="time the shipped file at this size and record its fastest CPU path")
     p.add_argument("--paths", default="openvino:bf16,openvino:fp32,onnxruntime:fp32,eager:fp32",
                    help="backend:precision paths --latency tries (those not installed or unsupported are skipped)")
@@ -103,11 +108,11 @@ def main() -> None:
     source = args.run / f"{weights}.safetensors"
     if not source.is_file():
         raise SystemExit(f"{source} does not exist (--weights {args.weights}): is {args.run} a finished run?")
-    out = convert_model_file(source, args.out, half=True, include_aux=False, extra=extra)
+    out = convert_model_file(source, args.out, include_aux=False, extra=extra, weights=args.dtype)
     if args.latency:
         height, _, width = args.latency.partition("x")
         extra["latency"] = _fastest_path(out, (int(height), int(width)), args.paths.split(","), args.threads)
-        out = convert_model_file(source, args.out, half=True, include_aux=False, extra=extra)  # the same weights, timed
+        out = convert_model_file(source, args.out, include_aux=False, extra=extra, weights=args.dtype)  # the same file, timed
         print(f"latency: {extra['latency']}")
     print(f"wrote {out} from {source} ({out.stat().st_size / 1e6:.1f} MB): {extra['val_split']} mIoU "
           f"{100 * extra['val_mIoU']:.2f}" + (" (frames seen in training)" if seen else "")

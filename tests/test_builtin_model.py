@@ -81,3 +81,25 @@ def test_info_lists_the_built_in_models_with_their_held_out_scores(capsys):
         line = next(row for row in out.splitlines() if row.split()[:1] == [name])
         extra = read_model_meta(path).extra
         assert f"{100 * extra['heldout_mIoU']:.1f}" in line and str(path) in out
+
+
+def test_int8_weights_of_the_built_in_model_label_a_real_frame_as_it_does(shared, tmp_path):
+    """int8 storage (per-channel convolution weights) changes almost no label of a real frame: the
+    file shrinks to about half of fp16 for networks that would not fit the 10 MB a shipped file takes."""
+    import torch
+
+    from fasterseg.data.transforms import normalize
+    from fasterseg.modelfile import convert_model_file
+
+    path = builtin_model_path()
+    int8 = convert_model_file(path, tmp_path / "int8.safetensors", weights="int8")
+    assert int8.stat().st_size < 0.6 * path.stat().st_size
+    root = shared / "data" / "camvid"
+    image_rel = (root / "val.txt").read_text().split("\n")[0].split()[0]
+    image = np.asarray(Image.open(root / image_rel).convert("RGB"))
+    reference, quantised = fasterseg.load_model(path), fasterseg.load_model(int8)
+    x = normalize(torch.from_numpy(image.copy()).permute(2, 0, 1).float() / 255, reference.meta.mean,
+                  reference.meta.std).unsqueeze(0)
+    with torch.no_grad():
+        agree = (reference(x).argmax(1) == quantised(x).argmax(1)).double().mean()
+    assert float(agree) > 0.99

@@ -4,6 +4,11 @@ Everything needed to rebuild and use the network travels in the file (which netw
 FasterSeg genotype or a registered network's name; class names, normalisation, training
 resolution), so ``load_model(path)`` needs no side knowledge, and nothing in it is a pickle.
 Files written before networks were registered have no ``network`` field: they are FasterSeg.
+
+Weights are stored in float32, float16 or, for shipping wider networks under a size limit, with
+their convolution and linear weights in int8 (one float32 scale per output channel: symmetric,
+round to nearest; format version 2, which lists them in the header). Loading gives float32 either
+way; batch-norm parameters and biases are never quantised.
 """
 
 from __future__ import annotations
@@ -27,7 +32,12 @@ from fasterseg.nets.registry import GENOTYPE_NETWORK, build_network, entry
 from fasterseg.utils.io import atomic_path
 
 FORMAT_NAME = "fasterseg-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # what a file without int8 weights is written as
+INT8_FORMAT_VERSION = 2  # a file with int8 weights (its header lists them under "int8_weights")
+SUPPORTED_VERSIONS = (FORMAT_VERSION, INT8_FORMAT_VERSION)
+INT8_SCALE_SUFFIX = "@int8_scale"  # tensor name of an int8 weight's per-output-channel scales
+WEIGHT_DTYPES = ("fp32", "fp16", "int8")
+_INT8_MIN_NUMEL = 256  # smaller weights gain nothing from quantising: they stay fp16
 
 
 @dataclass
@@ -84,8 +94,9 @@ class ModelMeta:
         if not header or header.get("format") != FORMAT_NAME:
             raise ModelFileError(f"{source}: not a fasterseg model file (no '{FORMAT_NAME}' header)")
         version = header.get("format_version")
-        if version != str(FORMAT_VERSION):
-            raise ModelFileError(f"{source}: model format version {version} is not supported (expected {FORMAT_VERSION})")
+        if version not in {str(v) for v in SUPPORTED_VERSIONS}:
+            raise ModelFileError(f"{source}: model format version {version} is not supported "
+                                 f"(this fasterseg reads versions {', '.join(map(str, SUPPORTED_VERSIONS))})")
 
         def field_json(key: str, required: bool = True) -> Any:
             if key not in header:
@@ -138,23 +149,75 @@ class ModelMeta:
 
 
 def save_model(path: str | Path, model: nn.Module, meta: ModelMeta, half: bool = False,
-               include_aux: bool = True) -> Path:
+               include_aux: bool = True, weights: str | None = None) -> Path:
     """Write ``model``'s weights and ``meta`` atomically (temporary name, then rename).
 
-    ``half`` stores floating tensors as fp16 (half the size; loading casts back to fp32);
-    ``include_aux=False`` leaves out the training-only auxiliary heads (for shipping).
+    ``weights``: ``fp32``, ``fp16`` (half the size; loading casts back to fp32) or ``int8`` (a
+    quarter of fp32 for convolution and linear weights, fp16 for the rest: see
+    :func:`quantize_int8`); ``half=True`` is ``weights="fp16"``. ``include_aux=False`` leaves out
+    the training-only auxiliary heads (for shipping).
     """
+    weights = weights or ("fp16" if half else "fp32")
+    if weights not in WEIGHT_DTYPES:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHT_DTYPES)}, got {weights!r}")
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     aux = model.aux_heads and include_aux
     if not aux:
         state = {k: v for k, v in state.items() if not k.startswith(tuple(model.aux_prefixes))}
-    if half:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    quantized: list[str] = []
+    if weights == "int8":
+        state, quantized = quantize_int8(state)
+    if weights in ("fp16", "int8"):
+        state = {k: v.half() if v.is_floating_point() and not k.endswith(INT8_SCALE_SUFFIX) else v
+                 for k, v in state.items()}
     meta = ModelMeta(**{**meta.__dict__, "aux_heads": aux})
+    header = meta.to_header()
+    if quantized:
+        header["format_version"] = str(INT8_FORMAT_VERSION)
+        header["int8_weights"] = json.dumps(quantized)
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=meta.to_header())
+        save_file(state, str(tmp), metadata=header)
     return path
+
+
+def quantize_int8(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Convolution and linear weights (2-D and more, at least 256 values) as int8 with one float32
+    scale per output channel (``max |w| / 127`` of that channel, so its largest weight is exact to
+    the scale's rounding and every weight is within half a step); the other tensors unchanged.
+    Returns the new state and the quantised names."""
+    out: dict[str, torch.Tensor] = {}
+    names = []
+    for key, value in state.items():
+        if value.is_floating_point() and value.dim() >= 2 and value.numel() >= _INT8_MIN_NUMEL:
+            flat = value.float().reshape(value.shape[0], -1)
+            scale = flat.abs().amax(dim=1) / 127.0
+            scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # an all-zero channel stays zero
+            out[key] = torch.round(flat / scale[:, None]).clamp_(-127, 127).to(torch.int8).reshape(value.shape)
+            out[key + INT8_SCALE_SUFFIX] = scale.contiguous()
+            names.append(key)
+        else:
+            out[key] = value
+    return out, names
+
+
+def _dequantize_int8(state: dict[str, torch.Tensor], names: Any, source: str) -> dict[str, torch.Tensor]:
+    """The float32 weights of a version-2 file's int8 tensors, each checked against its scales."""
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise ModelFileError(f"{source}: header field 'int8_weights' must list tensor names, got {names!r:.80}")
+    state = dict(state)
+    for name in names:
+        q, scale = state.get(name), state.pop(name + INT8_SCALE_SUFFIX, None)
+        if q is None or scale is None:
+            raise ModelFileError(f"{source}: int8 weight {name!r} " + ("is missing" if q is None else "has no scales"))
+        if q.dtype != torch.int8 or scale.dim() != 1 or q.dim() < 2 or scale.shape[0] != q.shape[0]:
+            raise ModelFileError(f"{source}: int8 weight {name!r} ({q.dtype}, {tuple(q.shape)}) does not match its "
+                                 f"scales ({scale.dtype}, {tuple(scale.shape)})")
+        state[name] = q.float() * scale.float().view(-1, *([1] * (q.dim() - 1)))
+    stray = sorted(k for k in state if k.endswith(INT8_SCALE_SUFFIX))
+    if stray:
+        raise ModelFileError(f"{source}: scales without an int8 weight listed in the header: {stray[:4]}")
+    return state
 
 
 def _open_header(path: Path) -> dict[str, str] | None:
@@ -173,7 +236,14 @@ def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelMet
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFileError(f"{path}: not a safetensors file ({exc})") from None
-    return state, ModelMeta.from_header(header, str(path))
+    meta = ModelMeta.from_header(header, str(path))
+    if "int8_weights" in header:
+        try:
+            names = json.loads(header["int8_weights"])
+        except json.JSONDecodeError as exc:
+            raise ModelFileError(f"{path}: header field 'int8_weights' is not valid JSON ({exc})") from None
+        state = _dequantize_int8(state, names, str(path))
+    return state, meta
 
 
 def read_model_meta(path: str | Path) -> ModelMeta:
@@ -257,13 +327,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
 
 
 def convert_model_file(src: str | Path, dst: str | Path, half: bool = True, include_aux: bool = False,
-                       extra: dict[str, Any] | None = None) -> Path:
-    """A copy of a model file for shipping: fp16 weights, no auxiliary heads, extra metadata merged in."""
+                       extra: dict[str, Any] | None = None, weights: str | None = None) -> Path:
+    """A copy of a model file for shipping: fp16 weights (or ``weights``: fp32 / fp16 / int8), no
+    auxiliary heads, extra metadata merged in."""
     model = load_model(src)
     meta = model.meta
     if extra:
         meta = ModelMeta(**{**meta.__dict__, "extra": {**meta.extra, **extra}})
-    return save_model(dst, model, meta, half=half, include_aux=include_aux)
+    return save_model(dst, model, meta, half=half, include_aux=include_aux, weights=weights)
 
 
 def load_network(source: str | Path, device: str | torch.device = "cpu", seed: int = 0) -> nn.Module:

@@ -43,11 +43,12 @@ def test_ships_the_average_and_says_so(toy, tmp_path, capsys):
         last_ema = [r["val_mIoU_ema"] for r in csv.DictReader(f) if r["val_mIoU_ema"]][-1]
     assert abs(meta.extra["val_mIoU"] - float(last_ema)) < 1e-9
 
-    as_last = _ship(run, tmp_path / "last.safetensors", "--weights", "last", "--latency", "64x96", "--paths",
+    as_last = _ship(run, tmp_path / "last.safetensors", "--weights", "last", "--dtype", "int8", "--latency", "64x96", "--paths",
                     "eager:fp32,nosuchbackend:fp32", "--threads", "1")
     assert as_last.returncode == 0, as_last.stderr
     extra = read_model_file(tmp_path / "last.safetensors")[1].extra
     assert extra["weights"] == "last epoch"
+    assert (tmp_path / "last.safetensors").stat().st_size < (tmp_path / "shipped.safetensors").stat().st_size  # int8
     # the one path that runs is timed and recorded; the unknown one is skipped, not fatal
     assert "ms model-only" in extra["latency"] and "eager fp32, 64x96, 1 threads" in extra["latency"], extra["latency"]
     capsys.readouterr()
