@@ -93,7 +93,8 @@ def test_search_writes_genotypes_that_train_and_report_their_fps(tiny_lut, synth
 
 def test_shipped_search_configs_load():
     configs = sorted((REPO / "configs" / "search").glob("*.yaml"))
-    assert {"cityscapes.yaml", "camvid.yaml", "tiny.yaml", "camvid_cpu_family_wide.yaml"} <= {c.name for c in configs}
+    assert {"cityscapes.yaml", "camvid.yaml", "tiny.yaml", "camvid_cpu_family_wide.yaml",
+            "camvid_cpu_family_small.yaml"} <= {c.name for c in configs}
     for config in configs:
         job = load_config(SearchJobConfig, config)
         assert job.supernet.layers >= 6, config
