@@ -31,9 +31,9 @@
 #   base_s1, cutmix_s1, quarter_s1  base, cutmix and quarter again with seed 1 (cutmix and quarter scored
 #           above base, within the noise of one seed: two seeds of each say whether they belong in the recipe)
 #   recipe  the chosen recipe (configs/train/camvid.yaml) as it is, seq_train -> seq_val: its held-out score,
-#           the one the shipped model's file records (about 2.5 hours of one thread)
+#           the one the shipped model's file records (about 3 hours of one thread)
 #   final   the chosen recipe (configs/train/camvid.yaml) on all 468 train + val frames, the built-in genotype: the
-#           model that ships (about 3 hours of one thread; scored on seq_val every 100 epochs, frames it has seen)
+#           model that ships (about 4 hours of one thread; scored on seq_val every 100 epochs, frames it has seen)
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
 #           10 epochs, under 10 MB) and its per-epoch log to benchmarks/results/camvid_recipe/ for
 #           committing, so the next session continues there
