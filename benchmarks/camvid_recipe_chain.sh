@@ -45,8 +45,9 @@ set -euo pipefail
 if [[ -z ${CHAIN_ROOT:-} ]]; then
   snapshot=$(mktemp "${TMPDIR:-/tmp}/camvid_recipe_chain.XXXXXX")
   cp "$0" "$snapshot"
-  CHAIN_ROOT=$(cd "$(dirname "$0")/.." && pwd) exec bash "$snapshot" "$@"
+  CHAIN_ROOT=$(cd "$(dirname "$0")/.." && pwd) CHAIN_SNAPSHOT=$snapshot exec bash "$snapshot" "$@"
 fi
+[[ -n ${CHAIN_SNAPSHOT:-} ]] && rm -f "$CHAIN_SNAPSHOT"  # bash keeps reading the open copy; no file is left behind
 cd "$CHAIN_ROOT"
 OUT=${1:-runs}
 shift || true

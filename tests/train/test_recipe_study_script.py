@@ -54,3 +54,18 @@ def test_seeds_are_averaged_and_compared_with_base_over_its_own_seeds(tmp_path):
     assert rows["base"] == "| base | 0, 1 | 39.0 / 37.0 | 38.0 |  |"
     assert rows["cutmix"] == "| cutmix | 0, 1 | 40.0 / 39.0 | 39.5 | +1.5 |"  # 39.5 - (39 + 37) / 2
     assert study.seeds_table(study.read_logs(tmp_path, "camvid_arm_q", study.ARMS)) == ""
+
+
+def test_the_chain_runs_from_a_copy_and_names_an_unknown_step(tmp_path):
+    """The recipe chain re-executes a copy of itself (so its file can be edited while it runs), from
+    the repository root, leaves no copy behind, and refuses a step it does not know by name."""
+    import os
+    import subprocess
+
+    chain = SCRIPT.parent / "camvid_recipe_chain.sh"
+    env = {**os.environ, "TMPDIR": str(tmp_path), "FASTERSEG": "/bin/false"}
+    done = subprocess.run(["bash", str(chain), str(tmp_path / "runs"), "nosuchstep"], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=60)
+    assert done.returncode == 2 and "unknown step 'nosuchstep'" in done.stderr
+    assert "== nosuchstep" in done.stdout
+    assert not list(tmp_path.glob("camvid_recipe_chain.*"))
