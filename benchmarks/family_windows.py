@@ -28,10 +28,14 @@ def _widths(text: str) -> tuple[float, float]:
 
 
 def reach_table(config: str, lut: str, widths: list[tuple[float, float]], targets: list[float], arch: str = "student",
-                tolerance: float = 0.05, max_steps: int = 5000, seed: int = 0) -> str:
-    """A markdown table: per stem/head widths of ``arch``, the table ms found near each target."""
+                tolerance: float = 0.05, max_steps: int = 5000, seed: int = 0, seeds: tuple[int, ...] | None = None,
+                params: bool = False) -> str:
+    """A markdown table: per stem/head widths of ``arch`` (and per chain seed, with several ``seeds``), the
+    table ms found near each target; ``params`` adds the found network's inference parameters, which
+    decide whether its model file fits a size limit."""
     from fasterseg.config import load_config
     from fasterseg.latency.official import load_table
+    from fasterseg.nets.network import FasterSegNet, count_parameters
     from fasterseg.search.config import SearchJobConfig
     from fasterseg.search.job import LatencyModel
     from fasterseg.search.random_students import WindowUnreachable, sample_students_at_latency
@@ -40,19 +44,23 @@ def reach_table(config: str, lut: str, widths: list[tuple[float, float]], target
     table = load_table(lut)
     lines = [f"| {arch} stem / head width | " + " | ".join(f"{t:g} ms ({1000 / t:.0f} FPS)" for t in targets) + " |",
              "|---|" + "---|" * len(targets)]
+    seeds = tuple(seeds) if seeds else (seed,)
     for stem, head in widths:
         archs = [replace(a, stem_width=stem, head_width=head) if a.name == arch else a for a in job.supernet.archs]
         space = replace(job.supernet, archs=archs)
         model = LatencyModel(table, space, job.latency_size)
-        cells = []
-        for target in targets:
-            try:
-                found = sample_students_at_latency(space, arch, model.genotype_ms, target, tolerance, count=1, seed=seed,
-                                                   mix_steps=1, max_steps=max_steps)[0]
-                cells.append(f"{found.latency_ms:.1f}")
-            except WindowUnreachable as exc:
-                cells.append(f"no (closest {exc.closest_ms:.1f})")
-        lines.append(f"| {stem:.2f} / {head:.2f} | " + " | ".join(cells) + " |")
+        for chain_seed in seeds:
+            cells = []
+            for target in targets:
+                try:
+                    found = sample_students_at_latency(space, arch, model.genotype_ms, target, tolerance, count=1,
+                                                       seed=chain_seed, mix_steps=1, max_steps=max_steps)[0]
+                    size = f" ({count_parameters(FasterSegNet(found.genotype, aux_heads=False)) / 1e6:.2f} M)" if params else ""
+                    cells.append(f"{found.latency_ms:.1f}{size}")
+                except WindowUnreachable as exc:
+                    cells.append(f"no (closest {exc.closest_ms:.1f})")
+            label = f"{stem:.2f} / {head:.2f}" + (f" (seed {chain_seed})" if len(seeds) > 1 else "")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -65,9 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arch", default="student", help="the architecture of the space whose widths change")
     p.add_argument("--tolerance", type=float, default=0.05, help="window half-width, a fraction of the target")
     p.add_argument("--max-steps", type=int, default=5000, help="proposals before a window counts as unreachable")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="chain seeds: a row per seed with several")
+    p.add_argument("--params", action="store_true", help="also give each found network's inference parameters")
     args = p.parse_args(argv)
     sys.stdout.write(reach_table(args.config, args.lut, args.widths, args.targets, args.arch, args.tolerance,
-                                 args.max_steps))
+                                 args.max_steps, seeds=tuple(args.seeds), params=args.params))
     return 0
 
 

@@ -44,3 +44,15 @@ def test_the_wide_family_config_reaches_both_of_its_windows():
                                max_steps=2000)
     cells = [c.strip() for c in table.splitlines()[2].strip("|").split("|")[1:]]
     assert [float(c) for c in cells] == [pytest.approx(1000 / 46.5, rel=0.06), pytest.approx(1000 / 37.5, rel=0.06)]
+
+
+def test_parameters_and_seeds_give_a_row_per_seed():
+    """With several seeds a row per chain seed; with params, each found network's inference parameters
+    (the built-in student, found at this latency, has 1.08 M: students here have about a million)."""
+    table = family.reach_table(str(CONFIG), str(LUT), [(1 / 3, 0.5)], [10.82], max_steps=400, seeds=(0, 1),
+                               params=True)
+    rows = table.splitlines()[2:]
+    assert [r.split("|")[1].strip() for r in rows] == ["0.33 / 0.50 (seed 0)", "0.33 / 0.50 (seed 1)"]
+    for row in rows:
+        ms, millions = re.fullmatch(r"\| .* \| ([\d.]+) \(([\d.]+) M\) \|", row).groups()
+        assert float(ms) == pytest.approx(10.82, rel=0.05) and 0.3 < float(millions) < 3.0
