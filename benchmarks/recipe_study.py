@@ -33,9 +33,6 @@ ARMS = {
     "classmix": "half of the next crop's classes pasted into a crop, half of the time (data.mix)",
     "cutmix": "a rectangle of the next crop pasted into a crop, half of the time (data.mix)",
     "quarter": "the 1/8 scores refined at 1/4 with the stem's 1/4 features (output_stride=4)",
-    "base_s1": "base, seed 1",
-    "cutmix_s1": "cutmix, seed 1",
-    "quarter_s1": "quarter, seed 1",
 }
 SEED_SUFFIX = "_s"  # an arm run again with seed k is logged as ARM_s{k}
 CURVES = {"noaux": "camvid_scratch.yaml without aux heads, 800 epochs", "curve": "camvid_scratch.yaml, 800 epochs"}
@@ -91,9 +88,21 @@ def arms_table(arms: list[Log], schedule: int = 100) -> str:
         mean = a.last_mean()
         done = max(a.raw, default=0) >= schedule
         delta = "" if mean is None or base is None or a.name == "base" or not done else f"{mean - base:+.1f}"
-        lines.append(f"| {a.name} | {ARMS.get(a.name, '')} | " + " | ".join(_cell(a.raw.get(e)) for e in epochs)
+        lines.append(f"| {a.name} | {describe(a.name)} | " + " | ".join(_cell(a.raw.get(e)) for e in epochs)
                      + f" | {_cell(mean) if done else '(running)'} | {delta} |")
     return "\n".join(lines) + "\n"
+
+
+def seed_of(name: str) -> tuple[str, int] | None:
+    """(arm, seed) of an arm run again with another seed (``cutmix_s1`` -> ``("cutmix", 1)``), else None."""
+    arm, sep, seed = name.rpartition(SEED_SUFFIX)
+    return (arm, int(seed)) if sep and arm and seed.isdigit() else None
+
+
+def describe(name: str) -> str:
+    """What an arm changes against base (an arm's other seeds say which seed)."""
+    again = seed_of(name)
+    return f"{again[0]}, seed {again[1]}" if again else ARMS.get(name, "")
 
 
 def seeds_table(arms: list[Log], schedule: int = 100) -> str:
@@ -102,9 +111,9 @@ def seeds_table(arms: list[Log], schedule: int = 100) -> str:
     finished = {a.name: a.last_mean() for a in arms if max(a.raw, default=0) >= schedule and a.last_mean() is not None}
     groups: dict[str, dict[int, float]] = {}
     for name, mean in finished.items():
-        arm, sep, seed = name.rpartition(SEED_SUFFIX)
-        if sep and seed.isdigit():
-            groups.setdefault(arm, {})[int(seed)] = mean
+        again = seed_of(name)
+        if again:
+            groups.setdefault(again[0], {})[again[1]] = mean
     for arm in list(groups):
         if arm in finished:
             groups[arm][0] = finished[arm]
@@ -153,8 +162,7 @@ def plot(curves: list[Log], arms: list[Log], path: Path) -> None:
                       color=line.get_color(), label=f"{c.name}: averaged weights")
     left.set(title="Learning curve (800-epoch schedule)", xlabel="epoch", ylabel="seq_val mIoU (%)")
     for a in arms:
-        seed_run = SEED_SUFFIX in a.name and a.name.rpartition(SEED_SUFFIX)[2].isdigit()
-        right.plot(sorted(a.raw), [a.raw[e] for e in sorted(a.raw)], marker="o", ms=3, ls="--" if seed_run else "-",
+        right.plot(sorted(a.raw), [a.raw[e] for e in sorted(a.raw)], marker="o", ms=3, ls="--" if seed_of(a.name) else "-",
                    lw=2.5 if a.name.startswith("base") else 1.2, label=f"{a.name}: {_cell(a.last_mean()) or 'running'}")
     right.set(title="Arms (100-epoch schedule; legend: mean of the last 3)", xlabel="epoch")
     for ax in (left, right):
