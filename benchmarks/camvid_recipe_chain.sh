@@ -34,6 +34,10 @@
 #           the one the shipped model's file records (about 3 hours of one thread)
 #   final   the chosen recipe (configs/train/camvid.yaml) on all 468 train + val frames, the built-in genotype: the
 #           model that ships (about 4 hours of one thread; scored on seq_val every 100 epochs, frames it has seen)
+#   ship    once recipe and final have finished: score recipe's averaged weights on seq_val (its evaluator
+#           file goes to $CARRIED), then package final's averaged weights as the built-in model with that
+#           held-out score and its fastest CPU path at 360x480 (scripts/ship_builtin_model.py); refuses
+#           while either run is unfinished
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
 #           10 epochs, under 10 MB) and its per-epoch log to benchmarks/results/camvid_recipe/ for
 #           committing, so the next session continues there
@@ -112,6 +116,16 @@ for step in "${STEPS[@]}"; do
     final) train_carried camvid_final_small "$CARRIED/camvid_final_small.compact.safetensors" \
              --genotype "$GENOTYPE" --config configs/train/camvid.yaml --set 'data.train_split=[train,val]' \
              --set val_every=100 ;;
+    ship)
+      for name in camvid_recipe_seqtrain camvid_final_small; do
+        [[ -f "$OUT/$name/metrics.json" ]] || { echo "ship: $OUT/$name has not finished (no metrics.json); run its step first" >&2; exit 2; }
+      done
+      heldout="$CARRIED/camvid_recipe_seqtrain_ema_seq_val.json"
+      "$FASTERSEG" eval --model "$OUT/camvid_recipe_seqtrain/ema.safetensors" --data camvid:../shared/data/camvid \
+        --split seq_val --json "$heldout"
+      "$(dirname "$(command -v "$FASTERSEG")")/python" scripts/ship_builtin_model.py "$OUT/camvid_final_small" --heldout "$heldout" --latency 360x480 \
+        --threads "$THREADS" --note "genotype $GENOTYPE; configs/train/camvid.yaml on train + val (468 frames)" \
+        --heldout-note "configs/train/camvid.yaml trained on seq_train, its averaged weights scored on seq_val" ;;
     pack)
       mkdir -p "$CARRIED"
       for name in "${RUNS[@]}"; do

@@ -69,3 +69,22 @@ def test_the_chain_runs_from_a_copy_and_names_an_unknown_step(tmp_path):
     assert done.returncode == 2 and "unknown step 'nosuchstep'" in done.stderr
     assert "== nosuchstep" in done.stdout
     assert not list(tmp_path.glob("camvid_recipe_chain.*"))
+
+
+def test_the_chain_ships_only_finished_runs(tmp_path):
+    """`ship` packages the built-in model only from finished runs: with the held-out run unfinished
+    it names that run and stops before scoring or writing anything."""
+    import os
+    import subprocess
+
+    chain = SCRIPT.parent / "camvid_recipe_chain.sh"
+    runs = tmp_path / "runs"
+    (runs / "camvid_final_small").mkdir(parents=True)
+    (runs / "camvid_final_small" / "metrics.json").write_text("{}")
+    (runs / "camvid_recipe_seqtrain").mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp_path), "FASTERSEG": "/bin/false"}
+    done = subprocess.run(["bash", str(chain), str(runs), "ship"], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=60)
+    assert done.returncode == 2
+    assert f"{runs}/camvid_recipe_seqtrain has not finished" in done.stderr
+    assert sorted(p.name for p in runs.iterdir()) == ["camvid_final_small", "camvid_recipe_seqtrain"]
