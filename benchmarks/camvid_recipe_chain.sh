@@ -39,7 +39,7 @@
 #           held-out score and its fastest CPU path at 360x480 (scripts/ship_builtin_model.py); refuses
 #           while either run is unfinished
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
-#           10 epochs, under 10 MB) and its per-epoch log to benchmarks/results/camvid_recipe/ for
+#           10 epochs, under 10 MB, or in parts of at most 10 MB for a larger network) and its per-epoch log to benchmarks/results/camvid_recipe/ for
 #           committing, so the next session continues there
 #
 # Two steps side by side, one thread each, use two cores better than one run on both:
@@ -131,9 +131,11 @@ for step in "${STEPS[@]}"; do
       for name in "${RUNS[@]}"; do
         [[ -f "$OUT/$name/epochs.csv" ]] && cp "$OUT/$name/epochs.csv" "$CARRIED/${name}_epochs.csv"
         if [[ -f "$OUT/$name/metrics.json" ]]; then
-          rm -f "$CARRIED/$name.compact.safetensors"  # finished: its model ships instead
+          rm -f "$CARRIED/$name.compact.safetensors" "$CARRIED/$name".compact.e*.part*.safetensors  # finished: its model ships instead
         elif [[ -f "$OUT/$name/compact.safetensors" ]]; then
-          cp "$OUT/$name/compact.safetensors" "$CARRIED/$name.compact.safetensors"
+          # a checkpoint too large for one file comes in parts: copy_compact copies and renames them all
+          "$(dirname "$(command -v "$FASTERSEG")")/python" scripts/copy_compact.py "$OUT/$name/compact.safetensors" \
+            "$CARRIED/$name.compact.safetensors" >/dev/null
           echo "$name: compact checkpoint of epoch $(tail -n 1 "$OUT/$name/epochs.csv" | cut -d, -f1) or earlier -> $CARRIED"
         fi
       done ;;

@@ -88,3 +88,35 @@ def test_the_chain_ships_only_finished_runs(tmp_path):
     assert done.returncode == 2
     assert f"{runs}/camvid_recipe_seqtrain has not finished" in done.stderr
     assert sorted(p.name for p in runs.iterdir()) == ["camvid_final_small", "camvid_recipe_seqtrain"]
+
+
+def test_pack_carries_a_split_checkpoint_whole(tmp_path):
+    """`pack` copies an unfinished run's compact checkpoint with every part of it (a network too
+    large for one 10 MB file), renamed after the run, where the next session continues from it."""
+    import os
+    import subprocess
+
+    import torch
+
+    from fasterseg.train.compact import RunRecord, TrainState, compact_files, read_compact, save_compact
+
+    layer = torch.nn.Linear(1000, 10, bias=False)
+    state = TrainState(model=layer.state_dict(), optimizer={"state": {}, "param_groups": []}, scaler={}, epoch=9,
+                       best_miou=None, history=[], rng_cpu=torch.get_rng_state())
+    repo = SCRIPT.parents[1]
+    work = tmp_path / "repo"
+    (work / "benchmarks").mkdir(parents=True)
+    (work / "scripts").mkdir()
+    for name in ("camvid_recipe_chain.sh", "lib.sh"):
+        (work / "benchmarks" / name).write_text((repo / "benchmarks" / name).read_text())
+    (work / "scripts" / "copy_compact.py").write_text((repo / "scripts" / "copy_compact.py").read_text())
+    run = work / "runs" / "camvid_arm_quarter_s1"
+    save_compact(run / "compact.safetensors", state, RunRecord(config={}, genotype=None, init=None), max_mb=0.008)
+    (run / "epochs.csv").write_text("epoch,loss\n9,0.5\n")
+    env = {**os.environ, "TMPDIR": str(tmp_path), "FASTERSEG": str(Path(sys.executable).parent / "fasterseg")}
+    done = subprocess.run(["bash", "benchmarks/camvid_recipe_chain.sh", "runs", "pack"], capture_output=True, text=True,
+                          cwd=work, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    carried = work / "benchmarks" / "results" / "camvid_recipe" / "camvid_arm_quarter_s1.compact.safetensors"
+    assert len(compact_files(carried)) == len(compact_files(run / "compact.safetensors")) >= 2
+    assert torch.equal(read_compact(carried)[0].model["weight"], read_compact(run / "compact.safetensors")[0].model["weight"])

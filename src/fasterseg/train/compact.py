@@ -14,11 +14,21 @@ pickle. It keeps the most precise form that fits ``max_mb``:
 Rounding the weights to float16 moves each by at most 1/2048 of itself, far less than one Adam
 step early in a run; a continued run then ends within the noise of seeds, not bit for bit
 (tests/train/test_compact.py measures it).
+
+A network too large for even the smallest level (a few million parameters with Adam's two
+moments) is split: ``compact.safetensors`` keeps the header and names its parts
+(``compact.e00420.part01.safetensors``, ... beside it, each at most ``max_mb``, each with its
+SHA-256), so that a repository that takes files of at most 10 MB still carries the run.
+:func:`compact_files` lists what to copy and :func:`copy_compact` copies a checkpoint under
+another name, its parts renamed with it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,10 +42,13 @@ from fasterseg.utils.io import atomic_path, atomic_write_text
 from fasterseg.utils.optimstate import flatten_optimizer, unflatten_optimizer
 
 FORMAT = "fasterseg-train-compact/1"
+PART_FORMAT = "fasterseg-train-compact-part/1"
 COMPACT = "compact.safetensors"  # its name inside a run folder
 CONTINUED_FROM = "continued_from.json"  # in a run folder laid out from a compact checkpoint
 LEVELS = ("fp32", "fp32+bf16", "fp16+bf16")  # (weights + optimiser moments), most precise first
 _FP16_MAX = 65000.0
+_PART_OVERHEAD = 4096  # a part's JSON header and alignment, beside its tensors' bytes
+_PART_NAME = re.compile(r"^.+\.(e\d{5}\.part\d{2,}\.safetensors)$")  # STEM.e00420.part01.safetensors
 
 
 @dataclass
@@ -86,7 +99,9 @@ def _nbytes(tensors: dict[str, torch.Tensor]) -> int:
 def save_compact(path: Path, state: TrainState, record: RunRecord, max_mb: float = 10.0) -> str:
     """Write ``state`` and ``record`` to ``path`` (whole or not at all) in the most precise
     level of :data:`LEVELS` that fits ``max_mb`` megabytes (10^6 bytes); returns the level. When
-    none fits, the smallest is written and the caller is told by the level's ``!`` suffix."""
+    none fits, the smallest is split into parts of at most ``max_mb`` beside ``path`` (see the
+    module's docstring); a single tensor over the limit still goes into a part of its own, and the
+    caller is told by the level's ``!`` suffix."""
     header = {
         "format": FORMAT,
         "epoch": str(state.epoch),
@@ -114,9 +129,91 @@ def save_compact(path: Path, state: TrainState, record: RunRecord, max_mb: float
     level, tensors, plain = chosen
     header["level"] = level.rstrip("!")
     header["optimizer"] = json.dumps(plain)
-    with atomic_path(Path(path)) as tmp:
+    path = Path(path)
+    written: list[str] = []
+    if level.endswith("!"):  # even the smallest level is over the limit: split it into parts that are not
+        level = level.rstrip("!")
+        rng = tensors.pop("rng.torch")
+        parts = _split(tensors, max_mb * 1e6 - _PART_OVERHEAD)
+        tensors = {"rng.torch": rng}
+        for k, part in enumerate(parts, 1):
+            name = f"{path.stem}.e{state.epoch:05d}.part{k:02d}.safetensors"
+            with atomic_path(path.parent / name) as tmp:
+                save_file(part, str(tmp), metadata={"format": PART_FORMAT})
+            written.append(name)
+        header["parts"] = json.dumps({name: _sha256(path.parent / name) for name in written})
+        if any(_nbytes(part) + _PART_OVERHEAD > max_mb * 1e6 for part in parts):
+            level += "!"  # a single tensor over the limit
+    with atomic_path(path) as tmp:  # the header last: until it is renamed, the previous checkpoint stands whole
         save_file(tensors, str(tmp), metadata=header)
+    _remove_stale_parts(path, keep=written)
     return level
+
+
+def _split(tensors: dict[str, torch.Tensor], budget: float) -> list[dict[str, torch.Tensor]]:
+    """Consecutive groups of ``tensors`` of at most ``budget`` bytes each (a larger tensor alone)."""
+    parts: list[dict[str, torch.Tensor]] = [{}]
+    for key, value in tensors.items():
+        if parts[-1] and _nbytes(parts[-1]) + value.numel() * value.element_size() > budget:
+            parts.append({})
+        parts[-1][key] = value
+    return parts
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _part_names(path: Path) -> dict[str, str]:
+    """The parts a compact checkpoint's header names, with their SHA-256 (none for a single file)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (OSError, SafetensorError) as exc:
+        raise TrainingError(f"{path}: cannot read it as a compact training checkpoint ({exc})") from None
+    return json.loads(header.get("parts", "{}"))
+
+
+def _remove_stale_parts(path: Path, keep: list[str]) -> None:
+    for old in path.parent.glob(f"{path.stem}.e*.part*.safetensors"):
+        if old.name not in keep:
+            old.unlink()
+
+
+def compact_files(path: Path) -> list[Path]:
+    """Every file a compact checkpoint consists of: ``path`` and, for a split one, its parts."""
+    path = Path(path)
+    return [path, *(path.parent / name for name in _part_names(path))]
+
+
+def copy_compact(source: Path, dest: Path) -> list[Path]:
+    """Copy a compact checkpoint to ``dest`` (its parts renamed after ``dest``, the header naming
+    them), replacing what ``dest`` held; returns the files written. Checks every part first."""
+    source, dest = Path(source), Path(dest)
+    read_compact(source)  # refuses a missing or altered part before anything is written
+    parts = _part_names(source)
+    if not parts:
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(source, tmp)
+        _remove_stale_parts(dest, keep=[])
+        return [dest]
+    renamed = {}
+    for name, digest in parts.items():
+        new = f"{dest.stem}.{_PART_NAME.match(name).group(1)}"
+        with atomic_path(dest.parent / new) as tmp:
+            shutil.copyfile(source.parent / name, tmp)
+        renamed[new] = digest
+    with safe_open(str(source), framework="pt") as f:
+        header = dict(f.metadata() or {})
+    header["parts"] = json.dumps(renamed)
+    with atomic_path(dest) as tmp:
+        save_file(load_file(str(source)), str(tmp), metadata=header)
+    _remove_stale_parts(dest, keep=list(renamed))
+    return [dest, *(dest.parent / name for name in renamed)]
 
 
 def read_compact(path: Path) -> tuple[TrainState, RunRecord]:
@@ -139,6 +236,20 @@ def read_compact(path: Path) -> tuple[TrainState, RunRecord]:
         raise TrainingError(f"{path}: the header has no {exc.args[0]!r}") from None
     except json.JSONDecodeError as exc:
         raise TrainingError(f"{path}: a header field is not valid JSON ({exc})") from None
+    try:
+        parts = json.loads(header.get("parts", "{}"))
+    except json.JSONDecodeError as exc:
+        raise TrainingError(f"{path}: its list of parts is not valid JSON ({exc})") from None
+    for name, digest in parts.items():
+        part = path.parent / name
+        if not _PART_NAME.match(name) or Path(name).name != name:
+            raise TrainingError(f"{path}: names a part {name!r} that is not a file name this format writes")
+        if not part.is_file():
+            raise TrainingError(f"{path}: its part {name} is missing (a split checkpoint is the header file and every "
+                                "part it names, side by side)")
+        if _sha256(part) != digest:
+            raise TrainingError(f"{path}: its part {name} is not the one this checkpoint wrote (SHA-256 differs)")
+        tensors.update(load_file(str(part)))
     if "rng.torch" not in tensors:
         raise TrainingError(f"{path}: no RNG state ('rng.torch')")
     widened = {k: (v.float() if v.dtype in (torch.float16, torch.bfloat16) else v) for k, v in tensors.items()}

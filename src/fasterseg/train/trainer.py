@@ -549,11 +549,12 @@ def _train_state(step: _Step, epoch: int, history: list[dict], best_miou: float 
 
 
 def _save_compact(run_dir: Path, state: TrainState, run_record: RunRecord, max_mb: float) -> None:
-    """RUN/compact.safetensors: the run as one small file another machine continues from."""
+    """RUN/compact.safetensors: the run as one small file (or a header and parts, each at most
+    ``max_mb``) another machine continues from."""
     level = save_compact(run_dir / COMPACT, state, run_record, max_mb)
     if level.endswith("!"):
-        tqdm.write(f"warning: {run_dir / COMPACT} is over compact_max_mb={max_mb} even with fp16 weights "
-                   "and bf16 moments")
+        tqdm.write(f"warning: a tensor of {run_dir / COMPACT} is over compact_max_mb={max_mb} on its own even in fp16, "
+                   "so one of its parts is larger than that")
 
 
 def _start_run_files(cfg: TrainConfig, run_dir: Path, genotype, resolved: dict) -> None:
