@@ -36,7 +36,8 @@
 #           model that ships (about 4 hours of one thread; scored on seq_val every 100 epochs, frames it has seen)
 #   ship    once recipe and final have finished: score recipe's averaged weights on seq_val (its evaluator
 #           file goes to $CARRIED), then package final's averaged weights as the built-in model with that
-#           held-out score and its fastest CPU path at 360x480 (scripts/ship_builtin_model.py); refuses
+#           held-out score and its fastest CPU path at 360x480 on 2 threads (scripts/ship_builtin_model.py; run it
+#           with the cores otherwise idle, or the latency it records is the neighbours'); refuses
 #           while either run is unfinished
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
 #           10 epochs, under 10 MB, or in parts of at most 10 MB for a larger network) and its per-epoch log to benchmarks/results/camvid_recipe/ for
@@ -124,7 +125,7 @@ for step in "${STEPS[@]}"; do
       "$FASTERSEG" eval --model "$OUT/camvid_recipe_seqtrain/ema.safetensors" --data camvid:../shared/data/camvid \
         --split seq_val --json "$heldout"
       "$(dirname "$(command -v "$FASTERSEG")")/python" scripts/ship_builtin_model.py "$OUT/camvid_final_small" --heldout "$heldout" --latency 360x480 \
-        --threads "$THREADS" --note "genotype $GENOTYPE; configs/train/camvid.yaml on train + val (468 frames)" \
+        --threads 2 --note "genotype $GENOTYPE; configs/train/camvid.yaml on train + val (468 frames)" \
         --heldout-note "configs/train/camvid.yaml trained on seq_train, its averaged weights scored on seq_val" ;;
     pack)
       mkdir -p "$CARRIED"
