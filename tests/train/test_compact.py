@@ -135,6 +135,13 @@ def test_a_checkpoint_too_large_for_one_file_is_split_into_parts_that_each_fit(t
         assert torch.allclose(back.model[k], single.model[k], rtol=1e-3, atol=6e-8), k  # fp16: 11 bits, subnormal steps 6e-8
     m = rounded.optimizer["state"][1]["exp_avg_sq"]
     assert torch.equal(back.optimizer["state"][1]["exp_avg_sq"], m)
+    # parts are named by content: a new checkpoint of the same epoch writes beside the old header's
+    # parts (a crash meanwhile leaves that header whole), then removes them
+    before = {f.name for f in files[1:]}
+    state.model["0.weight"] = state.model["0.weight"] + 1.0
+    save_compact(split, state, record, max_mb=0.03)
+    after = {f.name for f in compact_files(split)[1:]}
+    assert before - after and {p.name for p in split.parent.iterdir()} == after | {"compact.safetensors"}
     # the next epoch's checkpoint replaces the parts; a smaller one that fits whole leaves none behind
     state.epoch = 42
     save_compact(split, state, record, max_mb=0.03)

@@ -17,8 +17,8 @@ step early in a run; a continued run then ends within the noise of seeds, not bi
 
 A network too large for even the smallest level (a few million parameters with Adam's two
 moments) is split: ``compact.safetensors`` keeps the header and names its parts
-(``compact.e00420.part01.safetensors``, ... beside it, each at most ``max_mb``, each with its
-SHA-256), so that a repository that takes files of at most 10 MB still carries the run.
+(``compact.e00420.part01.<sha256[:12]>.safetensors``, ... beside it, each at most ``max_mb``,
+each with its SHA-256), so that a repository that takes files of at most 10 MB still carries the run.
 :func:`compact_files` lists what to copy and :func:`copy_compact` copies a checkpoint under
 another name, its parts renamed with it.
 """
@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open, save, save_file
 
 from fasterseg.errors import TrainingError
 from fasterseg.utils.io import atomic_path, atomic_write_text
@@ -48,7 +48,7 @@ CONTINUED_FROM = "continued_from.json"  # in a run folder laid out from a compac
 LEVELS = ("fp32", "fp32+bf16", "fp16+bf16")  # (weights + optimiser moments), most precise first
 _FP16_MAX = 65000.0
 _PART_OVERHEAD = 4096  # a part's JSON header and alignment, beside its tensors' bytes
-_PART_NAME = re.compile(r"^.+\.(e\d{5}\.part\d{2,}\.safetensors)$")  # STEM.e00420.part01.safetensors
+_PART_NAME = re.compile(r"^.+\.(e\d{5}\.part\d{2,}\.[0-9a-f]{12}\.safetensors)$")  # STEM.e00420.part01.<sha256[:12]>.safetensors
 
 
 @dataclass
@@ -136,12 +136,17 @@ def save_compact(path: Path, state: TrainState, record: RunRecord, max_mb: float
         rng = tensors.pop("rng.torch")
         parts = _split(tensors, max_mb * 1e6 - _PART_OVERHEAD)
         tensors = {"rng.torch": rng}
+        digests = {}
         for k, part in enumerate(parts, 1):
-            name = f"{path.stem}.e{state.epoch:05d}.part{k:02d}.safetensors"
+            data = save(part, metadata={"format": PART_FORMAT})
+            digest = hashlib.sha256(data).hexdigest()
+            # named by content: writing a part never touches one the previous header names
+            name = f"{path.stem}.e{state.epoch:05d}.part{k:02d}.{digest[:12]}.safetensors"
             with atomic_path(path.parent / name) as tmp:
-                save_file(part, str(tmp), metadata={"format": PART_FORMAT})
+                tmp.write_bytes(data)
             written.append(name)
-        header["parts"] = json.dumps({name: _sha256(path.parent / name) for name in written})
+            digests[name] = digest
+        header["parts"] = json.dumps(digests)
         if any(_nbytes(part) + _PART_OVERHEAD > max_mb * 1e6 for part in parts):
             level += "!"  # a single tensor over the limit
     with atomic_path(path) as tmp:  # the header last: until it is renamed, the previous checkpoint stands whole
