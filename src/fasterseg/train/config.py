@@ -87,7 +87,7 @@ class TrainConfig:
     log_every: int = 20  # iterations between CSV/TensorBoard log rows
     compact_every: int = 0  # epochs between compact checkpoints (RUN/compact.safetensors, to carry a run to another machine); 0: none
     ema_decay: float = 0.0  # 0: off; e.g. 0.999: also keep the weights' moving average (1/(1-d) steps), scored and saved (ema.safetensors)
-    compact_max_mb: float = 10.0  # the compact checkpoint's size limit: it rounds optimiser moments, then weights, to fit
+    compact_max_mb: float = 10.0  # the compact checkpoint's size limit per file: it rounds optimiser moments, then weights, then splits into parts, to fit
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
