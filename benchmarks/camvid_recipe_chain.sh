@@ -140,6 +140,6 @@ for step in "${STEPS[@]}"; do
           echo "$name: compact checkpoint of epoch $(tail -n 1 "$OUT/$name/epochs.csv" | cut -d, -f1) or earlier -> $CARRIED"
         fi
       done ;;
-    *) echo "unknown step '$step' (see the header of $0)" >&2; exit 2 ;;
+    *) echo "unknown step '$step' (see the header of benchmarks/camvid_recipe_chain.sh)" >&2; exit 2 ;;
   esac
 done

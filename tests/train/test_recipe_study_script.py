@@ -120,3 +120,20 @@ def test_pack_carries_a_split_checkpoint_whole(tmp_path):
     carried = work / "benchmarks" / "results" / "camvid_recipe" / "camvid_arm_quarter_s1.compact.safetensors"
     assert len(compact_files(carried)) == len(compact_files(run / "compact.safetensors")) >= 2
     assert torch.equal(read_compact(carried)[0].model["weight"], read_compact(run / "compact.safetensors")[0].model["weight"])
+
+
+def test_the_family_chain_trains_a_member_only_once_it_is_searched(tmp_path):
+    """The family chain refuses to train a member whose search has not been recorded, naming the
+    step that records it, and refuses an unknown step by name; it leaves no copy of itself behind."""
+    import os
+    import subprocess
+
+    chain = SCRIPT.parent / "camvid_family_chain.sh"
+    results = tmp_path / "results"  # not the repository's, where the member may be recorded by now
+    env = {**os.environ, "TMPDIR": str(tmp_path), "FASTERSEG": "/bin/false", "RESULTS": str(results)}
+    for step, message in (("train_large", f"no {results}/camvid_cpu_family_l/student.json yet; run the large step first"),
+                          ("nosuchstep", "unknown step 'nosuchstep' (see the header of benchmarks/camvid_family_chain.sh)")):
+        done = subprocess.run(["bash", str(chain), str(tmp_path / "runs"), step], capture_output=True, text=True,
+                              cwd=tmp_path, env=env, timeout=60)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert not list(tmp_path.glob("camvid_family_chain.*")) and not (tmp_path / "runs").exists()
