@@ -113,30 +113,23 @@ def save_compact(path: Path, state: TrainState, record: RunRecord, max_mb: float
         "init": json.dumps(record.init),
     }
     header_bytes = sum(len(k) + len(v) for k, v in header.items()) + 4096
-    chosen = None
     for level in LEVELS:
         weights = _weights(state.model, half=level.startswith("fp16"))
         if state.ema is not None:
             weights.update(_weights(state.ema, half=level.startswith("fp16"), prefix="ema"))
         moments, plain = _moments(state.optimizer, low=level.endswith("bf16"))
         tensors = {**weights, **moments, "rng.torch": state.rng_cpu.cpu().contiguous()}
-        size = _nbytes(tensors) + header_bytes + len(json.dumps(plain)) + 128 * len(tensors)
-        chosen = (level, tensors, plain)
-        if size <= max_mb * 1e6:
+        fits = _nbytes(tensors) + header_bytes + len(json.dumps(plain)) + 128 * len(tensors) <= max_mb * 1e6
+        if fits:
             break
-    else:
-        chosen = (chosen[0] + "!", chosen[1], chosen[2])
-    level, tensors, plain = chosen
-    header["level"] = level.rstrip("!")
+    header["level"] = level
     header["optimizer"] = json.dumps(plain)
     path = Path(path)
-    written: list[str] = []
-    if level.endswith("!"):  # even the smallest level is over the limit: split it into parts that are not
-        level = level.rstrip("!")
+    digests: dict[str, str] = {}  # part name -> its SHA-256 (none when the checkpoint fits one file)
+    if not fits:  # even the smallest level is over the limit: split it into parts that are not
         rng = tensors.pop("rng.torch")
         parts = _split(tensors, max_mb * 1e6 - _PART_OVERHEAD)
         tensors = {"rng.torch": rng}
-        digests = {}
         for k, part in enumerate(parts, 1):
             data = save(part, metadata={"format": PART_FORMAT})
             digest = hashlib.sha256(data).hexdigest()
@@ -144,14 +137,13 @@ def save_compact(path: Path, state: TrainState, record: RunRecord, max_mb: float
             name = f"{path.stem}.e{state.epoch:05d}.part{k:02d}.{digest[:12]}.safetensors"
             with atomic_path(path.parent / name) as tmp:
                 tmp.write_bytes(data)
-            written.append(name)
             digests[name] = digest
         header["parts"] = json.dumps(digests)
         if any(_nbytes(part) + _PART_OVERHEAD > max_mb * 1e6 for part in parts):
             level += "!"  # a single tensor over the limit
     with atomic_path(path) as tmp:  # the header last: until it is renamed, the previous checkpoint stands whole
         save_file(tensors, str(tmp), metadata=header)
-    _remove_stale_parts(path, keep=written)
+    _remove_stale_parts(path, keep=list(digests))
     return level
 
 
@@ -166,7 +158,7 @@ def _split(tensors: dict[str, torch.Tensor], budget: float) -> list[dict[str, to
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256()  # hashlib.file_digest is Python 3.11+; we support 3.10
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
