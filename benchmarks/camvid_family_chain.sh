@@ -89,16 +89,9 @@ for step in "${STEPS[@]}"; do
              --set 'search.fps_max={student: 40.0}' ;;
     train_small|train_medium|train_large) train_member "${step#train_}" ;;
     pack)
-      mkdir -p "$CARRIED"
       for member in small medium large; do
-        for name in "camvid_family_${member}_recipe" "camvid_family_${member}_final"; do
-          [[ -f "$OUT/$name/epochs.csv" ]] && cp "$OUT/$name/epochs.csv" "$CARRIED/${name}_epochs.csv"
-          if [[ -f "$OUT/$name/metrics.json" ]]; then
-            rm -f "$CARRIED/$name.compact.safetensors" "$CARRIED/$name".compact.e*.part*.safetensors
-          elif [[ -f "$OUT/$name/compact.safetensors" ]]; then
-            "$PYTHON" scripts/copy_compact.py "$OUT/$name/compact.safetensors" "$CARRIED/$name.compact.safetensors"
-          fi
-        done
+        carry_compact "camvid_family_${member}_recipe" "$CARRIED"
+        carry_compact "camvid_family_${member}_final" "$CARRIED"
       done ;;
     *) echo "unknown step '$step' (see the header of benchmarks/camvid_family_chain.sh)" >&2; exit 2 ;;
   esac

@@ -128,18 +128,7 @@ for step in "${STEPS[@]}"; do
         --threads 2 --note "genotype $GENOTYPE; configs/train/camvid.yaml on train + val (468 frames)" \
         --heldout-note "configs/train/camvid.yaml trained on seq_train, its averaged weights scored on seq_val" ;;
     pack)
-      mkdir -p "$CARRIED"
-      for name in "${RUNS[@]}"; do
-        [[ -f "$OUT/$name/epochs.csv" ]] && cp "$OUT/$name/epochs.csv" "$CARRIED/${name}_epochs.csv"
-        if [[ -f "$OUT/$name/metrics.json" ]]; then
-          rm -f "$CARRIED/$name.compact.safetensors" "$CARRIED/$name".compact.e*.part*.safetensors  # finished: its model ships instead
-        elif [[ -f "$OUT/$name/compact.safetensors" ]]; then
-          # a checkpoint too large for one file comes in parts: copy_compact copies and renames them all
-          "$(dirname "$(command -v "$FASTERSEG")")/python" scripts/copy_compact.py "$OUT/$name/compact.safetensors" \
-            "$CARRIED/$name.compact.safetensors" >/dev/null
-          echo "$name: compact checkpoint of epoch $(tail -n 1 "$OUT/$name/epochs.csv" | cut -d, -f1) or earlier -> $CARRIED"
-        fi
-      done ;;
+      for name in "${RUNS[@]}"; do carry_compact "$name" "$CARRIED"; done ;;
     *) echo "unknown step '$step' (see the header of benchmarks/camvid_recipe_chain.sh)" >&2; exit 2 ;;
   esac
 done

@@ -23,3 +23,17 @@ train_carried() {  # NAME COMPACT ARGS...: as train, and where OUT/NAME is gone 
     train "$name" "$@"
   fi
 }
+
+carry_compact() {  # NAME CARRIED: copy OUT/NAME's per-epoch log and, while unfinished, its compact checkpoint (with
+                   # its parts, when split) to CARRIED for committing; once finished, remove what was carried
+  local name=$1 carried=$2
+  mkdir -p "$carried"
+  [[ -f "$OUT/$name/epochs.csv" ]] && cp "$OUT/$name/epochs.csv" "$carried/${name}_epochs.csv"
+  if [[ -f "$OUT/$name/metrics.json" ]]; then
+    rm -f "$carried/$name.compact.safetensors" "$carried/$name".compact.e*.part*.safetensors  # its model ships instead
+  elif [[ -f "$OUT/$name/compact.safetensors" ]]; then
+    "$(dirname "$(command -v "$FASTERSEG")")/python" scripts/copy_compact.py "$OUT/$name/compact.safetensors" \
+      "$carried/$name.compact.safetensors" >/dev/null
+    echo "$name: compact checkpoint of epoch $(tail -n 1 "$OUT/$name/epochs.csv" | cut -d, -f1) or earlier -> $carried"
+  fi
+}
