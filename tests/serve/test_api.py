@@ -27,6 +27,18 @@ def expected():
     return image, labels.astype(np.uint8), palette_for(model.meta), model.meta
 
 
+@pytest.fixture(scope="module")
+def library_labels():
+    """The library's own label map for any picture, with serve's default path."""
+    from fasterseg.infer.predictor import Predictor
+    from fasterseg.infer.runners import RunnerOptions
+    from fasterseg.modelfile import load_model
+    from fasterseg.models import builtin_model_path
+
+    predictor = Predictor(load_model(str(builtin_model_path())), RunnerOptions(backend="eager", label_path="auto"))
+    return lambda image: predictor.predict([image])[0].astype(np.uint8)
+
+
 def decode(body: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(body)))
 
@@ -39,13 +51,15 @@ def test_a_png_body_gets_the_label_map_at_its_size(client, expected):
     assert float(r.headers["X-Inference-Ms"]) > 0
 
 
-def test_jpeg_and_multipart_bodies_are_read_too(client, expected):
+def test_jpeg_and_multipart_bodies_are_read_too(client, expected, library_labels):
     image, labels, _, _ = expected
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, "JPEG", quality=95)
     r = client.post("/v1/segment", content=buf.getvalue(), headers={"Content-Type": "image/jpeg"})
-    assert r.status_code == 200 and decode(r.content).shape == labels.shape
-    assert np.mean(decode(r.content) == labels) > 0.9  # JPEG changes a few pixels' answers
+    # the JPEG's own pixels (as PIL decodes them) labelled by the library: how much JPEG changes the
+    # answers depends on the model, what the server must do with the body does not
+    jpeg_pixels = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    assert r.status_code == 200 and np.array_equal(decode(r.content), library_labels(jpeg_pixels))
     r = client.post("/v1/segment", files={"image": ("street.png", png_bytes(image), "image/png")})
     assert r.status_code == 200 and np.array_equal(decode(r.content), labels)
 
