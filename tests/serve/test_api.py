@@ -13,23 +13,8 @@ from tests.serve.conftest import png_bytes, street
 
 
 @pytest.fixture(scope="module")
-def expected():
-    """What the library itself answers for the test picture (the independent expectation)."""
-    from fasterseg.infer.palette import palette_for
-    from fasterseg.infer.predictor import Predictor
-    from fasterseg.infer.runners import RunnerOptions
-    from fasterseg.modelfile import load_model
-    from fasterseg.models import builtin_model_path
-
-    model = load_model(str(builtin_model_path()))
-    image = street()
-    labels = Predictor(model, RunnerOptions(backend="eager", label_path="auto")).predict([image])[0]  # serve's default
-    return image, labels.astype(np.uint8), palette_for(model.meta), model.meta
-
-
-@pytest.fixture(scope="module")
 def library_labels():
-    """The library's own label map for any picture, with serve's default path."""
+    """The library's own label map for any picture, with serve's default path (the independent expectation)."""
     from fasterseg.infer.predictor import Predictor
     from fasterseg.infer.runners import RunnerOptions
     from fasterseg.modelfile import load_model
@@ -37,6 +22,18 @@ def library_labels():
 
     predictor = Predictor(load_model(str(builtin_model_path())), RunnerOptions(backend="eager", label_path="auto"))
     return lambda image: predictor.predict([image])[0].astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def expected(library_labels):
+    """What the library itself answers for the test picture, with the model's palette and metadata."""
+    from fasterseg.infer.palette import palette_for
+    from fasterseg.modelfile import read_model_meta
+    from fasterseg.models import builtin_model_path
+
+    meta = read_model_meta(builtin_model_path())
+    image = street()
+    return image, library_labels(image), palette_for(meta), meta
 
 
 def decode(body: bytes) -> np.ndarray:
