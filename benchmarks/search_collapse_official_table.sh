@@ -7,7 +7,10 @@
 # early down-sampling is worth up to ~40 FPS. The student (stem and head 8/12) spans about
 # 150-250 FPS here and accuracy alone picks ~175-195, so the window [200, 240] needs the push.
 # Both searches run side by side, one thread each; finished runs are skipped.
-# Usage: benchmarks/search_collapse_official_table.sh [DATA_DIR] [OUT_DIR]
+# A third search, `split` (RUNS="split", or with the others), weighs the decoupled terms 1 : 0.5 : 1 (ops, down-sampling,
+# widths: latency_split) instead of the paper's 1 : 497 : 2: at 8 layers the derivation fixes the 1/32 branch's path,
+# so the term's push on the down-sampling cannot move a 1/8+1/32 student (issue 30; benchmarks/latency_leverage.py).
+# Usage: [RUNS="decoupled coupled split"] benchmarks/search_collapse_official_table.sh [DATA_DIR] [OUT_DIR]
 set -euo pipefail
 DATA=${1:-runs/demo/data}
 OUT=${2:-runs/fps_windows_official}
@@ -21,7 +24,14 @@ common=(--config configs/search/cityscapes.yaml --data "synth:$DATA" --out-dir "
 
 source "$(dirname "$0")/search_experiment_steps.sh"
 
+read -r -a RUNS <<<"${RUNS:-decoupled coupled}"
+declare -A EXTRA=([decoupled]="" [coupled]="--set latency_terms=coupled" [split]="--set latency_split=[1,0.5,1]")
 mkdir -p "$OUT"
-search decoupled & search coupled --set latency_terms=coupled & wait
-train decoupled & train coupled & wait
-python benchmarks/fps_windows_table.py "$OUT" decoupled coupled
+for run in "${RUNS[@]}"; do
+  [[ -v "EXTRA[$run]" ]] || { echo "unknown run '$run' (decoupled, coupled or split)" >&2; exit 2; }
+  # shellcheck disable=SC2086  # EXTRA's entries are word lists
+  search "$run" ${EXTRA[$run]} &
+done
+wait
+for run in "${RUNS[@]}"; do train "$run" & done; wait
+python benchmarks/fps_windows_table.py "$OUT" "${RUNS[@]}"

@@ -52,3 +52,20 @@ def test_branch_pairing_follows_the_latency_objective():
     # Hand-computed: 70 * (8.3/8.3)^-0.07 = 70.
     assert objective_acc_lat(70.0, 8.3) == 70.0
     assert abs(objective_acc_lat(70.0, 16.6) - 70.0 * 2 ** -0.07) < 1e-12
+
+
+def test_at_eight_layers_the_one_thirty_second_path_is_fixed_and_at_sixteen_it_follows_the_betas():
+    """Why the paper's latency split cannot speed up an 8-layer student (issue 30): the rules place the
+    two down-samplings of the 1/32 branch at (i + 1, j + 2) with 1 <= i < j - 1 and j < layers - 4, which
+    at 8 layers leaves i = 1, j = 3 only: the path is the same whatever the betas say."""
+    g = torch.Generator().manual_seed(0)
+
+    def paths(layers):
+        found = set()
+        for _ in range(50):
+            betas = [None, torch.rand(layers - 2, 2, generator=g), torch.rand(layers - 3, 2, generator=g)]
+            found.add(tuple(betas_to_path(betas, 2, layers)))
+        return found
+
+    assert paths(8) == {(0, 0, 0, 1, 1, 1, 2, 2)}
+    assert len(paths(16)) > 10

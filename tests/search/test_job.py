@@ -184,3 +184,51 @@ def test_searches_at_other_windows_share_one_finished_pretraining(tiny_lut, synt
     with pytest.raises(ConfigError, match="has not finished its pretraining"):
         run_search(job("name=unfinished", f"pretrained_from={first}"))
     assert not any((tmp_path / n).exists() for n in ("other_lr", "chained", "unfinished"))
+
+
+def test_latency_split_weighs_the_three_decoupled_terms_and_routes_their_gradients(tiny_lut):
+    """latency_split [a, b, g] is the paper's decoupled term with weights a, b, g (normalised to sum 1):
+    its value is the hand-weighted sum of the three single-group terms, and a group with weight 0 gets no
+    latency gradient; [] is the paper's 1/500, 497/500, 2/500."""
+    from fasterseg.latency.model import DECOUPLED_WEIGHTS, fixed_ratios, supernet_latency
+
+    job = load_config(SearchJobConfig, TINY, [f"lut={tiny_lut}", "latency_size=[64, 128]"])
+    table = LatencyTable.load(tiny_lut)
+    net = Supernet(job.supernet)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in net.arch["student"].parameters():
+            p.normal_()
+    params = net.arch["student"]
+    lut = LatencyModel(table, job.supernet, (64, 128)).luts["student"]
+    flat_a = [torch.zeros_like(a) for a in params.alphas]
+    flat_b = [None if b is None else torch.zeros_like(b) for b in params.betas]
+    widest = fixed_ratios(job.supernet)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        ratios = net.width_one_hots("student")
+        terms = (supernet_latency(lut, params.alphas, flat_b, widest), supernet_latency(lut, flat_a, params.betas, widest),
+                 supernet_latency(lut, flat_a, flat_b, ratios))
+    for split, weights in (([], DECOUPLED_WEIGHTS), ([1.0, 0.5, 1.0], (0.4, 0.2, 0.4))):
+        model = LatencyModel(table, job.supernet, (64, 128), "decoupled", split)
+        torch.manual_seed(1)  # the same width sample as above
+        ms = model.supernet_ms(net, "student")
+        assert ms.item() == pytest.approx(sum(w * t.item() for w, t in zip(weights, terms)), rel=1e-6)
+    for split, silent in (([0.0, 1.0, 0.0], "alpha_0"), ([1.0, 0.0, 0.0], "beta_1")):
+        net.zero_grad(set_to_none=True)
+        LatencyModel(table, job.supernet, (64, 128), "decoupled", split).supernet_ms(net, "student").backward()
+        grads = {n: p.grad for n, p in params.named_parameters()}
+        assert grads[silent] is None or not grads[silent].any()
+        loud = "beta_1" if silent == "alpha_0" else "alpha_0"
+        assert grads[loud] is not None and grads[loud].abs().sum() > 0
+
+
+@pytest.mark.parametrize("split, message", [
+    ("[1, 0.5]", "three weights"), ("[1, -1, 1]", "three weights"), ("[0, 0, 0]", "positive sum")])
+def test_a_bad_latency_split_is_refused_naming_the_key(split, message):
+    from fasterseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"latency_split.*{message}"):
+        load_config(SearchJobConfig, TINY, [f"latency_split={split}"])
+    with pytest.raises(ConfigError, match="latency_split.*coupled"):
+        load_config(SearchJobConfig, TINY, ["latency_split=[1, 1, 1]", "latency_terms=coupled"])

@@ -99,6 +99,8 @@ class SearchJobConfig:
     lut: str = "official-1080ti-trt5"  # latency table file, or a named profile shipped with fasterseg
     latency_size: tuple[int, int] = (1024, 2048)  # input size at which latency (and FPS) is judged
     latency_terms: str = "decoupled"  # decoupled (the paper's 3 terms) | coupled (one term: the collapse ablation)
+    # At 8 layers the derivation fixes the 1/32 path, so down-sampling cannot move a 1/8+1/32 student (docs/benchmarks.md, issue 30).
+    latency_split: list[float] = field(default_factory=list)  # decoupled terms' weights (ops, down-sampling, widths); []: the paper's 1/500, 497/500, 2/500
     device: str = "auto"  # auto | cpu | cuda
     keep_freed_memory: bool = True  # glibc: large tensors reuse freed heap memory instead of fresh pages (fasterseg.utils.memory)
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
@@ -109,6 +111,12 @@ class SearchJobConfig:
     def __post_init__(self) -> None:
         if self.latency_terms not in ("decoupled", "coupled"):
             raise ConfigError(f"latency_terms: must be decoupled or coupled, got {self.latency_terms!r}")
+        split = list(self.latency_split)
+        if split and (len(split) != 3 or any(not isinstance(v, (int, float)) or v < 0 for v in split) or sum(split) <= 0):
+            raise ConfigError(f"latency_split: must be three weights >= 0 (ops, down-sampling, widths) with a positive sum, "
+                              f"or [] for the paper's; got {self.latency_split!r}")
+        if split and self.latency_terms != "decoupled":
+            raise ConfigError("latency_split: weighs the decoupled terms; with latency_terms: coupled leave it []")
         _check_splits(self.train_split, self.val_split)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -36,8 +37,10 @@ from fasterseg.utils.runlock import run_lock
 class LatencyModel:
     """The table seen by the search: differentiable supernet latency and derived-network ms."""
 
-    def __init__(self, table: LatencyTable, supernet: SupernetConfig, size: tuple[int, int], terms: str = "decoupled"):
+    def __init__(self, table: LatencyTable, supernet: SupernetConfig, size: tuple[int, int], terms: str = "decoupled",
+                 split: Sequence[float] = ()):
         self.table, self.size, self.terms, self.supernet = table, tuple(size), terms, supernet
+        self.split = tuple(float(v) for v in split)  # (): the paper's split of the decoupled terms
         self.luts = {a.name: SupernetLatencyLUT(table, supernet, a.name, self.size) for a in supernet.archs}
 
     def supernet_ms(self, net: Supernet, arch: str) -> torch.Tensor:
@@ -45,9 +48,17 @@ class LatencyModel:
         lut = self.luts[arch]
         ratios = net.width_one_hots(arch)
         if self.terms == "decoupled":
-            return decoupled_latency(lut, params.alphas, params.betas, ratios)
+            return decoupled_latency(lut, params.alphas, params.betas, ratios, weights=self._weights(ratios is not None))
         widest = fixed_ratios(lut.space, dtype=params.alphas[0].dtype)
         return supernet_latency(lut, params.alphas, params.betas, ratios if ratios is not None else widest)
+
+    def _weights(self, widths_searched: bool) -> tuple[float, ...] | None:
+        """The decoupled terms' weights: the configured split, normalised to sum 1 like the paper's
+        (without width search the widths' share goes to nothing: it has no term); None: the paper's."""
+        if not self.split:
+            return None
+        split = self.split if widths_searched else self.split[:2]
+        return tuple(v / sum(split) for v in split)
 
     def genotype_ms(self, genotype: Genotype) -> float:
         return network_latency(genotype, self.table, self.size).total_ms
@@ -88,7 +99,7 @@ def _run_locked(job: SearchJobConfig, run_dir: Path, resume: bool, device: torch
     if not resume and started:
         raise ConfigError(f"{run_dir} already holds a search; pass --resume to continue it or choose another name")
     try:
-        model = LatencyModel(load_table(job.lut), job.supernet, job.latency_size, job.latency_terms)
+        model = LatencyModel(load_table(job.lut), job.supernet, job.latency_size, job.latency_terms, job.latency_split)
     except MissingEntriesError as exc:
         raise ConfigError(
             f"{exc}\nThe table must cover this search space at latency_size {job.latency_size[0]}x{job.latency_size[1]} "
