@@ -6,9 +6,10 @@
 #   bash benchmarks/camvid_family_chain.sh [OUT [STEP ...]]   (default OUT=runs, the searches in order)
 #
 # Steps (each resumes its run folder, or is skipped once finished):
-#   small    configs/search/camvid_cpu_family_small.yaml -> OUT/camvid_cpu_family_s2: today's student's window
-#            (85-100 table FPS), the search phase from the Adam search's pretraining (OUT/camvid_cpu_search_adam,
-#            which lives on the machine that ran it), then its record
+#   small    configs/search/camvid_cpu_family_small.yaml -> OUT/camvid_cpu_family_s3: today's student's window
+#            (85-100 table FPS), the search phase from the Adam search's pretraining where OUT/camvid_cpu_search_adam
+#            has finished one on this machine, else with the same pretraining of its own, then its record
+#            (camvid_cpu_family_s2 is the record of the run before latency_split)
 #   medium   configs/search/camvid_cpu_family_wide.yaml -> OUT/camvid_cpu_family_m: the wide supernet's pretraining
 #            (1000 steps, issue 30 item 2's 30 mIoU) and the search at twice today's latency (43-50 FPS), record
 #   large    the same pretraining (pretrained_from OUT/camvid_cpu_family_m) searched at DDRNet-23-slim's
@@ -43,7 +44,7 @@ LUT=benchmarks/results/lut/cpu_openvino_bf16_360x480_camvid.json
 RESULTS=${RESULTS:-benchmarks/results}  # where records are written and members' genotypes read
 CARRIED=$RESULTS/camvid_family
 source benchmarks/lib.sh
-declare -A SEARCH=([small]=camvid_cpu_family_s2 [medium]=camvid_cpu_family_m [large]=camvid_cpu_family_l)
+declare -A SEARCH=([small]=camvid_cpu_family_s3 [medium]=camvid_cpu_family_m [large]=camvid_cpu_family_l)
 
 search() {  # NAME ARGS...: run (or resume, or skip once finished) a search, then record it
   local name=$1; shift
@@ -82,7 +83,10 @@ train_member() {  # MEMBER: its searched student, held out then on every frame
 for step in "${STEPS[@]}"; do
   echo "== $step ($(date -u +%FT%TZ))"
   case $step in
-    small) search "${SEARCH[small]}" --config configs/search/camvid_cpu_family_small.yaml ;;
+    small)
+      own=()  # the Adam search's pretraining lives only on the machine that ran it; elsewhere pretrain the same way here
+      [[ -f "$OUT/camvid_cpu_search_adam/pretrain/done" ]] || own=(--set pretrained_from=)
+      search "${SEARCH[small]}" --config configs/search/camvid_cpu_family_small.yaml "${own[@]}" ;;
     medium) search "${SEARCH[medium]}" --config configs/search/camvid_cpu_family_wide.yaml ;;
     large) search "${SEARCH[large]}" --config configs/search/camvid_cpu_family_wide.yaml \
              --set "pretrained_from=$OUT/${SEARCH[medium]}" --set 'search.fps_min={student: 35.0}' \
