@@ -42,6 +42,8 @@
 #   long_cutmix  the chosen recipe (configs/train/camvid.yaml, 800 epochs) with CutMix (half of the crops), seq_train ->
 #           seq_val: the 80.6 it scores on its own drives against 43.6 on the held-out one says it overfits; the
 #           regularising arms were judged at 100 epochs, where it did not yet (about 5 hours of one thread)
+#   long_adamw   the same recipe with decoupled weight decay instead of CutMix (AdamW, weight decay 0.05): a regulariser
+#           on the parameters rather than the data
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
 #           10 epochs, under 10 MB, or in parts of at most 10 MB for a larger network) and its per-epoch log to benchmarks/results/camvid_recipe/ for
 #           committing, so the next session continues there
@@ -76,7 +78,8 @@ declare -A RUNS=([noaux]=camvid_scratch_noaux [base]=camvid_arm_base [bright]=ca
                  [imagenorm]=camvid_arm_imagenorm [classmix]=camvid_arm_classmix [cutmix]=camvid_arm_cutmix
                  [quarter]=camvid_arm_quarter [base_s1]=camvid_arm_base_s1 [cutmix_s1]=camvid_arm_cutmix_s1 [quarter_s1]=camvid_arm_quarter_s1
                  [recipe]=camvid_recipe_seqtrain [final]=camvid_final_small
-                 [long_cutmix]=camvid_long_cutmix)
+                 [long_cutmix]=camvid_long_cutmix
+                 [long_adamw]=camvid_long_adamw)
 ARM=(--genotype "$GENOTYPE" --config "$RECIPE" --set loss.aux_weight=0 --set epochs=100 --set val_every=10
      --set seed=0 --set compact_every=10)
 
@@ -123,6 +126,8 @@ for step in "${STEPS[@]}"; do
              --set val_every=100 ;;
     long_cutmix) train_carried camvid_long_cutmix "$CARRIED/camvid_long_cutmix.compact.safetensors" \
              --genotype "$GENOTYPE" --config configs/train/camvid.yaml --set data.mix=cutmix --set data.mix_prob=0.5 ;;
+    long_adamw) train_carried camvid_long_adamw "$CARRIED/camvid_long_adamw.compact.safetensors" \
+             --genotype "$GENOTYPE" --config configs/train/camvid.yaml --set optim.name=adamw --set optim.weight_decay=0.05 ;;
     ship)
       for name in camvid_recipe_seqtrain camvid_final_small; do
         [[ -f "$OUT/$name/metrics.json" ]] || { echo "ship: $OUT/$name has not finished (no metrics.json); run its step first" >&2; exit 2; }
