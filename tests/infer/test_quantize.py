@@ -157,3 +157,17 @@ def test_calibration_reads_images_only(tmp_path):
     assert calibration.batches[0].shape == (1, 3, 32, 48)
     with pytest.raises(CalibrationError, match="has 3 classes, but the model predicts 5"):
         calibration_set(f"folder:{root}", "calib", 2, num_classes=5)
+
+
+@pytest.mark.skipif(__import__("platform").machine().lower() not in ("x86_64", "amd64"), reason="reads x86 CPU flags")
+def test_weights_lose_a_bit_only_where_the_cpu_has_no_int8_dot_product(tmp_path):
+    """An x86 CPU without VNNI or AMX saturates pairs of int8 products in 16 bits, so the quantiser keeps
+    weights to 7 bits there; with VNNI (AVX-512 or AVX) or AMX it keeps 8; unreadable flags count as none."""
+    from fasterseg.infer.quantize import has_int8_dot_product
+
+    cpuinfo = tmp_path / "cpuinfo"
+    for flags, expected in (("fpu sse2 avx2 fma", False), ("avx2 avx512f avx512_vnni", True),
+                            ("avx2 avx_vnni", True), ("avx512f amx_tile amx_int8", True)):
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert has_int8_dot_product(cpuinfo) is expected, flags
+    assert has_int8_dot_product(tmp_path / "missing") is False

@@ -83,9 +83,12 @@ def test_imported_student_reproduces_official_outputs(student, equivalence_dir):
     with torch.no_grad():
         pred8, pred16, pred32 = student(io["train_input"])
     student.eval()
+    # Training mode normalises by each batch's own statistics, which magnifies the kernels' summation order: an
+    # AVX2-only CPU lands 2e-4 from the official outputs (values of order 1) where AVX-512 ones land within 1e-4;
+    # a wrong operator or weight is off by 0.1 or more.
     for ours, key in ((pred8, "train_pred8"), (pred16, "train_pred16"), (pred32, "train_pred32")):
         assert ours.shape == io[key].shape
-        assert (ours - io[key]).abs().max().item() <= 1e-4, key
+        assert (ours - io[key]).abs().max().item() <= 1e-3, key
 
 
 def test_missing_and_misshaped_tensors_are_named(student, equivalence_dir):

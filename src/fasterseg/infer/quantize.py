@@ -12,6 +12,7 @@ because ranges measured on other data silently cost accuracy.
 
 from __future__ import annotations
 
+import platform
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,23 @@ class _Reader:
 QUANTIZED_OPS = ("Conv",)
 
 
+def has_int8_dot_product(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """Whether this x86 CPU sums uint8 x int8 products in 32 bits (AVX512-VNNI, AVX-VNNI or AMX), or is not x86.
+
+    Why: without VNNI, x86 int8 kernels (ONNX Runtime's and OpenVINO's) add pairs of products in a
+    saturating 16-bit register, and full 8-bit weights overflow it: on an AVX2-only EPYC the built-in
+    model's int8 labels matched fp32 on only 74% of the pixels of held-out frames. Weights quantised to
+    7 bits (``reduce_range``) stay inside it. Where the flags cannot be read, assume no VNNI (the safe side).
+    """
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return True
+    try:
+        flags = set(Path(cpuinfo).read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_vnni", "avx512vnni", "avx_vnni", "amx_int8"})
+
+
 def quantize_onnx(fp32_path: str | Path, out: str | Path, calibration: Calibration, input_name: str = "image",
                   op_types: tuple[str, ...] | None = QUANTIZED_OPS) -> Path:
     """Write the int8 QDQ version of ``fp32_path`` to ``out`` (atomically: a failure leaves no file).
@@ -118,7 +136,7 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, calibration: Calibrati
                                 quant_format=QuantFormat.QDQ, per_channel=True,
                                 op_types_to_quantize=list(op_types) if op_types else None,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                                calibrate_method=CalibrationMethod.MinMax,
+                                calibrate_method=CalibrationMethod.MinMax, reduce_range=not has_int8_dot_product(),
                                 extra_options={"CalibTensorRangeSymmetric": False})
                 _carry_metadata(fp32_path, target)
         except Exception as exc:  # the quantiser raises bare Exceptions; name the graph
