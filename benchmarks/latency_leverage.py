@@ -80,6 +80,7 @@ def push(space, arch: str, lut, terms: str, states: int, seed: int, split: tuple
     import torch
 
     from fasterseg.latency.model import decoupled_latency, fixed_ratios, supernet_latency
+    from fasterseg.search.job import split_weights
     from fasterseg.search.random_students import _random_params
 
     spec = space.arch(arch)
@@ -96,11 +97,7 @@ def push(space, arch: str, lut, terms: str, states: int, seed: int, split: tuple
         else:
             logits, ratios = [], None
         if terms == "decoupled":
-            weights = None
-            if split:
-                used = split if ratios is not None else split[:2]
-                weights = tuple(v / sum(used) for v in used)
-            total = decoupled_latency(lut, alphas, betas, ratios, weights=weights)
+            total = decoupled_latency(lut, alphas, betas, ratios, weights=split_weights(split, ratios is not None))
         else:
             total = supernet_latency(lut, alphas, betas, ratios if ratios is not None else fixed_ratios(space))
         total.backward()

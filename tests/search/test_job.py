@@ -232,3 +232,13 @@ def test_a_bad_latency_split_is_refused_naming_the_key(split, message):
         load_config(SearchJobConfig, TINY, [f"latency_split={split}"])
     with pytest.raises(ConfigError, match="latency_split.*coupled"):
         load_config(SearchJobConfig, TINY, ["latency_split=[1, 1, 1]", "latency_terms=coupled"])
+
+
+def test_a_split_with_weight_only_on_widths_is_refused_for_an_architecture_without_width_search():
+    from fasterseg.errors import ConfigError
+    from fasterseg.search.job import split_weights
+
+    assert split_weights([0, 0, 2], widths_searched=True) == (0.0, 0.0, 1.0)
+    assert split_weights([1, 3, 4], widths_searched=False) == (0.25, 0.75)
+    with pytest.raises(ConfigError, match=r"latency_split: \[0, 0, 2\].*no widths"):
+        split_weights([0, 0, 2], widths_searched=False)

@@ -34,6 +34,19 @@ from fasterseg.utils.memory import keep_freed_memory
 from fasterseg.utils.runlock import run_lock
 
 
+def split_weights(split: Sequence[float], widths_searched: bool) -> tuple[float, ...] | None:
+    """The decoupled terms' weights from ``latency_split``, normalised to sum 1 like the paper's (an
+    architecture without width search has no widths term, so only the first two count); None for ``()``:
+    the paper's."""
+    if not split:
+        return None
+    used = tuple(float(v) for v in (split if widths_searched else split[:2]))
+    if sum(used) <= 0:
+        raise ConfigError(f"latency_split: {list(split)} leaves no weight on the terms of an architecture that searches "
+                          "no widths (ops and down-sampling are both 0)")
+    return tuple(v / sum(used) for v in used)
+
+
 class LatencyModel:
     """The table seen by the search: differentiable supernet latency and derived-network ms."""
 
@@ -53,12 +66,7 @@ class LatencyModel:
         return supernet_latency(lut, params.alphas, params.betas, ratios if ratios is not None else widest)
 
     def _weights(self, widths_searched: bool) -> tuple[float, ...] | None:
-        """The decoupled terms' weights: the configured split, normalised to sum 1 like the paper's
-        (without width search the widths' share goes to nothing: it has no term); None: the paper's."""
-        if not self.split:
-            return None
-        split = self.split if widths_searched else self.split[:2]
-        return tuple(v / sum(split) for v in split)
+        return split_weights(self.split, widths_searched)
 
     def genotype_ms(self, genotype: Genotype) -> float:
         return network_latency(genotype, self.table, self.size).total_ms
