@@ -93,3 +93,14 @@ def assert_cpu_deploy_paths_match_eager(model, x, tmp_path) -> None:
         got = runner.labels(x)
         assert got.shape == want.shape, backend
         assert (got.long() == want).float().mean() > 0.999, backend
+
+
+def load_benchmark_script(name: str):
+    """A script of benchmarks/ imported as a module (they are scripts, not a package), so tests call its functions."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,16 +1,14 @@
 """benchmarks/latency_leverage.py: which architecture parameters move a derived student's latency, and
 which ones the latency term pushes (issue 30)."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import load_benchmark_script
+
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "benchmarks" / "latency_leverage.py"
-spec = importlib.util.spec_from_file_location("latency_leverage", SCRIPT)
-leverage = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(leverage)
+leverage = load_benchmark_script("latency_leverage")
 LUT = REPO / "benchmarks" / "results" / "lut" / "cpu_openvino_bf16_360x480_camvid.json"
 CONFIG = REPO / "configs" / "search" / "camvid_cpu_family_small.yaml"
 
