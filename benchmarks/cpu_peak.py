@@ -84,6 +84,8 @@ def onnx_graphs(module, shape: tuple[int, ...], directory: Path) -> tuple[Path, 
 def time_shape(spec, threads: int, warmup: int, repeats: int) -> list[PeakRow]:
     import torch
 
+    from fasterseg.utils.device import bf16_supported
+
     name, c, k, h, w = spec
     gmac = DEPTH * c * c * k * k * h * w / 1e9
     shape = (1, c, h, w)
@@ -101,6 +103,8 @@ def time_shape(spec, threads: int, warmup: int, repeats: int) -> list[PeakRow]:
 
     def torch_call(dtype):
         def make():
+            if dtype == torch.bfloat16 and not bf16_supported(torch.device("cpu")):
+                raise RuntimeError("this CPU has no native bf16 (emulated bf16 is slower than fp32)")
             def call():
                 with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
                     module(x)

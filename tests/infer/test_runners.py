@@ -64,6 +64,16 @@ def test_bf16_on_cpu_runs_and_mostly_agrees(backend, tmp_path):
     assert (got == labels).float().mean() > 0.9  # bf16 is lossy: not a same-labels path
 
 
+def test_optimized_bf16_is_refused_on_a_cpu_without_bf16_units(monkeypatch):
+    """Emulated bf16 is slower than fp32: a benchmark would time it as if it were the real path."""
+    from fasterseg.utils import device as device_caps
+
+    monkeypatch.setattr(device_caps, "bf16_supported", lambda device: False)
+    with pytest.raises(BackendUnavailable, match="no native bf16"):
+        build_runner(tiny_model(), RunnerOptions("optimized", precision="bf16", compile=False))
+    build_runner(tiny_model(), RunnerOptions("optimized", precision="fp32", compile=False))  # fp32 still runs
+
+
 @pytest.mark.parametrize("options,match", [
     (RunnerOptions("optimized", precision="fp16"), "fp16"),
     (RunnerOptions("eager", precision="bf16"), r"eager: runs fp32, not bf16 \(bf16 runs on optimized, openvino\)"),

@@ -37,9 +37,20 @@ def test_build_is_resumable_and_refuses_a_different_setting(tmp_path, capsys):
     merged = tmp_path / "merged.json"
     assert main(["lut", "merge", str(skips), str(other), "--out", str(merged)]) == 0
     assert set(LatencyTable.load(merged).entries) == set(partial.entries) | set(LatencyTable.load(other).entries)
-    rc = main(["lut", "build", "--precision", "bf16", "--out", str(out), *TINY])
+    rc = main(["lut", "build", "--out", str(out), *TINY, "--size", "64x96"])  # another size: another table
     assert rc == 1
     assert "exists with setting" in capsys.readouterr().err
+
+
+def test_bf16_table_is_refused_on_a_cpu_without_bf16_units(tmp_path, capsys, monkeypatch):
+    """Emulated bf16 runs slower than fp32: its table would steer a search towards the wrong operators."""
+    from fasterseg.utils import device as device_caps
+
+    monkeypatch.setattr(device_caps, "bf16_supported", lambda device: False)
+    out = tmp_path / "bf16.json"
+    assert main(["lut", "build", "--precision", "bf16", "--out", str(out), *TINY]) == 1
+    assert "no native bf16" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_show_and_import_official(tmp_path, capsys, official_dir):

@@ -26,6 +26,7 @@ from fasterseg.errors import BackendUnavailable, FasterSegError
 from fasterseg.infer.fold import fold_batchnorm, fold_for_deploy
 from fasterseg.infer.heads import NetworkOnly, Segmenter
 from fasterseg.infer.quantize import Calibration
+from fasterseg.utils import device as device_caps
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}  # the PyTorch paths' dtypes
 
@@ -126,6 +127,10 @@ def optimized_runner(model: nn.Module, options: RunnerOptions, device: torch.dev
     dtype = PRECISIONS[options.precision]
     if dtype == torch.float16 and device.type == "cpu":
         raise BackendUnavailable("fp16 is for GPUs; on CPU use fp32 or bf16")
+    if dtype == torch.bfloat16 and device.type == "cpu" and not device_caps.bf16_supported(device):
+        # Emulated bf16 runs several times slower than fp32 and would be timed as if it were the real thing.
+        raise BackendUnavailable("optimized bf16: this CPU has no native bf16 (AVX512-BF16 or AMX); "
+                                 "use fp32, or int8 on onnxruntime/openvino")
     net = fold_for_deploy(model).to(device=device, dtype=dtype)
     memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
     net = net.to(memory_format=memory_format)

@@ -24,6 +24,7 @@ from fasterseg.backends import TABLE_PRECISIONS, entry, resolve, timing_backend_
 from fasterseg.errors import BackendUnavailable
 from fasterseg.infer.export import onnx_bytes
 from fasterseg.latency.lut import LatencyTable, OpSpec, TableMeta, now_iso
+from fasterseg.utils import device as device_caps
 from fasterseg.utils.env import cpu_name
 from fasterseg.utils.timing import Timer, cpu_timer, cuda_event_timer, repeat_ms, wall_timer
 from fasterseg.nets.network import ConvBnRelu, FeatureFusion, Head, init_weights
@@ -166,6 +167,9 @@ class TorchTimer(OpTimer):
             raise BackendUnavailable(f"device must be 'cpu' or 'cuda[:N]', got {device!r}")
         elif self.precision == "fp16":
             raise BackendUnavailable("fp16 on CPU is not a deployment setting; use fp32 or bf16 on CPU")
+        elif self.precision == "bf16" and not device_caps.bf16_supported(torch.device("cpu")):
+            # Emulated bf16 is several times slower than fp32: a table of it would mislead the search.
+            raise BackendUnavailable("--precision bf16: this CPU has no native bf16 (AVX512-BF16 or AMX); use fp32")
 
     def device_name(self) -> str:
         if self.device.startswith("cuda"):
