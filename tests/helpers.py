@@ -96,11 +96,15 @@ def assert_cpu_deploy_paths_match_eager(model, x, tmp_path) -> None:
 
 
 def load_benchmark_script(name: str):
-    """A script of benchmarks/ imported as a module (they are scripts, not a package), so tests call its functions."""
+    """A script of benchmarks/ (``"speed"``, ``"baselines/compare"``) imported as a module (they are scripts,
+    not a package), so tests call its functions. It is registered in ``sys.modules`` under its file's stem,
+    where a dataclass it defines looks its module up."""
     import importlib.util
+    import sys
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
+    spec = importlib.util.spec_from_file_location(Path(name).name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module

@@ -5,14 +5,13 @@ them, an ONNX graph ONNX Runtime reproduces, BatchNorm folding, the model-file r
 and without the training-only heads); then the papers' parameter counts, a baseline trained by
 ``fasterseg train --network`` and compare.py on model files and on the old loop's weights."""
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 
 from fasterseg.losses import OhemCrossEntropy, segmentation_loss
 from fasterseg.nets.registry import REGISTRY, build_network
+from tests.helpers import load_benchmark_script
 
 NETWORKS = [*REGISTRY, "fasterseg"]
 
@@ -161,10 +160,7 @@ def test_compare_scores_and_times_every_model_side_by_side(synth_root, tmp_path,
     from fasterseg.cli import main as fasterseg_main
     from tests.infer.conftest import tiny_model_file
 
-    spec = importlib.util.spec_from_file_location(
-        "baseline_compare", Path(__file__).resolve().parents[2] / "benchmarks" / "baselines" / "compare.py")
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
+    compare = load_benchmark_script("baselines/compare")
     a = tiny_model_file(tmp_path / "a.safetensors")
     b = tiny_model_file(tmp_path / "b.safetensors", seed_note="second")  # same weights, recorded differently
     data = f"synth:{synth_root}"
@@ -189,11 +185,7 @@ def test_compare_scores_and_times_every_model_side_by_side(synth_root, tmp_path,
 
 
 def _load_compare():
-    spec = importlib.util.spec_from_file_location(
-        "baseline_compare", Path(__file__).resolve().parents[2] / "benchmarks" / "baselines" / "compare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("baselines/compare")
 
 
 def test_the_old_loops_halved_weights_still_load_in_compare(tmp_path):

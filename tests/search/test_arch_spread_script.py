@@ -1,16 +1,11 @@
 """benchmarks/arch_spread.py: the spread and softmax lift of architecture parameters, by hand."""
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "arch_spread.py"
-spec = importlib.util.spec_from_file_location("arch_spread", SCRIPT)
-spread = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = spread
-spec.loader.exec_module(spread)
+from tests.helpers import load_benchmark_script
+
+spread = load_benchmark_script("arch_spread")
 
 
 def test_spread_and_lift_by_hand(tmp_path, capsys):

@@ -1,16 +1,14 @@
 """benchmarks/family_windows.py: which table latencies the CamVid CPU space's student reaches."""
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import load_benchmark_script
+
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "benchmarks" / "family_windows.py"
-spec = importlib.util.spec_from_file_location("family_windows", SCRIPT)
-family = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(family)
+family = load_benchmark_script("family_windows")
 LUT = REPO / "benchmarks" / "results" / "lut" / "cpu_openvino_bf16_360x480_camvid.json"
 CONFIG = REPO / "configs" / "search" / "camvid_cpu_adam.yaml"
 

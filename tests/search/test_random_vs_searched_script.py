@@ -1,14 +1,10 @@
 """benchmarks/random_vs_searched.py: Kendall's tau by hand, and the table from trained runs."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "random_vs_searched.py"
-spec = importlib.util.spec_from_file_location("random_vs_searched", SCRIPT)
-rvs = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(rvs)
+from tests.helpers import load_benchmark_script
+
+rvs = load_benchmark_script("random_vs_searched")
 
 
 def test_kendall_tau_by_hand():

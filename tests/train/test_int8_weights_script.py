@@ -1,19 +1,12 @@
 """benchmarks/int8_weights.py on a tiny trained model: both files are scored by the evaluator on the
 same frames, the int8 file is the smaller, and its score is the fp16 file's within a point."""
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 from fasterseg.train.trainer import train
-from tests.helpers import toy_train_config
+from tests.helpers import load_benchmark_script, toy_train_config
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "int8_weights.py"
-spec = importlib.util.spec_from_file_location("int8_weights", SCRIPT)
-bench = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = bench
-spec.loader.exec_module(bench)
+bench = load_benchmark_script("int8_weights")
 
 
 def test_int8_file_is_smaller_and_scores_as_fp16(toy, tmp_path, capsys):

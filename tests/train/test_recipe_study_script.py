@@ -1,14 +1,12 @@
 """benchmarks/recipe_study.py: the study's table from per-epoch logs, checked by hand."""
 
-import importlib.util
 import sys
 from pathlib import Path
 
+from tests.helpers import load_benchmark_script
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "recipe_study.py"
-spec = importlib.util.spec_from_file_location("recipe_study", SCRIPT)
-study = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = study  # its dataclass looks its module up there
-spec.loader.exec_module(study)
+study = load_benchmark_script("recipe_study")
 
 HEADER = "epoch,loss,lr,seconds,val_mIoU,val_pixel_accuracy,val_mIoU_ema\n"
 

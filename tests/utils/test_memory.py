@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import load_benchmark_script
+
 REPO = Path(__file__).resolve().parents[2]
 
 _PROBE = """
@@ -68,11 +70,7 @@ def test_training_and_search_turn_it_on_by_default_and_may_turn_it_off():
 
 
 def test_the_benchmark_times_both_settings_in_processes_of_their_own(capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("malloc_speed", REPO / "benchmarks" / "malloc_speed.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_benchmark_script("malloc_speed")
     assert script.main(["--rounds", "1", "--steps", "1", "--warmup", "0", "--batch", "2", "--size", "64x64",
                         "--genotype", str(REPO / script.DEFAULT_GENOTYPE)]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("| system", "| keep"))]
