@@ -54,7 +54,12 @@ def test_trains_and_predicts_at_odd_sizes(name):
         assert model.logits8(x).shape == (2, 11, 12, 16)  # 1/8 of the input padded to the stride (96x128)
 
 
-@pytest.mark.parametrize("name", NETWORKS)
+# DDRNet-23-slim's run (40 s on 2 cores, a third of this file) is kept out of the default suite: its folding is checked
+# by test_exports_to_onnx_and_folds_its_batchnorms, and the deploy paths by the other networks.
+DEPLOY_CASES = [pytest.param(n, marks=pytest.mark.slow) if n == "ddrnet23_slim" else n for n in NETWORKS]
+
+
+@pytest.mark.parametrize("name", DEPLOY_CASES)
 def test_every_cpu_deploy_path_gives_its_labels(name, tmp_path):
     from tests.helpers import assert_cpu_deploy_paths_match_eager
 
