@@ -44,7 +44,7 @@ def leverage(space, arch: str, latency_of, bases: int, redraws: int, seed: int) 
     (standard deviation) of the derived latency over the random states themselves ("all")."""
     import torch
 
-    from fasterseg.search.random_students import _random_params
+    from fasterseg.search.random_students import random_arch_params
 
     spec = space.arch(arch)
     num_widths = len(space.width_choices) if spec.search_width else 1
@@ -54,15 +54,15 @@ def leverage(space, arch: str, latency_of, bases: int, redraws: int, seed: int) 
         changes: dict[str, list[float]] = {k: [] for k in GROUPS}
         values: list[float] = []
         for _ in range(bases):
-            base = _random_params(space, num_widths, g)
+            base = random_arch_params(space, num_widths, g)
             ms = _derived_ms(base, space, spec, ends, latency_of)
             while ms is None:
-                base = _random_params(space, num_widths, g)
+                base = random_arch_params(space, num_widths, g)
                 ms = _derived_ms(base, space, spec, ends, latency_of)
             values.append(ms)
             for group in GROUPS:
                 for _ in range(redraws):
-                    other = _random_params(space, num_widths, g)
+                    other = random_arch_params(space, num_widths, g)
                     trial = base.clone()
                     setattr(trial, group, getattr(other, group))
                     moved = _derived_ms(trial, space, spec, ends, latency_of)
@@ -81,14 +81,14 @@ def push(space, arch: str, lut, terms: str, states: int, seed: int, split: tuple
 
     from fasterseg.latency.model import decoupled_latency, fixed_ratios, supernet_latency
     from fasterseg.search.job import split_weights
-    from fasterseg.search.random_students import _random_params
+    from fasterseg.search.random_students import random_arch_params
 
     spec = space.arch(arch)
     num_widths = len(space.width_choices) if spec.search_width else 1
     g = torch.Generator().manual_seed(seed)
     norms = dict.fromkeys(GROUPS, 0.0)
     for _ in range(states):
-        p = _random_params(space, num_widths, g)
+        p = random_arch_params(space, num_widths, g)
         alphas = [a.requires_grad_() for a in p.alphas]
         betas = [None if b is None else b.requires_grad_() for b in p.betas]
         if spec.search_width:  # a hard sample of each width row, straight through to its logits

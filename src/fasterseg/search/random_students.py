@@ -45,7 +45,9 @@ class RandomStudent:
     params: ArchParams  # the architecture parameters it was derived from (for scoring it inside the supernet)
 
 
-def _random_params(space: SupernetConfig, num_widths: int, g: torch.Generator) -> ArchParams:
+def random_arch_params(space: SupernetConfig, num_widths: int, g: torch.Generator) -> ArchParams:
+    """Architecture parameters of ``space`` with every entry a standard normal draw: a random point the
+    derivation rules turn into a random network (and what the latency leverage benchmark redraws)."""
     shapes = ArchParameters(space.layers, num_widths).to_arch_params()
     draw = lambda t: torch.randn(t.shape, generator=g)  # noqa: E731
     return ArchParams([draw(a) for a in shapes.alphas], [None if b is None else draw(b) for b in shapes.betas],
@@ -86,10 +88,10 @@ def sample_students_at_latency(space: SupernetConfig, arch: str, latency_of: Cal
                 return None
             return genotype, float(latency_of(genotype))
 
-        params = _random_params(space, num_widths, g)
+        params = random_arch_params(space, num_widths, g)
         current = derive(params)
         while current is None:
-            params = _random_params(space, num_widths, g)
+            params = random_arch_params(space, num_widths, g)
             current = derive(params)
         rows = _rows(params)
         steps = mixed = 0
