@@ -26,12 +26,30 @@ source "$(dirname "$0")/search_experiment_steps.sh"
 
 read -r -a RUNS <<<"${RUNS:-decoupled coupled}"
 declare -A EXTRA=([decoupled]="" [coupled]="--set latency_terms=coupled" [split]="--set latency_split=[1,0.5,1]")
+# Waits for every background job of a stage and names each that failed (a bare `wait` reports none of them), so a
+# failed search stops the script before its training and table instead of showing only in its log.
+wait_for() {
+  local stage=$1; shift
+  local failed=() i=0 pid
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" || failed+=("${RUNS[$i]}")
+    i=$((i + 1))
+  done
+  if ((${#failed[@]})); then echo "$stage failed: ${failed[*]} (their logs: $OUT/<run>.log)" >&2; exit 1; fi
+}
+
 mkdir -p "$OUT"
 for run in "${RUNS[@]}"; do
   [[ -v "EXTRA[$run]" ]] || { echo "unknown run '$run' (decoupled, coupled or split)" >&2; exit 2; }
+done
+PIDS=()
+for run in "${RUNS[@]}"; do
   # shellcheck disable=SC2086  # EXTRA's entries are word lists
   search "$run" ${EXTRA[$run]} &
+  PIDS+=($!)
 done
-wait
-for run in "${RUNS[@]}"; do train "$run" & done; wait
+wait_for search
+PIDS=()
+for run in "${RUNS[@]}"; do train "$run" & PIDS+=($!); done
+wait_for training
 python benchmarks/fps_windows_table.py "$OUT" "${RUNS[@]}"
