@@ -41,7 +41,9 @@
 #           while either run is unfinished
 #   long_cutmix  the chosen recipe (configs/train/camvid.yaml, 800 epochs) with CutMix (half of the crops), seq_train ->
 #           seq_val: the 80.6 it scores on its own drives against 43.6 on the held-out one says it overfits; the
-#           regularising arms were judged at 100 epochs, where it did not yet (about 5 hours of one thread)
+#           regularising arms were judged at 100 epochs, where it did not yet (about 5 hours of one thread).
+#           Stopped at epoch 475 (2026-12-08): it trailed the recipe's own run at every evaluation from epoch 240
+#           (docs/benchmarks.md); its compact checkpoint stays committed, so this step would continue it
 #   long_adamw   the same recipe with decoupled weight decay instead of CutMix (AdamW, weight decay 0.05): a regulariser
 #           on the parameters rather than the data
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
