@@ -96,6 +96,9 @@ def main() -> None:
     parser.add_argument("--calib-images", type=int, default=16)
     parser.add_argument("--peak", default=None, metavar="JSON", help="benchmarks/cpu_peak.py --json output: add the %% of peak table")
     parser.add_argument("--tensorrt", action="store_true", help="also time TensorRT (CUDA, needs onnxruntime-gpu + TensorRT)")
+    parser.add_argument("--label-path", default="exact", choices=["auto", "exact", "half", "quarter"],
+                        help="how the end-to-end rows make labels (default exact: the full-size resize of every class "
+                             "map, then argmax; `fasterseg bench` and the deploy paths default to auto)")
     args = parser.parse_args()
 
     import torch
@@ -122,6 +125,7 @@ def main() -> None:
         options = paths(args.device, args.bf16, args.tensorrt, calibration)
         for o in options:
             o.threads = args.threads
+            o.label_path = args.label_path
         rows = bench_backends(model, options, size, batch=args.batch, warmup=args.warmup,
                               repeats=args.repeats, progress=lambda line: print(line, file=sys.stderr, flush=True))
         after = environment()
