@@ -45,7 +45,8 @@
 #           Stopped at epoch 475 (2026-12-08): it trailed the recipe's own run at every evaluation from epoch 240
 #           (docs/benchmarks.md); its compact checkpoint stays committed, so this step would continue it
 #   long_adamw   the same recipe with decoupled weight decay instead of CutMix (AdamW, weight decay 0.05): a regulariser
-#           on the parameters rather than the data
+#           on the parameters rather than the data. Stopped at epoch 441 (2026-12-08): behind the recipe's own run at
+#           every evaluation from epoch 360 (1.8 at 440); its compact checkpoint stays committed, as CutMix's
 #   pack    copy each unfinished run's compact checkpoint (RUN/compact.safetensors, written every
 #           10 epochs, under 10 MB, or in parts of at most 10 MB for a larger network) and its per-epoch log to benchmarks/results/camvid_recipe/ for
 #           committing, so the next session continues there
