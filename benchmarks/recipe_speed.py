@@ -38,6 +38,12 @@ SETTINGS = {
                                                         ["loss.aux_weight=0", "data.resize_schedule=[[0, 0.75]]"]),
     "camvid_scratch.yaml without aux heads, at 0.5x": ("configs/train/camvid_scratch.yaml",
                                                        ["loss.aux_weight=0", "data.resize_schedule=[[0, 0.5]]"]),
+    # the chosen recipe's full-size epochs in oneDNN's blocked NHWC layout (the default) and in plain NCHW: on a CPU
+    # without bf16 units the recipe trains in fp32, where the layout's gain is not a given
+    "camvid.yaml at full size, channels_last": ("configs/train/camvid.yaml", ["data.resize_schedule=[]"]),
+    "camvid.yaml at full size, contiguous": ("configs/train/camvid.yaml", ["data.resize_schedule=[]", "channels_last=false"]),
+    "camvid.yaml at 0.5x, channels_last": ("configs/train/camvid.yaml", ["data.resize_schedule=[[0, 0.5]]"]),
+    "camvid.yaml at 0.5x, contiguous": ("configs/train/camvid.yaml", ["data.resize_schedule=[[0, 0.5]]", "channels_last=false"]),
 }
 
 
