@@ -187,6 +187,64 @@ def test_resume_continues_exactly(tmp_path):
         run_phase(cfg, tmp_path / "empty", resume=True)
 
 
+@pytest.mark.parametrize("pretrain", [True, False])
+def test_a_run_stopped_inside_an_epoch_continues_from_its_last_step_exactly(tmp_path, monkeypatch, pretrain):
+    """With checkpoints inside epochs (here after every step), a run killed in the middle of its
+    second epoch resumes at the step after the last checkpoint and ends bit for bit as a run that
+    never stopped: the same weights, losses and log, and no stray checkpoint files."""
+    import fasterseg.search.loop as loop
+
+    data = write_camvid(tmp_path / "camvid", n=8)
+    cfg = tiny_search_config(data, pretrain=pretrain, epochs=2, iters_per_epoch=3, latency_weights={"student": 0.5},
+                             checkpoint_minutes=1e-9)
+    straight = run_phase(cfg, tmp_path / "straight", latency_fn=_cost)
+
+    real_step, calls = loop.search_step, {"n": 0}
+
+    def dies_at_the_fifth_step(*args, **kwargs):  # steps 1-3: epoch 0; 4: epoch 1's first; 5: its second
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise Interrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "search_step", dies_at_the_fifth_step)
+    with pytest.raises(Interrupt):
+        run_phase(cfg, tmp_path / "resumed", latency_fn=_cost)
+    meta = json.loads((tmp_path / "resumed" / "checkpoint.json").read_text())
+    assert meta["epoch"] == 0 and meta["partial"]["epoch"] == 1 and meta["partial"]["steps"] == 1
+    assert sorted(p.name for p in (tmp_path / "resumed").glob("checkpoint*.safetensors")) == [
+        "checkpoint-e0001-s00001.safetensors"]
+
+    resumed = run_phase(cfg, tmp_path / "resumed", latency_fn=_cost, resume=True)
+    assert calls["n"] == 7  # only epoch 1's last two steps were run again
+    assert [r.epoch for r in resumed] == [1]
+    assert resumed[0].weight_loss == straight[1].weight_loss and resumed[0].arch_loss == straight[1].arch_loss
+    a = load_file(str(tmp_path / "straight" / "weights.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "weights.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "straight" / "log.csv").read_text() == (tmp_path / "resumed" / "log.csv").read_text()
+    assert sorted(p.name for p in (tmp_path / "resumed").glob("checkpoint*.safetensors")) == [
+        "checkpoint-e0001.safetensors"]
+    assert "partial" not in json.loads((tmp_path / "resumed" / "checkpoint.json").read_text())
+
+
+def test_a_checkpoint_whose_partial_epoch_does_not_follow_its_last_is_refused(tmp_path):
+    from fasterseg.errors import ModelFileError
+
+    data = write_camvid(tmp_path / "camvid", n=8)
+    cfg = tiny_search_config(data, epochs=1, iters_per_epoch=2, checkpoint_minutes=1e-9)
+    run_phase(cfg, tmp_path / "run")
+    meta_path = tmp_path / "run" / "checkpoint.json"
+    meta = json.loads(meta_path.read_text())
+    meta["partial"] = {"epoch": 3, "steps": 1, "weight_loss_sum": 1.0, "arch_loss_sum": 0.0, "latency": {}}
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="'partial' names epoch 3 after 1 steps, but the last finished epoch is 0"):
+        run_phase(tiny_search_config(data, epochs=2, iters_per_epoch=2, checkpoint_minutes=1e-9), tmp_path / "run",
+                  resume=True)
+    with pytest.raises(ConfigError, match="checkpoint_minutes"):
+        tiny_search_config(data, checkpoint_minutes=-1)
+
+
 def test_iterations_per_epoch_follow_the_official_rule():
     # Cityscapes: 2975 training images, halves of 1487 and 1488.
     assert iterations_per_epoch(SearchConfig(batch_size=3), 1487) == 495  # pretraining

@@ -2,7 +2,10 @@
 
 Tensors (supernet, optimiser buffers, the RNG state) go to ``checkpoint-eNNNN.safetensors``
 (one file per epoch); the rest (epoch, optimiser hyper-parameters, scheduler counters, adapted
-latency weights) and the name of that tensor file to ``checkpoint.json``. Each file is written
+latency weights) and the name of that tensor file to ``checkpoint.json``. A checkpoint written
+inside an epoch (``checkpoint-eNNNN-sNNNNN.safetensors``, after that many of its steps) also
+records the steps done and the epoch's running loss sums, so that a resume continues at the next
+step as if the run had not stopped. Each file is written
 under a temporary name, flushed to disk and renamed; the JSON is renamed last and only then is
 the previous epoch's tensor file removed. Whenever the process dies, ``checkpoint.json`` names
 a complete tensor file of its own epoch: a checkpoint is one epoch's, never a mix of two.
@@ -25,27 +28,46 @@ TENSORS = "checkpoint.safetensors"  # the one tensor file of checkpoints written
 META = "checkpoint.json"
 
 
-def tensors_name(epoch: int) -> str:
-    return f"checkpoint-e{epoch:04d}.safetensors"
+def tensors_name(epoch: int, step: int | None = None) -> str:
+    return f"checkpoint-e{epoch:04d}.safetensors" if step is None else f"checkpoint-e{epoch:04d}-s{step:05d}.safetensors"
+
+
+@dataclass
+class PartialEpoch:
+    """An epoch stopped after ``steps`` of its steps: what its record has summed so far."""
+
+    epoch: int
+    steps: int
+    weight_loss_sum: float
+    arch_loss_sum: float
+    latency: dict[str, float]
 
 
 @dataclass
 class Resumed:
     next_epoch: int
     latency_weights: dict[str, float]
+    partial: PartialEpoch | None = None  # next_epoch's steps already taken
 
 
 def save_checkpoint(run_dir: Path, epoch: int, net: torch.nn.Module, weights_opt: torch.optim.Optimizer,
-                    arch_opts: dict[str, torch.optim.Optimizer], schedule, latency_weights: dict[str, float]) -> None:
+                    arch_opts: dict[str, torch.optim.Optimizer], schedule, latency_weights: dict[str, float],
+                    partial: PartialEpoch | None = None) -> None:
+    """The state after ``epoch`` (or, with ``partial``, after ``partial.steps`` steps of the next one)."""
+    if partial is not None and partial.epoch != epoch + 1:
+        raise ValueError(f"a partial epoch {partial.epoch} follows finished epoch {partial.epoch - 1}, not {epoch}")
     tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {
         "epoch": epoch,
-        "tensors": tensors_name(epoch),
+        "tensors": tensors_name(epoch) if partial is None else tensors_name(partial.epoch, partial.steps),
         "optimizers": {"weights": flatten_optimizer("opt.weights", weights_opt.state_dict(), tensors)},
         "schedule": schedule.state_dict(),
         "latency_weights": latency_weights,
     }
+    if partial is not None:
+        meta["partial"] = {"epoch": partial.epoch, "steps": partial.steps, "weight_loss_sum": partial.weight_loss_sum,
+                           "arch_loss_sum": partial.arch_loss_sum, "latency": partial.latency}
     for name, opt in arch_opts.items():
         meta["optimizers"][f"arch.{name}"] = flatten_optimizer(f"opt.arch.{name}", opt.state_dict(), tensors)
     with atomic_path(run_dir / meta["tensors"]) as tmp:
@@ -99,4 +121,15 @@ def load_checkpoint(run_dir: Path, net: torch.nn.Module, weights_opt: torch.opti
         opt.load_state_dict(unflatten_optimizer(f"opt.{key}", meta["optimizers"][key], tensors))
     schedule.load_state_dict(meta["schedule"])
     torch.set_rng_state(tensors["rng.torch"])
-    return Resumed(int(meta["epoch"]) + 1, {k: float(v) for k, v in meta["latency_weights"].items()})
+    partial = None
+    if meta.get("partial") is not None:
+        p = meta["partial"]
+        try:
+            partial = PartialEpoch(int(p["epoch"]), int(p["steps"]), float(p["weight_loss_sum"]),
+                                   float(p["arch_loss_sum"]), {k: float(v) for k, v in p["latency"].items()})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelFileError(f"{run_dir / META}: unreadable field 'partial' ({exc!r})") from None
+        if partial.epoch != int(meta["epoch"]) + 1 or partial.steps < 1:
+            raise ModelFileError(f"{run_dir / META}: 'partial' names epoch {partial.epoch} after {partial.steps} steps, "
+                                 f"but the last finished epoch is {meta['epoch']}")
+    return Resumed(int(meta["epoch"]) + 1, {k: float(v) for k, v in meta["latency_weights"].items()}, partial)

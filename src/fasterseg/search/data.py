@@ -88,16 +88,19 @@ class Augmented(torch.utils.data.Dataset):
 
 
 class _RankSlices:
-    """Each global batch of a batch sampler, cut to this process's contiguous share."""
+    """Each global batch of a batch sampler after the first ``skip``, cut to this process's
+    contiguous share (the skipped ones are drawn, not loaded, so the order is unchanged)."""
 
-    def __init__(self, batches, rank: int, world: int):
-        self.batches, self.rank, self.world = batches, rank, world
+    def __init__(self, batches, rank: int, world: int, skip: int = 0):
+        self.batches, self.rank, self.world, self.skip = batches, rank, world, skip
 
     def __len__(self) -> int:
-        return len(self.batches)
+        return max(len(self.batches) - self.skip, 0)
 
     def __iter__(self):
-        for batch in self.batches:
+        for i, batch in enumerate(self.batches):
+            if i < self.skip:
+                continue
             share = len(batch) // self.world
             yield batch[self.rank * share: (self.rank + 1) * share]
 
@@ -111,9 +114,10 @@ def split_halves(n: int, seed: int) -> tuple[list[int], list[int]]:
 
 
 def half_loader(dataset, indices: Sequence[int], batch_size: int, num_batches: int, seed: int,
-                num_workers: int = 0, rank: int = 0, world: int = 1) -> DataLoader:
+                num_workers: int = 0, rank: int = 0, world: int = 1, skip: int = 0) -> DataLoader:
     """``num_batches`` shuffled global batches from ``indices``, cycling through them as often as
-    needed; with ``world`` processes each gets its contiguous share of every global batch."""
+    needed; with ``world`` processes each gets its contiguous share of every global batch.
+    ``skip`` leaves out the first batches (an epoch resumed after that many steps)."""
     subset = Subset(dataset, list(indices))
     if len(subset) < batch_size:
         raise ConfigError(f"batch_size: a half of the training split has {len(subset)} samples, too few for a batch of {batch_size}")
@@ -121,5 +125,5 @@ def half_loader(dataset, indices: Sequence[int], batch_size: int, num_batches: i
         raise ValueError(f"a batch of {batch_size} cannot be shared equally by {world} processes")
     sampler = RandomSampler(subset, replacement=False, num_samples=batch_size * num_batches,
                             generator=torch.Generator().manual_seed(seed))
-    batches = _RankSlices(BatchSampler(sampler, batch_size, drop_last=True), rank, world)
+    batches = _RankSlices(BatchSampler(sampler, batch_size, drop_last=True), rank, world, skip)
     return DataLoader(subset, batch_sampler=batches, num_workers=num_workers)

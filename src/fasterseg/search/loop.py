@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import yaml
 from fasterseg.config import save_config, to_dict
 from fasterseg.errors import ConfigError
 from fasterseg.nets.summary import plot_architecture
-from fasterseg.search.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from fasterseg.search.checkpoint import PartialEpoch, has_checkpoint, load_checkpoint, save_checkpoint
 from fasterseg.data.registry import build_dataset
 from fasterseg.data.splits import as_split_list, read_splits
 from fasterseg.search.data import Augmented, SearchTransform, half_loader, split_halves
@@ -136,9 +137,11 @@ def run_phase(cfg: SearchConfig, run_dir: str | Path, latency_fn: LatencyFn | No
     metrics = MetricsLog(run_dir, enabled=me == 0, purge_step=first_epoch or None)
     if resume:  # drop rows of epochs the resumed run will redo (written after the last checkpoint)
         metrics.keep("log.csv", lambda row: int(row["epoch"]) < first_epoch)
+    partial = resumed.partial if resume else None
     records = []
     for epoch in range(first_epoch, cfg.epochs):
-        record = _train_epoch(cfg, phase, data, epoch, latency_fn, latency_weights, me, world)
+        record = _train_epoch(cfg, phase, data, epoch, latency_fn, latency_weights, me, world, run_dir,
+                              partial if partial is not None and partial.epoch == epoch else None)
         if data.val is not None:
             _score_outputs(cfg, phase, data, record, me, world)
         if not cfg.pretrain and genotype_latency is not None and record.miou:
@@ -209,17 +212,30 @@ def _build_phase(cfg: SearchConfig, data: _PhaseData, device: torch.device, init
 
 
 def _train_epoch(cfg: SearchConfig, phase: _Phase, data: _PhaseData, epoch: int, latency_fn: LatencyFn | None,
-                 latency_weights: dict[str, float], me: int, world: int) -> EpochRecord:
-    """One epoch of steps: weights on one half, then (searching) architectures on the other."""
+                 latency_weights: dict[str, float], me: int, world: int, run_dir: Path,
+                 partial: PartialEpoch | None = None) -> EpochRecord:
+    """One epoch of steps: weights on one half, then (searching) architectures on the other.
+
+    ``partial`` continues an epoch stopped after its first steps (their batches are skipped, not
+    loaded). Every ``cfg.checkpoint_minutes`` the state after the current step is checkpointed, so
+    that a run stopped inside a long epoch loses minutes, not the epoch."""
     seed = cfg.seed + 1000 * epoch
+    done = partial.steps if partial is not None else 0
     data.dataset.set_epoch(epoch)
-    weights = half_loader(data.dataset, data.weight_half, cfg.batch_size, data.iters, seed, cfg.num_workers, me, world)
-    archs = half_loader(data.dataset, data.arch_half, cfg.batch_size, data.iters, seed + 1, cfg.num_workers, me, world)
+    weights = half_loader(data.dataset, data.weight_half, cfg.batch_size, data.iters, seed, cfg.num_workers, me, world,
+                          skip=done)
+    archs = half_loader(data.dataset, data.arch_half, cfg.batch_size, data.iters, seed + 1, cfg.num_workers, me, world,
+                        skip=done)
     lr = phase.opt.weights.param_groups[0]["lr"]
-    sums = {"weight": 0.0, "arch": 0.0}
-    latency: dict[str, float] = {}
-    bar = tqdm(zip(weights, archs), total=data.iters, file=sys.stderr, disable=me != 0,
+    sums = {"weight": partial.weight_loss_sum, "arch": partial.arch_loss_sum} if partial else {"weight": 0.0, "arch": 0.0}
+    latency: dict[str, float] = dict(partial.latency) if partial else {}
+    resumed_rng = torch.get_rng_state() if partial else None  # the stopped run's stream after its last step
+    weights, archs = iter(weights), iter(archs)  # creating a loader's iterator draws from the global stream
+    if resumed_rng is not None:  # which the stopped run did before that step, not after: go back to where it stood
+        torch.set_rng_state(resumed_rng)
+    bar = tqdm(zip(weights, archs), total=data.iters, initial=done, file=sys.stderr, disable=me != 0,
                desc=f"{'pretrain' if cfg.pretrain else 'search'} {epoch + 1}/{cfg.epochs}")
+    last_saved = time.monotonic()
     for w_batch, a_batch in bar:
         w_batch = _to_device(w_batch, phase.device, cfg.channels_last)
         a_batch = None if cfg.pretrain else _to_device(a_batch, phase.device, cfg.channels_last)
@@ -228,7 +244,14 @@ def _train_epoch(cfg: SearchConfig, phase: _Phase, data: _PhaseData, epoch: int,
         sums["weight"] += result.weight_loss
         sums["arch"] += result.arch_loss or 0.0
         latency = result.latency
+        done += 1
         bar.set_postfix(loss=f"{result.weight_loss:.3f}")
+        due = cfg.checkpoint_minutes and time.monotonic() - last_saved >= 60 * cfg.checkpoint_minutes
+        if due and done < data.iters:  # the epoch's end writes its own checkpoint
+            if me == 0:
+                save_checkpoint(run_dir, epoch - 1, phase.net, phase.opt.weights, phase.opt.archs, phase.schedule,
+                                latency_weights, PartialEpoch(epoch, done, sums["weight"], sums["arch"], dict(latency)))
+            last_saved = time.monotonic()
     phase.schedule.step()
     n = data.iters
     return EpochRecord(epoch, lr, sums["weight"] / n, None if cfg.pretrain else sums["arch"] / n, latency)
@@ -299,7 +322,7 @@ def _window_below_note(name: str, weight: float, fps: dict[str, float], fps_max:
 
 # What a resumed phase may change: more (or fewer) epochs continue the same schedule, since the
 # learning rate decays per epoch whatever the total; the others only change how epochs are scored.
-RESUMABLE_CHANGES = ("epochs", "val_limit", "bn_batches", "num_workers")
+RESUMABLE_CHANGES = ("epochs", "val_limit", "bn_batches", "num_workers", "checkpoint_minutes")
 
 
 def changed_settings(old: dict, new: dict, prefix: str = "") -> list[str]:
