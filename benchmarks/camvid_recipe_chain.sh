@@ -30,6 +30,8 @@
 #           issue 31 item 5): does a finer output pay on the held-out drive, and for how many ms?
 #   base_s1, cutmix_s1, quarter_s1  base, cutmix and quarter again with seed 1 (cutmix and quarter scored
 #           above base, within the noise of one seed: two seeds of each say whether they belong in the recipe)
+#   base_fp32_s1  base_s1 again in fp32 (precision=fp32): quarter_s1 ran in fp32 on a CPU without bf16 units,
+#           base's seeds in bf16 on a Xeon with AMX; this control says whether quarter's lead is the precision's
 #   recipe  the chosen recipe (configs/train/camvid.yaml) as it is, seq_train -> seq_val: its held-out score,
 #           the one the shipped model's file records (about 3 hours of one thread)
 #   final   the chosen recipe (configs/train/camvid.yaml) on all 468 train + val frames, the built-in genotype: the
@@ -79,7 +81,7 @@ declare -A RUNS=([noaux]=camvid_scratch_noaux [base]=camvid_arm_base [bright]=ca
                  [ohem]=camvid_arm_ohem [both]=camvid_arm_both [sgd]=camvid_arm_sgd [crop]=camvid_arm_crop
                  [distill]=camvid_arm_distill [progressive]=camvid_arm_progressive
                  [imagenorm]=camvid_arm_imagenorm [classmix]=camvid_arm_classmix [cutmix]=camvid_arm_cutmix
-                 [quarter]=camvid_arm_quarter [base_s1]=camvid_arm_base_s1 [cutmix_s1]=camvid_arm_cutmix_s1 [quarter_s1]=camvid_arm_quarter_s1
+                 [quarter]=camvid_arm_quarter [base_s1]=camvid_arm_base_s1 [cutmix_s1]=camvid_arm_cutmix_s1 [quarter_s1]=camvid_arm_quarter_s1 [base_fp32_s1]=camvid_arm_base_fp32_s1
                  [recipe]=camvid_recipe_seqtrain [final]=camvid_final_small
                  [long_cutmix]=camvid_long_cutmix
                  [long_adamw]=camvid_long_adamw)
@@ -122,6 +124,8 @@ for step in "${STEPS[@]}"; do
              --set data.mix=cutmix --set data.mix_prob=0.5 --set seed=1 ;;
     quarter_s1) train_carried camvid_arm_quarter_s1 "$CARRIED/camvid_arm_quarter_s1.compact.safetensors" "${ARM[@]}" \
              --set output_stride=4 --set seed=1 ;;
+    base_fp32_s1) train_carried camvid_arm_base_fp32_s1 "$CARRIED/camvid_arm_base_fp32_s1.compact.safetensors" "${ARM[@]}" \
+             --set seed=1 --set precision=fp32 ;;
     recipe) train_carried camvid_recipe_seqtrain "$CARRIED/camvid_recipe_seqtrain.compact.safetensors" \
              --genotype "$GENOTYPE" --config configs/train/camvid.yaml ;;
     final) train_carried camvid_final_small "$CARRIED/camvid_final_small.compact.safetensors" \

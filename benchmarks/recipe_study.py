@@ -33,6 +33,7 @@ ARMS = {
     "classmix": "half of the next crop's classes pasted into a crop, half of the time (data.mix)",
     "cutmix": "a rectangle of the next crop pasted into a crop, half of the time (data.mix)",
     "quarter": "the 1/8 scores refined at 1/4 with the stem's 1/4 features (output_stride=4)",
+    "base_fp32": "base in fp32 (precision=fp32): the control of an arm run on a CPU without bf16 units",
 }
 SEED_SUFFIX = "_s"  # an arm run again with seed k is logged as ARM_s{k}
 CURVES = {"noaux": "camvid_scratch.yaml without aux heads, 800 epochs", "curve": "camvid_scratch.yaml, 800 epochs"}
