@@ -195,19 +195,19 @@ def test_a_run_stopped_inside_an_epoch_continues_from_its_last_step_exactly(tmp_
     import fasterseg.search.loop as loop
 
     data = write_camvid(tmp_path / "camvid", n=8)
-    cfg = tiny_search_config(data, pretrain=pretrain, epochs=2, iters_per_epoch=3, latency_weights={"student": 0.5},
+    cfg = tiny_search_config(data, pretrain=pretrain, epochs=2, iters_per_epoch=2, latency_weights={"student": 0.5},
                              checkpoint_minutes=1e-9)
     straight = run_phase(cfg, tmp_path / "straight", latency_fn=_cost)
 
     real_step, calls = loop.search_step, {"n": 0}
 
-    def dies_at_the_fifth_step(*args, **kwargs):  # steps 1-3: epoch 0; 4: epoch 1's first; 5: its second
+    def dies_at_the_fourth_step(*args, **kwargs):  # steps 1-2: epoch 0; 3: epoch 1's first; 4: its second
         calls["n"] += 1
-        if calls["n"] == 5:
+        if calls["n"] == 4:
             raise Interrupt
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "search_step", dies_at_the_fifth_step)
+    monkeypatch.setattr(loop, "search_step", dies_at_the_fourth_step)
     with pytest.raises(Interrupt):
         run_phase(cfg, tmp_path / "resumed", latency_fn=_cost)
     meta = json.loads((tmp_path / "resumed" / "checkpoint.json").read_text())
@@ -216,7 +216,7 @@ def test_a_run_stopped_inside_an_epoch_continues_from_its_last_step_exactly(tmp_
         "checkpoint-e0001-s00001.safetensors"]
 
     resumed = run_phase(cfg, tmp_path / "resumed", latency_fn=_cost, resume=True)
-    assert calls["n"] == 7  # only epoch 1's last two steps were run again
+    assert calls["n"] == 5  # only epoch 1's last step was run again
     assert [r.epoch for r in resumed] == [1]
     assert resumed[0].weight_loss == straight[1].weight_loss and resumed[0].arch_loss == straight[1].arch_loss
     a = load_file(str(tmp_path / "straight" / "weights.safetensors"))
