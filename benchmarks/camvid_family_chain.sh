@@ -21,7 +21,7 @@
 #   pack     copy each unfinished training's compact checkpoint and log to benchmarks/results/camvid_family/
 #
 # A search's supernet (112 M parameters) cannot be committed: a search finishes on the machine that
-# started it. Set THREADS (default 2) for the searches and the trainings alike.
+# started it, where it checkpoints every 10 minutes (checkpoint_minutes), so a session's end costs at most that. Set THREADS (default 2) for the searches and the trainings alike.
 set -euo pipefail
 # Bash reads a script as it runs it: run a copy, so that this file can be edited while a chain is under way
 if [[ -z ${CHAIN_ROOT:-} ]]; then
