@@ -149,6 +149,16 @@ class Interrupt(Exception):
     pass
 
 
+def _assert_resumed_as_straight(straight, resumed, straight_dir, resumed_dir):
+    """The resumed run redid epoch 1 only and ends as the run never stopped: losses, weights, log."""
+    assert [r.epoch for r in resumed] == [1]
+    assert resumed[0].weight_loss == straight[1].weight_loss and resumed[0].arch_loss == straight[1].arch_loss
+    a = load_file(str(straight_dir / "weights.safetensors"))
+    b = load_file(str(resumed_dir / "weights.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (straight_dir / "log.csv").read_text() == (resumed_dir / "log.csv").read_text()
+
+
 def test_resume_continues_exactly(tmp_path):
     data = write_camvid(tmp_path / "camvid", n=4)
     cfg = tiny_search_config(data, pretrain=False, epochs=2, latency_weights={"student": 0.5})
@@ -165,12 +175,7 @@ def test_resume_continues_exactly(tmp_path):
     with pytest.raises(Interrupt):
         run_phase(cfg, tmp_path / "resumed", latency_fn=dies_in_the_second_epoch)
     resumed = run_phase(cfg, tmp_path / "resumed", latency_fn=_cost, resume=True)
-    assert [r.epoch for r in resumed] == [1]
-    assert resumed[0].weight_loss == straight[1].weight_loss and resumed[0].arch_loss == straight[1].arch_loss
-    a = load_file(str(tmp_path / "straight" / "weights.safetensors"))
-    b = load_file(str(tmp_path / "resumed" / "weights.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert (tmp_path / "straight" / "log.csv").read_text() == (tmp_path / "resumed" / "log.csv").read_text()
+    _assert_resumed_as_straight(straight, resumed, tmp_path / "straight", tmp_path / "resumed")
     # TensorBoard (a test dependency) shows the CSV's numbers, once per epoch, across the interruption.
     rows = list(csv.DictReader((tmp_path / "resumed" / "log.csv").open()))
     scalars = tensorboard_scalars(tmp_path / "resumed" / "tensorboard")
@@ -217,12 +222,7 @@ def test_a_run_stopped_inside_an_epoch_continues_from_its_last_step_exactly(tmp_
 
     resumed = run_phase(cfg, tmp_path / "resumed", latency_fn=_cost, resume=True)
     assert calls["n"] == 5  # only epoch 1's last step was run again
-    assert [r.epoch for r in resumed] == [1]
-    assert resumed[0].weight_loss == straight[1].weight_loss and resumed[0].arch_loss == straight[1].arch_loss
-    a = load_file(str(tmp_path / "straight" / "weights.safetensors"))
-    b = load_file(str(tmp_path / "resumed" / "weights.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert (tmp_path / "straight" / "log.csv").read_text() == (tmp_path / "resumed" / "log.csv").read_text()
+    _assert_resumed_as_straight(straight, resumed, tmp_path / "straight", tmp_path / "resumed")
     assert sorted(p.name for p in (tmp_path / "resumed").glob("checkpoint*.safetensors")) == [
         "checkpoint-e0001.safetensors"]
     assert "partial" not in json.loads((tmp_path / "resumed" / "checkpoint.json").read_text())
